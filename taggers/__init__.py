@@ -1,0 +1,1 @@
+"""The tagging engine as pure logic."""

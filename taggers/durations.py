@@ -1,0 +1,50 @@
+"""Durations as rule authors write them: ``90d``, ``12h``, ``30m``, ``45s``, ``1500ms``."""
+
+from __future__ import annotations
+
+import re
+
+SECOND_MS = 1_000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+UNIT_MS: dict[str, int] = {
+    "ms": 1,
+    "s": SECOND_MS,
+    "m": MINUTE_MS,
+    "h": HOUR_MS,
+    "d": DAY_MS,
+    "w": 7 * DAY_MS,
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+class DurationError(ValueError):
+    """A duration string that does not parse, with a hint about the accepted form."""
+
+
+def parse_duration(text: str) -> int:
+    """Return the duration in milliseconds, e.g. ``parse_duration("90d")``.
+
+    Raises DurationError for anything else (negative, zero, unknown unit, missing unit).
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise DurationError(
+            f"bad duration {text!r}: write a number and a unit, e.g. 90d, 12h, 30m, 45s, 1500ms"
+        )
+    value = float(match.group(1)) * UNIT_MS[match.group(2)]
+    if value <= 0:
+        raise DurationError(f"bad duration {text!r}: must be greater than zero")
+    return int(value)
+
+
+def format_duration(ms: int) -> str:
+    """The shortest exact form of a duration: 7776000000 -> '90d'."""
+    for unit in ("d", "h", "m", "s"):
+        size = UNIT_MS[unit]
+        if ms % size == 0 and ms >= size:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

@@ -1,0 +1,257 @@
+"""The event contract: what producers put on ``behaviour-events``.
+
+Producers send one JSON object per message, keyed by ``user_id``. ``decode_event`` turns
+raw bytes into a validated ``BehaviourEvent`` or raises ``EventError`` with a bounded
+``reason`` code (for the DLQ and metrics) and a precise, human-readable message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+MAX_PROPS_DEPTH: Final = 8
+
+# Epoch-ms sanity range: catches seconds sent where milliseconds are expected.
+_MIN_TS_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
+_MAX_TS_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+
+REASONS: Final = ("too_large", "not_utf8", "invalid_json", "too_deep", "schema")
+"""Every value ``EventError.reason`` can take (a bounded label set for metrics)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventError(Exception):
+    """A message that is not a valid event. ``reason`` is one of ``REASONS``."""
+
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+def to_epoch_ms(value: object) -> int:
+    """Parse an ISO-8601 timestamp with a time zone, or epoch milliseconds, into epoch ms."""
+    if isinstance(value, bool):
+        raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
+    if isinstance(value, int | float):
+        ms = int(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"not an ISO-8601 timestamp: {value[:40]!r} (e.g. 2026-05-01T10:00:00+08:00)"
+            ) from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"{value[:40]!r} has no time zone: add Z or an offset like +08:00")
+        ms = int(parsed.timestamp() * 1000)
+    else:
+        raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
+    if not _MIN_TS_MS <= ms < _MAX_TS_MS:
+        hint = " (looks like seconds: send milliseconds)" if _MIN_TS_MS // 1000 <= ms < _MAX_TS_MS // 1000 else ""
+        raise ValueError(f"{ms} is outside 2000-01-01..2100-01-01{hint}")
+    return ms
+
+
+def format_ts(ms: int) -> str:
+    """Epoch ms as an ISO-8601 UTC string, for output events and humans."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+_TS_SCHEMA: Final = {
+    "anyOf": [
+        {"type": "string", "format": "date-time", "description": "ISO-8601 with a time zone"},
+        {"type": "integer", "description": "epoch milliseconds"},
+    ]
+}
+Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHEMA)]
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Props(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ViewProps(_Props):
+    category: str | None = None
+    sku: str | None = None
+
+
+class PurchaseProps(_Props):
+    amount: Money
+    order_id: str | None = None
+    category: str | None = None
+
+
+class RefundProps(_Props):
+    amount: Money
+    order_id: str | None = None
+
+
+class CouponIssuedProps(_Props):
+    coupon_id: Id
+    expires_at: Timestamp
+
+
+class CouponRedeemedProps(_Props):
+    coupon_id: Id
+
+
+class PointsEarnedProps(_Props):
+    points: Annotated[float, Field(allow_inf_nan=False)]
+
+
+class GroupProps(_Props):
+    group_id: str | None = None
+
+
+class MessageProps(_Props):
+    text: Annotated[str, Field(max_length=10_000)]
+    group_id: str | None = None
+
+
+class ShareProps(_Props):
+    sku: str | None = None
+
+
+class ReferralProps(_Props):
+    invitee_id: Id
+
+
+class SurveyProps(_Props):
+    score: Annotated[int, Field(ge=0, le=10)]
+
+
+class StoreVisitProps(_Props):
+    store_id: str | None = None
+
+
+EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
+    "view": (ViewProps, "viewed a product page"),
+    "add_to_cart": (ViewProps, "added a product to the cart"),
+    "purchase": (PurchaseProps, "paid an order"),
+    "refund": (RefundProps, "got money back for an order"),
+    "coupon_issued": (CouponIssuedProps, "received a coupon that expires at expires_at"),
+    "coupon_redeemed": (CouponRedeemedProps, "used a coupon"),
+    "check_in": (_Props, "checked in (daily sign-in)"),
+    "points_earned": (PointsEarnedProps, "earned loyalty points"),
+    "member_join": (_Props, "joined the membership programme"),
+    "friend_add": (_Props, "added the brand's WeCom account as a friend"),
+    "friend_delete": (_Props, "deleted the brand's WeCom account"),
+    "group_join": (GroupProps, "joined a WeCom group"),
+    "group_leave": (GroupProps, "left a WeCom group"),
+    "message": (MessageProps, "sent a message in a group or chat"),
+    "share": (ShareProps, "shared a product or article"),
+    "referral": (ReferralProps, "referred a new user"),
+    "survey": (SurveyProps, "answered the NPS survey (score 0-10)"),
+    "store_visit": (StoreVisitProps, "visited a physical store"),
+}
+"""Known event types: props model and meaning. Other types are accepted as they are."""
+
+CHANNELS: Final = ("wecom", "official_account", "mini_program", "app", "store", "sms")
+
+
+class BehaviourEvent(BaseModel):
+    """One thing a user did. ``ts`` is held as epoch milliseconds."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="BehaviourEvent",
+        json_schema_extra={"description": "A user's behaviour event (key = user_id)."},
+    )
+
+    event_id: Id = Field(description="Unique per event; producers' retries reuse it")
+    user_id: Id
+    type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = Field(
+        description="Event type: " + ", ".join(EVENT_TYPES) + "; other types are accepted"
+    )
+    ts: Timestamp = Field(description="When it happened")
+    channel: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="Where: " + ", ".join(CHANNELS) + ", ..."
+    )
+    props: dict[str, Any] = Field(default_factory=dict, description="Type-specific details")
+
+    @model_validator(mode="after")
+    def _check_props(self) -> BehaviourEvent:
+        known = EVENT_TYPES.get(self.type)
+        if known is not None and known[0] is not _Props:
+            try:
+                checked = known[0].model_validate(self.props)
+            except ValidationError as error:
+                raise ValueError(_describe(error, prefix=f"props of {self.type}: ")) from None
+            self.props = checked.model_dump(exclude_none=True)
+        return self
+
+
+def _depth(value: object, limit: int) -> int:
+    if limit < 0:
+        return 1
+    if isinstance(value, dict):
+        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
+    return 0
+
+
+def _describe(error: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{prefix}{loc}: {message}" if loc else f"{prefix}{message}")
+    return "; ".join(parts)
+
+
+def decode_event(
+    raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES, max_depth: int = MAX_PROPS_DEPTH
+) -> BehaviourEvent:
+    """Decode one message into an event, or raise EventError saying precisely what is wrong."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if len(data) > max_bytes:
+        raise EventError("too_large", f"{len(data)} bytes is over the limit of {max_bytes}")
+    try:
+        event = BehaviourEvent.model_validate_json(data)
+    except ValidationError as error:
+        kinds = {item["type"] for item in error.errors()}
+        if "json_invalid" in kinds:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise EventError("not_utf8", f"not UTF-8 at byte {bad.start}") from None
+            if any("recursion" in str(item["msg"]) for item in error.errors()):
+                raise EventError("too_deep", "JSON nesting too deep") from None
+            raise EventError("invalid_json", _describe(error)) from None
+        if "model_type" in kinds and not data.lstrip().startswith(b"{"):
+            raise EventError("invalid_json", "an event must be a JSON object") from None
+        raise EventError("schema", _describe(error)) from None
+    if event.props and _depth(event.props, max_depth) > max_depth:
+        raise EventError("too_deep", f"props nest deeper than {max_depth} levels")
+    return event
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema of BehaviourEvent, with the known types' props documented."""
+    schema = BehaviourEvent.model_json_schema()
+    schema["$defs"] = schema.get("$defs", {})
+    schema["x-event-types"] = {
+        name: {"description": meaning, "props": model.model_json_schema().get("properties", {})}
+        for name, (model, meaning) in EVENT_TYPES.items()
+    }
+    return schema
