@@ -1,0 +1,90 @@
+"""Engine throughput: raw JSON lines in memory -> outputs, default rule pack, one core.
+
+    python bench/engine.py [--users 5000] [--days 180] [--runs 5]
+
+Prints events/s for each run and the median, and rule evaluations per event (counted in a
+separate, untimed pass so the counting does not slow the timed runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from taggers.engine import Engine
+from taggers.expr import CompiledExpr
+from taggers.replay import Replay
+from taggers.ruleset import RuleSet, load_rules
+from taggers.settings import BUNDLED_RULES
+from taggers.simulate import SimulationConfig, simulate
+
+
+def expressions(rules: RuleSet) -> Iterator[CompiledExpr]:
+    """Every compiled expression of a rule set (tags, transitions, alerts, timers)."""
+    for tag in rules.tags:
+        yield from (e for e in (tag.when, tag.exit_when, tag.value) if e is not None)
+    if rules.lifecycle is not None:
+        for transitions in rules.lifecycle.by_stage.values():
+            for transition in transitions:
+                if transition.when is not None:
+                    yield transition.when
+                if transition.timer is not None:
+                    yield transition.timer.after
+    for alert in rules.alerts.values():
+        if alert.when is not None:
+            yield alert.when
+        if alert.timer is not None:
+            yield alert.timer.after
+
+
+def count_evaluations(rules: RuleSet, lines: list[bytes]) -> int:
+    """Run once with every expression wrapped in a counter; return the number of calls."""
+    calls = [0]
+
+    def counted(inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def wrapper(values: Any) -> Any:
+            calls[0] += 1
+            return inner(values)
+
+        return wrapper
+
+    for expression in set(expressions(rules)):
+        # Benchmark-only instrumentation of a frozen dataclass.
+        object.__setattr__(expression, "evaluate", counted(expression.evaluate))
+    for _ in Replay(Engine(rules)).run(lines):
+        pass
+    return calls[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    config = SimulationConfig(users=args.users, days=args.days, seed=args.seed)
+    lines = [line.encode() for line in simulate(config)]
+    print(f"stream: {len(lines)} events, {args.users} users, {args.days} days (seed {args.seed})")
+
+    rates = []
+    outputs = 0
+    for run in range(1, args.runs + 1):
+        replay = Replay(Engine(load_rules(BUNDLED_RULES)))
+        started = time.perf_counter()
+        outputs = sum(1 for _ in replay.run(lines))
+        elapsed = time.perf_counter() - started
+        rates.append(len(lines) / elapsed)
+        print(f"run {run}: {rates[-1]:,.0f} events/s ({elapsed:.2f} s, {outputs} outputs)")
+    print(f"median: {statistics.median(rates):,.0f} events/s over {args.runs} runs")
+
+    evaluations = count_evaluations(load_rules(BUNDLED_RULES), lines)
+    print(f"rule evaluations per event: {evaluations / len(lines):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The ``tagger`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from taggers.engine import Engine
+from taggers.events import event_json_schema, format_ts
+from taggers.outputs import Alert, Output, TagChange, Transition, output_to_dict
+from taggers.replay import BadLine, Replay
+from taggers.rulefile import RuleFile
+from taggers.ruleset import RuleSet, load_rules
+from taggers.ruletests import run_tests
+from taggers.settings import Settings
+from taggers.simulate import SimulationConfig, simulate
+from taggers.store import MemoryStore
+from taggers.yaml_source import RuleErrors
+
+
+def _rules_dir(given: str | None) -> Path:
+    return Path(given) if given else Settings().resolved_rules_dir()
+
+
+def _load(directory: Path, err: IO[str]) -> RuleSet | None:
+    try:
+        return load_rules(directory)
+    except RuleErrors as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=err)
+        print(f"{len(error.problems)} problem(s) in {directory}; nothing was loaded", file=err)
+        return None
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    """Validate a rule directory."""
+    rules = _load(_rules_dir(args.dir), sys.stderr)
+    if rules is None:
+        return 1
+    stages = len(rules.lifecycle.stages) if rules.lifecycle else 0
+    visible = [n for n in rules.aggregates if not n.startswith("_")]
+    print(
+        f"ok: {rules.directory}: {len(visible)} aggregates, {len(rules.tags)} tags,"
+        f" {stages} stages, {len(rules.alerts)} alerts (version {rules.version})"
+    )
+    return 0
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    """Run the rule tests of a rule directory (its tests/ folder)."""
+    directory = _rules_dir(args.dir)
+    rules = _load(directory, sys.stderr)
+    if rules is None:
+        return 1
+    tests_dir = directory / "tests"
+    try:
+        results = run_tests(rules, tests_dir)
+    except RuleErrors as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    failed = [r for r in results if not r.passed]
+    for result in results:
+        if result.passed:
+            if args.verbose:
+                print(f"PASS {result.name}")
+            continue
+        print(f"FAIL {result.name} ({result.where})")
+        for failure in result.failures:
+            print(f"  {failure}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if not results:
+        print(f"no tests found in {tests_dir}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
+def describe(output: Output) -> str:
+    """One readable line for an output."""
+    if isinstance(output, TagChange):
+        sign = "+" if output.op == "add" else "-"
+        label = f" ({output.display})" if output.display else ""
+        return f"tag {sign}{output.tag}{label}"
+    if isinstance(output, Transition):
+        return f"stage {output.from_stage or '-'} -> {output.to_stage}"
+    label = f" ({output.display})" if output.display else ""
+    return f"ALERT {output.name}{label} [{output.severity}]"
+
+
+def _why(output: Output) -> str:
+    values = ", ".join(f"{k}={_short(v)}" for k, v in output.reason.values.items())
+    return f"  because {values}" if values else ""
+
+
+def _short(value: Any) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
+def _input_lines(path: str) -> Iterator[bytes]:
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    with Path(path).open("rb") as handle:
+        yield from handle
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Run an event file through the engine with an in-memory store."""
+    rules = _load(_rules_dir(args.rules), sys.stderr)
+    if rules is None:
+        return 1
+    engine = Engine(rules)
+    store = MemoryStore()
+    replay = Replay(engine, store, max_event_bytes=Settings().max_event_bytes)
+    try:
+        lines = _input_lines(args.events)
+        out = sys.stdout.buffer
+        counts: Counter[str] = Counter()
+        for item in replay.run(lines):
+            if isinstance(item, BadLine):
+                counts["bad lines"] += 1
+                record = {"kind": "error", "line": item.line, "reason": item.reason,
+                          "message": item.message}
+                if args.json:
+                    out.write(orjson.dumps(record) + b"\n")
+                else:
+                    sys.stderr.write(f"line {item.line}: {item.reason}: {item.message}\n")
+                continue
+            counts[item.kind] += 1
+            if isinstance(item, Alert):
+                counts[f"alert {item.name}"] += 1
+            if args.json:
+                out.write(orjson.dumps(output_to_dict(item)) + b"\n")
+            elif not args.quiet:
+                line = f"{format_ts(item.at)}  {item.user_id}  {describe(item)}{_why(item)}\n"
+                out.write(line.encode())
+    except FileNotFoundError as error:
+        print(f"error: {error.filename}: no such file", file=sys.stderr)
+        return 1
+    users = [p for u in store.users() if (p := store.get(u)) is not None]
+    if args.json:
+        for profile in sorted(users, key=lambda p: p.user_id):
+            record = {
+                "kind": "profile",
+                "user_id": profile.user_id,
+                "stage": profile.stage,
+                "tags": sorted(profile.tags),
+                "aggregates": engine.aggregate_values(profile, replay.clock),
+            }
+            out.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+        return 0
+    _summary(counts, users, rules)
+    return 0
+
+
+def _summary(counts: Counter[str], users: Sequence[Any], rules: RuleSet) -> None:
+    stages = Counter(p.stage for p in users)
+    tags = Counter(t for p in users for t in p.tags)
+    print(f"\n== {len(users)} users, rules version {rules.version}", file=sys.stderr)
+    for key in ("tag_change", "transition", "alert", "bad lines"):
+        print(f"   {key}: {counts[key]}", file=sys.stderr)
+    alerts = sorted((k, v) for k, v in counts.items() if k.startswith("alert "))
+    for key, value in alerts:
+        print(f"     {key[6:]}: {value}", file=sys.stderr)
+    print("   stages: " + ", ".join(f"{s}={n}" for s, n in stages.most_common()), file=sys.stderr)
+    print("   top tags: " + ", ".join(f"{t}={n}" for t, n in tags.most_common(12)), file=sys.stderr)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Print a synthetic shop stream as JSON lines."""
+    config = SimulationConfig(
+        users=args.users, days=args.days, seed=args.seed, malformed=args.malformed
+    )
+    out = sys.stdout
+    try:
+        for line in simulate(config):
+            out.write(line)
+            out.write("\n")
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print a JSON Schema."""
+    schema = event_json_schema() if args.what == "events" else RuleFile.model_json_schema()
+    print(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tagger``."""
+    parser = argparse.ArgumentParser(prog="tagger", description="Real-time user tagging engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rules = commands.add_parser("rules", help="check and test rule files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser("check", help="validate a rule directory")
+    check.add_argument("dir", nargs="?", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
+    check.set_defaults(func=cmd_rules_check)
+    test = rules_commands.add_parser("test", help="run the rule tests in DIR/tests")
+    test.add_argument("dir", nargs="?", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    test.set_defaults(func=cmd_rules_test)
+
+    replay = commands.add_parser("replay", help="run events (JSON lines) through the engine")
+    replay.add_argument("events", help="a JSON-lines file, or - for standard input")
+    replay.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
+    replay.add_argument("--json", action="store_true", help="print JSON lines with a `kind`")
+    replay.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    replay.set_defaults(func=cmd_replay)
+
+    sim = commands.add_parser("simulate", help="print a synthetic shop stream as JSON lines")
+    sim.add_argument("--users", type=_positive, default=1000)
+    sim.add_argument("--days", type=_positive, default=180)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--malformed", type=_fraction, default=0.0,
+                     help="fraction of lines replaced by malformed messages (0..1)")
+    sim.set_defaults(func=cmd_simulate)
+
+    schema = commands.add_parser("schema", help="print a JSON Schema")
+    schema.add_argument("what", choices=["events", "rules"])
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tagger`` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,540 @@
+"""The engine: (profile, event, rules) -> (profile', outputs), with no I/O.
+
+Time comes only from events and deadlines. ``apply`` first fires the user's deadlines at or
+before the event's time, then applies the event; ``advance`` fires deadlines up to a clock.
+A deadline is processed *as of its due time*, never as of when a sweep happened to run, so
+a user's result depends only on that user's events and the clock.
+
+Rules are evaluated only when something they read changed: an event updates the aggregates
+of its type; a deadline changes the time-varying values (windows, days_since, pending).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from taggers.aggregates import _key as value_key
+from taggers.durations import DAY_MS
+from taggers.events import BehaviourEvent, format_ts, to_epoch_ms
+from taggers.expr import CompiledExpr
+from taggers.outputs import Alert, Output, Reason, TagChange, Transition, output_id
+from taggers.profile import Profile
+from taggers.ruleset import Aggregate, RuleSet, Tag, Timer
+from taggers.ruleset import Alert as AlertRule
+from taggers.ruleset import Transition as TransitionRule
+
+MAX_DEADLINES_PER_ADVANCE: Final = 100_000
+EXPIRED: Final = "expired:"
+_UNSAFE = re.compile(r"[\s\x00-\x1f\"'`{}\[\]<>,;:/\\|]+")
+
+
+def family_member(family: str, value: object) -> str | None:
+    """The tag name for a family value: ``source`` + ``app`` -> ``source_app``."""
+    if value is None or value == "":
+        return None
+    cleaned = _UNSAFE.sub("_", str(value).strip().lower()).strip("_")[:64]
+    return f"{family}_{cleaned}" if cleaned else None
+
+
+class _Values(dict[str, Any]):
+    """Values that expressions read, computed on first use and kept for one step."""
+
+    __slots__ = ("engine", "event", "now", "profile")
+
+    def __init__(
+        self, engine: Engine, profile: Profile, now: int, event: BehaviourEvent | None
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.profile = profile
+        self.now = now
+        self.event = event
+
+    def __missing__(self, name: str) -> Any:
+        value = self.engine.value_of(name, self.profile, self.now, self.event)
+        self[name] = value
+        return value
+
+
+@dataclass(slots=True)
+class _Step:
+    """One evaluation: an event or a deadline, at one time, with one cause."""
+
+    profile: Profile
+    now: int
+    cause: str
+    values: _Values
+    outputs: list[Output] = field(default_factory=list)
+    moved: bool = False
+
+
+def _truth(expression: CompiledExpr, values: _Values) -> bool:
+    return expression.evaluate(values) is True
+
+
+def _event_dict(event: BehaviourEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "type": event.type,
+        "ts": event.ts,
+        "channel": event.channel,
+        "props": event.props,
+    }
+
+
+class Engine:
+    """Runs one compiled rule set over profiles. Swap rules by building a new Engine."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.version = rules.version
+        self._changed_by_type: dict[str, frozenset[str]] = {}
+        read: set[str] = set()
+        for tag in rules.tags:
+            read |= tag.reads
+        for alert in rules.alerts.values():
+            read |= alert.reads | set(alert.details)
+            if alert.pending:
+                read.add(alert.pending)
+        for transitions in (rules.lifecycle.by_stage.values() if rules.lifecycle else ()):
+            for transition in transitions:
+                read |= transition.when.reads if transition.when else set()
+        self._watched = tuple(
+            rules.aggregates[name] for name in sorted(read & rules.time_varying)
+        )
+        self._on_alerts: dict[str, tuple[AlertRule, ...]] = {}
+        self._timer_alerts = tuple(a for a in rules.alerts.values() if a.timer is not None)
+        self._pending_alerts = tuple(a for a in rules.alerts.values() if a.pending is not None)
+
+    # --- public ---------------------------------------------------------------------------
+
+    def new_profile(self, user_id: str) -> Profile:
+        """An empty profile for a user the engine has not seen."""
+        return Profile(user_id=user_id)
+
+    def apply(
+        self, profile: Profile, event: BehaviourEvent, cause: str | None = None
+    ) -> list[Output]:
+        """Fire the user's deadlines up to the event's time, then apply the event.
+
+        The profile is updated in place (no copy on the hot path). ``cause`` names the
+        event's origin for output ids (e.g. topic partition and offset); by default the
+        event id. Returns the outputs in the order they happened.
+        """
+        outputs: list[Output] = []
+        if profile.due is not None and profile.due <= event.ts:
+            outputs = self.advance(profile, event.ts)
+        now = max(event.ts, profile.clock)
+        profile.clock = now
+        profile.events += 1
+        step = _Step(profile, now, cause or f"e:{event.event_id}", _Values(self, profile, now, event))
+        step.outputs = outputs
+        lifecycle = self.rules.lifecycle
+        if profile.stage is None and lifecycle is not None:
+            self._enter_initial(step, lifecycle.initial)
+        changed = self._update_aggregates(profile, event, now)
+        if lifecycle is not None:
+            self._transitions_on_event(step, event)
+        self._evaluate(step, changed | {"stage"} if step.moved else changed)
+        for alert in self._alerts_on(event.type):
+            if alert.when is None or _truth(alert.when, step.values):
+                self._raise(step, alert, {})
+        profile.due = self._next_deadline(profile)
+        return outputs
+
+    def advance(self, profile: Profile, until: int) -> list[Output]:
+        """Fire every deadline of this user at or before ``until``, each as of its due time."""
+        outputs: list[Output] = []
+        for _ in range(MAX_DEADLINES_PER_ADVANCE):
+            due = profile.due
+            if due is None or due > until:
+                break
+            self._deadline(profile, max(due, profile.clock), outputs)
+        return outputs
+
+    def value_of(
+        self, name: str, profile: Profile, now: int, event: BehaviourEvent | None = None
+    ) -> Any:
+        """The value an expression sees for ``name`` at ``now``."""
+        if name == "stage":
+            return profile.stage
+        if name == "event":
+            return None if event is None else _event_dict(event)
+        if name == "lists":
+            return self.rules.lists
+        if name in self.rules.params:
+            return self.rules.params[name]
+        aggregate = self.rules.aggregates[name]
+        state = profile.aggs.get(name)
+        if aggregate.kind is None:  # pending
+            return sum(1 for item in (state or {}).values() if item[0] > now)
+        if aggregate.window is not None:
+            return aggregate.window.value(aggregate.kind, state, now, aggregate.limit)
+        return aggregate.kind.result(state, now)
+
+    def aggregate_values(self, profile: Profile, now: int | None = None) -> dict[str, Any]:
+        """Every declared aggregate's value for a profile (internal timer anchors left out)."""
+        at = profile.clock if now is None else now
+        return {
+            name: self.value_of(name, profile, at)
+            for name in self.rules.aggregates
+            if not name.startswith("_")
+        }
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _update_aggregates(self, profile: Profile, event: BehaviourEvent, now: int) -> frozenset[str]:
+        aggregates = self.rules.aggregates_for(event.type)
+        for aggregate in aggregates:
+            if aggregate.kind is None:
+                self._update_pending(profile, aggregate, event)
+                continue
+            value = aggregate.extract(event) if aggregate.extract is not None else None
+            if aggregate.extract is not None and value is None:
+                continue
+            state = profile.aggs.get(aggregate.name)
+            if aggregate.window is not None:
+                state = aggregate.window.add(
+                    aggregate.kind, state, value, event.ts, now, aggregate.limit
+                )
+            else:
+                state = aggregate.kind.add(state, value, event.ts, aggregate.limit)
+            if state is None:
+                profile.aggs.pop(aggregate.name, None)
+            else:
+                profile.aggs[aggregate.name] = state
+        changed = self._changed_by_type.get(event.type)
+        if changed is None:
+            changed = frozenset(a.name for a in aggregates)
+            self._changed_by_type[event.type] = changed
+        return changed
+
+    def _update_pending(self, profile: Profile, aggregate: Aggregate, event: BehaviourEvent) -> None:
+        key = value_key(aggregate.extract(event)) if aggregate.extract else None
+        if key is None:
+            return
+        items: dict[str, list[int]] = profile.aggs.setdefault(aggregate.name, {})
+        if aggregate.types is None or event.type in aggregate.types:
+            try:
+                due = to_epoch_ms(aggregate.due(event) if aggregate.due else None)
+            except ValueError:
+                return  # no usable due time: nothing to remind about
+            items[key] = [due, 0]
+            if len(items) > aggregate.limit:
+                del items[min(items, key=lambda k: items[k][0])]
+        if event.type in aggregate.close_types:
+            items.pop(key, None)
+        if not items:
+            del profile.aggs[aggregate.name]
+
+    def _alerts_on(self, event_type: str) -> tuple[AlertRule, ...]:
+        found = self._on_alerts.get(event_type)
+        if found is None:
+            found = tuple(
+                a for a in self.rules.alerts.values() if a.on is not None and event_type in a.on
+            )
+            self._on_alerts[event_type] = found
+        return found
+
+    def _transitions_on_event(self, step: _Step, event: BehaviourEvent) -> None:
+        lifecycle = self.rules.lifecycle
+        assert lifecycle is not None
+        for rule in lifecycle.by_stage.get(step.profile.stage or "", ()):
+            if rule.timer is not None or (rule.on is not None and event.type not in rule.on):
+                continue
+            if rule.when is None or _truth(rule.when, step.values):
+                self._move(step, rule, rule.when)
+                return
+
+    # --- deadlines ------------------------------------------------------------------------
+
+    def _deadline(self, profile: Profile, now: int, outputs: list[Output]) -> None:
+        profile.clock = now
+        step = _Step(profile, now, f"t:{now}", _Values(self, profile, now, None), outputs)
+        for name, record in list(profile.tags.items()):
+            expires = record.get("expires")
+            if expires is not None and expires <= now:
+                profile.fired[EXPIRED + str(record["rule"])] = 1
+                self._remove_tag(step, name, Reason(str(record["rule"]), self.version, {}, "expired"))
+        if self.rules.lifecycle is not None:
+            self._transitions_on_time(step)
+        changed = self.rules.time_varying
+        self._evaluate(step, changed | {"stage"} if step.moved else changed)
+        for alert in self._timer_alerts:
+            assert alert.timer is not None
+            if self._timer_fires(step, alert.timer, "alert:" + alert.name) and (
+                alert.when is None or _truth(alert.when, step.values)
+            ):
+                self._raise(step, alert, {"after": alert.timer.after.source})
+        for alert in self._pending_alerts:
+            self._pending_reminders(step, alert)
+        self._drop_expired_pending(profile, now)
+        profile.due = self._next_deadline(profile)
+
+    def _transitions_on_time(self, step: _Step) -> None:
+        lifecycle = self.rules.lifecycle
+        assert lifecycle is not None
+        for rule in lifecycle.by_stage.get(step.profile.stage or "", ()):
+            if rule.timer is not None:
+                if not self._timer_fires(step, rule.timer, rule.rule):
+                    continue
+                if rule.when is None or _truth(rule.when, step.values):
+                    self._move(step, rule, rule.timer.after, note=f"no {self._anchor_types(rule.timer)}"
+                               f" for {rule.timer.after.source}")
+                    return
+            elif (
+                rule.on is None
+                and rule.when is not None
+                and rule.when.reads & self.rules.time_varying
+                and _truth(rule.when, step.values)
+            ):
+                self._move(step, rule, rule.when)
+                return
+
+    def _anchor_types(self, timer: Timer) -> str:
+        return timer.anchor.removeprefix("_last:").replace(",", " or ")
+
+    def _timer_due(self, profile: Profile, timer: Timer, values: _Values) -> tuple[int, int] | None:
+        anchor = profile.aggs.get(timer.anchor)
+        if anchor is None:
+            return None
+        after = timer.after.evaluate(values)
+        if after is None:
+            return None
+        return anchor, anchor + int(after)
+
+    def _timer_fires(self, step: _Step, timer: Timer, key: str) -> bool:
+        """True once per anchor (the last event it counts from), when its time has come."""
+        found = self._timer_due(step.profile, timer, step.values)
+        if found is None or found[1] > step.now or step.profile.fired.get(key) == found[0]:
+            return False
+        step.profile.fired[key] = found[0]
+        return True
+
+    def _pending_reminders(self, step: _Step, alert: AlertRule) -> None:
+        assert alert.pending is not None
+        items = step.profile.aggs.get(alert.pending) or {}
+        for key, item in sorted(items.items()):
+            due, reminded = item
+            if not reminded and due - alert.before_ms <= step.now and due > step.now:
+                item[1] = 1
+                self._raise(step, alert, {"key": key, "due": format_ts(due)}, extra_id=key)
+
+    def _drop_expired_pending(self, profile: Profile, now: int) -> None:
+        for aggregate in self.rules.aggregates.values():
+            items = profile.aggs.get(aggregate.name) if aggregate.kind is None else None
+            if items:
+                for key in [k for k, item in items.items() if item[0] <= now]:
+                    del items[key]
+                if not items:
+                    del profile.aggs[aggregate.name]
+
+    def _next_deadline(self, profile: Profile) -> int | None:
+        now = profile.clock
+        candidates: list[int] = []
+        for aggregate in self._watched:
+            state = profile.aggs.get(aggregate.name)
+            if state is None:
+                continue
+            if aggregate.window is not None:
+                change = aggregate.window.next_change(state, now)
+                if change is not None:
+                    candidates.append(change)
+            elif aggregate.kind is None:
+                candidates.extend(item[0] for item in state.values() if item[0] > now)
+            else:  # days_since: its value steps once a day
+                candidates.append(state + ((now - state) // DAY_MS + 1) * DAY_MS)
+        for alert in self._pending_alerts:
+            for due, reminded in (profile.aggs.get(alert.pending or "") or {}).values():
+                if not reminded:
+                    candidates.append(max(due - alert.before_ms, now))
+        candidates.extend(
+            record["expires"] for record in profile.tags.values() if record.get("expires")
+        )
+        values = _Values(self, profile, now, None)
+        timers: list[tuple[Timer, str]] = [(a.timer, "alert:" + a.name) for a in self._timer_alerts
+                                          if a.timer is not None]
+        if self.rules.lifecycle is not None:
+            for rule in self.rules.lifecycle.by_stage.get(profile.stage or "", ()):
+                if rule.timer is not None:
+                    timers.append((rule.timer, rule.rule))
+        for timer, key in timers:
+            found = self._timer_due(profile, timer, values)
+            if found is not None and profile.fired.get(key) != found[0]:
+                candidates.append(max(found[1], now))
+        return min(candidates) if candidates else None
+
+    # --- rules ----------------------------------------------------------------------------
+
+    def _evaluate(self, step: _Step, changed: frozenset[str]) -> None:
+        affected = self.rules.affected_by(changed)
+        for tag in affected.tags:
+            if tag.value is not None:
+                self._family(step, tag)
+            else:
+                self._tag(step, tag)
+        for group in affected.groups:
+            self._group(step, group)
+        for alert in affected.alerts:
+            assert alert.when is not None
+            on = _truth(alert.when, step.values)
+            if on and alert.name not in step.profile.alerts_on:
+                step.profile.alerts_on[alert.name] = 1
+                self._raise(step, alert, {})
+            elif not on:
+                step.profile.alerts_on.pop(alert.name, None)
+
+    def _holds(self, step: _Step, tag: Tag, held: bool) -> tuple[bool, CompiledExpr]:
+        """Whether the tag should be on, and the expression that decided it."""
+        if held and tag.exit_when is not None:
+            return not _truth(tag.exit_when, step.values), tag.exit_when
+        assert tag.when is not None
+        return _truth(tag.when, step.values), tag.when
+
+    def _tag(self, step: _Step, tag: Tag) -> None:
+        record = step.profile.tags.get(tag.name)
+        on, decider = self._holds(step, tag, record is not None)
+        latch = EXPIRED + tag.name
+        if not on:
+            step.profile.fired.pop(latch, None)
+            if record is not None:
+                self._remove_tag(step, tag.name, self._reason(tag.name, decider, step.values))
+        elif record is None:
+            if latch not in step.profile.fired:
+                self._add_tag(step, tag, tag.name, tag.display, decider)
+        elif tag.expires_ms is not None:
+            record["expires"] = step.now + tag.expires_ms
+
+    def _group(self, step: _Step, group: str) -> None:
+        members = self.rules.groups[group]
+        held = next((m for m in members if m.name in step.profile.tags), None)
+        winner: tuple[Tag, CompiledExpr] | None = None
+        deciders: dict[str, CompiledExpr] = {}
+        for member in members:
+            on, decider = self._holds(step, member, member is held)
+            deciders[member.name] = decider
+            if not on:
+                step.profile.fired.pop(EXPIRED + member.name, None)
+            elif winner is None and EXPIRED + member.name not in step.profile.fired:
+                winner = (member, decider)
+        if held is not None and (winner is None or winner[0] is not held):
+            reason = self._reason(held.name, deciders[held.name], step.values)
+            if winner is not None:
+                reason = Reason(reason.rule, reason.version, reason.values,
+                                f"group {group}: now {winner[0].name}")
+            self._remove_tag(step, held.name, reason)
+        if winner is not None and winner[0] is not held:
+            self._add_tag(step, winner[0], winner[0].name, winner[0].display, winner[1])
+
+    def _family(self, step: _Step, tag: Tag) -> None:
+        assert tag.value is not None
+        value = tag.value.evaluate(step.values)
+        if tag.values is not None and value not in tag.values:
+            value = None
+        target = family_member(tag.name, value)
+        current = next(
+            (name for name, record in step.profile.tags.items() if record["rule"] == tag.name), None
+        )
+        if target == current:
+            return
+        if current is not None:
+            self._remove_tag(step, current, self._reason(tag.name, tag.value, step.values))
+        if target is not None:
+            display = f"{tag.display}: {value}" if tag.display else str(value)
+            self._add_tag(step, tag, target, display, tag.value)
+
+    def _add_tag(
+        self, step: _Step, tag: Tag, name: str, display: str | None, decider: CompiledExpr
+    ) -> None:
+        reason = self._reason(tag.name, decider, step.values)
+        step.profile.tags[name] = {
+            "since": step.now,
+            "expires": None if tag.expires_ms is None else step.now + tag.expires_ms,
+            "rule": tag.name,
+            "display": display,
+            "version": self.version,
+            "values": reason.values,
+            "when": decider.source,
+        }
+        step.outputs.append(
+            TagChange(
+                output_id(step.profile.user_id, step.cause, "tag", name, "add"),
+                step.profile.user_id, name, "add", display, step.now, reason,
+            )
+        )
+
+    def _remove_tag(self, step: _Step, name: str, reason: Reason) -> None:
+        record = step.profile.tags.pop(name)
+        step.outputs.append(
+            TagChange(
+                output_id(step.profile.user_id, step.cause, "tag", name, "remove"),
+                step.profile.user_id, name, "remove", record.get("display"), step.now, reason,
+            )
+        )
+
+    def _enter_initial(self, step: _Step, initial: str) -> None:
+        profile = step.profile
+        profile.stage = initial
+        profile.stage_since = step.now
+        step.values["stage"] = initial
+        reason = Reason("lifecycle.initial", self.version, {}, "first event")
+        step.outputs.append(
+            Transition(
+                output_id(profile.user_id, step.cause, "transition", "initial"),
+                profile.user_id, None, initial, step.now, reason,
+            )
+        )
+
+    def _move(
+        self, step: _Step, rule: TransitionRule, decider: CompiledExpr | None, note: str = ""
+    ) -> None:
+        profile = step.profile
+        old = profile.stage
+        values = {} if decider is None else self._reason(rule.rule, decider, step.values).values
+        reason = Reason(rule.rule, self.version, values, note)
+        profile.stage = rule.to
+        profile.stage_since = step.now
+        step.values["stage"] = rule.to
+        step.moved = True
+        step.outputs.append(
+            Transition(
+                output_id(profile.user_id, step.cause, "transition", rule.rule),
+                profile.user_id, old, rule.to, step.now, reason,
+            )
+        )
+        if rule.alert is not None:
+            self._raise(step, self.rules.alerts[rule.alert], {"from": old, "to": rule.to},
+                        reason=reason)
+
+    def _raise(
+        self,
+        step: _Step,
+        alert: AlertRule,
+        extra: dict[str, Any],
+        *,
+        extra_id: str = "",
+        reason: Reason | None = None,
+    ) -> None:
+        details = {name: step.values[name] for name in alert.details} | extra
+        if reason is None:
+            reason = (
+                self._reason(alert.name, alert.when, step.values)
+                if alert.when is not None
+                else Reason(alert.name, self.version, {})
+            )
+        step.outputs.append(
+            Alert(
+                output_id(step.profile.user_id, step.cause, "alert", alert.name, extra_id),
+                step.profile.user_id, alert.name, alert.severity, alert.display, step.now,
+                details, reason,
+            )
+        )
+
+    def _reason(self, rule: str, decider: CompiledExpr, values: _Values) -> Reason:
+        read = {n: values[n] for n in sorted(decider.reads) if n not in ("event", "lists")}
+        return Reason(rule, self.version, read, decider.source)
+
+

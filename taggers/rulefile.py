@@ -1,0 +1,190 @@
+"""The rule-file format, as pydantic models: what rule authors write in ``rules/*.yaml``.
+
+These models check shape only (which keys, which kinds of values). Meaning (names that
+exist, expression types, reachable stages) is checked when the rule set is compiled.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+EventTypes = Annotated[
+    str | list[str], Field(description="An event type, a list of them, or '*' for any event")
+]
+Expression = Annotated[str, Field(min_length=1, description="An expression (see docs/rules.md)")]
+Duration = Annotated[str, Field(description="A duration such as 90d, 12h, 30m")]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+TYPE_KINDS = ("count", "last_ts", "avg_gap", "days_since")
+"""Aggregate kinds written as ``kind: event_type(s)``."""
+FIELD_KINDS = ("sum", "min", "max", "avg", "distinct", "top", "first", "last", "pending")
+"""Aggregate kinds written as ``kind: field`` (e.g. ``props.amount``), with ``of:`` types."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AggregateSpec(_Strict):
+    """One aggregate: exactly one kind key, optionally a window and filters."""
+
+    count: EventTypes | None = None
+    last_ts: EventTypes | None = None
+    avg_gap: EventTypes | None = None
+    days_since: EventTypes | None = None
+    sum: str | None = None
+    min: str | None = None
+    max: str | None = None
+    avg: str | None = None
+    distinct: str | None = None
+    top: str | None = None
+    first: str | None = None
+    last: str | None = None
+    pending: str | None = Field(
+        default=None, description="Open items keyed by this field, e.g. props.coupon_id"
+    )
+    of: EventTypes | None = Field(default=None, description="Which event types count")
+    close: EventTypes | None = Field(default=None, description="pending: types that close")
+    due: str | None = Field(default=None, description="pending: field with the due time")
+    window: Duration | None = None
+    limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AggregateSpec:
+        kinds = [k for k in (*TYPE_KINDS, *FIELD_KINDS) if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            found = ", ".join(kinds) or "none"
+            raise ValueError(
+                f"an aggregate needs exactly one kind ({', '.join((*TYPE_KINDS, *FIELD_KINDS))});"
+                f" found {found}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The kind key this aggregate uses."""
+        return next(k for k in (*TYPE_KINDS, *FIELD_KINDS) if getattr(self, k) is not None)
+
+
+class TagSpec(_Strict):
+    """A tag: on while ``when`` holds (or until ``exit_when``), or a family named by ``value``."""
+
+    display: str | None = None
+    description: str | None = None
+    when: Expression | None = None
+    exit_when: Expression | None = Field(
+        default=None, description="Hysteresis: once on, the tag stays until this is true"
+    )
+    value: Expression | None = Field(
+        default=None, description="A family: the tag is <name>_<value> (one at a time)"
+    )
+    values: list[str] | None = Field(
+        default=None, description="A family's allowed values; others give no tag"
+    )
+    group: Name | None = Field(
+        default=None, description="Exclusive group: a user holds at most one tag of a group"
+    )
+    expires_after: Duration | None = None
+
+    @model_validator(mode="after")
+    def _when_or_value(self) -> TagSpec:
+        if (self.when is None) == (self.value is None):
+            raise ValueError("a tag needs exactly one of 'when' (a condition) or 'value' (a family)")
+        if self.value is not None and (self.exit_when or self.group):
+            raise ValueError("a family tag ('value') cannot have 'exit_when' or 'group'")
+        if self.values is not None and self.value is None:
+            raise ValueError("'values' goes with 'value' (a family tag)")
+        return self
+
+
+class TransitionSpec(_Strict):
+    """A lifecycle step: from stage(s) to a stage on a condition, an event or inactivity."""
+
+    from_: str | list[str] = Field(alias="from")
+    to: str
+    when: Expression | None = None
+    on: EventTypes | None = Field(default=None, description="Only when this event arrives")
+    since: EventTypes | None = Field(
+        default=None, description="Timer: `after` this long since the last event of these types"
+    )
+    after: Expression | None = Field(default=None, description="A duration expression: 60d")
+    alert: Name | None = Field(default=None, description="Raise this alert (from `alerts`)")
+
+    @model_validator(mode="after")
+    def _trigger(self) -> TransitionSpec:
+        if (self.since is None) != (self.after is None):
+            raise ValueError("'since' and 'after' go together: since: purchase, after: 60d")
+        if self.on is not None and self.after is not None:
+            raise ValueError("a transition fires either 'on' an event or 'after' a time, not both")
+        if self.when is None and self.on is None and self.after is None:
+            raise ValueError("a transition needs 'when', 'on' or 'since'/'after'")
+        return self
+
+
+class LifecycleSpec(_Strict):
+    """The stages a user moves through, and how."""
+
+    initial: str
+    stages: dict[Name, str | None] = Field(description="Stage names with display names")
+    transitions: list[TransitionSpec]
+
+
+class AlertSpec(_Strict):
+    """An alert: edge-triggered on ``when``, per event (``on``), on a timer, or per pending item."""
+
+    severity: Severity = "medium"
+    display: str | None = None
+    description: str | None = None
+    when: Expression | None = None
+    on: EventTypes | None = None
+    since: EventTypes | None = None
+    after: Expression | None = None
+    pending: Name | None = Field(default=None, description="A pending aggregate's items")
+    before: Duration | None = Field(default=None, description="pending: how long before due")
+    details: list[Name] = Field(default_factory=list, description="Values to include")
+
+    @model_validator(mode="after")
+    def _trigger(self) -> AlertSpec:
+        if (self.since is None) != (self.after is None):
+            raise ValueError("'since' and 'after' go together: since: purchase, after: 14d")
+        if (self.pending is None) != (self.before is None):
+            raise ValueError("'pending' and 'before' go together: pending: coupons, before: 2d")
+        triggers = [
+            t
+            for t, present in (
+                ("on", self.on is not None),
+                ("since/after", self.since is not None),
+                ("pending", self.pending is not None),
+            )
+            if present
+        ]
+        if len(triggers) > 1:
+            raise ValueError(f"an alert has one trigger; found {' and '.join(triggers)}")
+        if self.pending is not None and self.when is not None:
+            raise ValueError("a pending alert fires for every open item; it takes no 'when'")
+        return self
+
+
+class ListFile(_Strict):
+    """A word list kept in a text file next to the rules (one entry per line, # comments)."""
+
+    file: str
+
+
+class RuleFile(_Strict):
+    """One rule file. A rule set is every ``*.yaml`` file of a directory, merged."""
+
+    description: str | None = None
+    params: dict[Name, bool | int | float | str] = Field(
+        default_factory=dict,
+        description="Named thresholds that expressions read; durations are written 60d",
+    )
+    lists: dict[Name, list[str] | ListFile] = Field(default_factory=dict)
+    aggregates: dict[Name, AggregateSpec] = Field(default_factory=dict)
+    tags: dict[Name, TagSpec] = Field(default_factory=dict)
+    lifecycle: LifecycleSpec | None = None
+    alerts: dict[Name, AlertSpec] = Field(default_factory=dict)

@@ -1,0 +1,682 @@
+"""Load, validate and compile a rule directory into a ``RuleSet`` the engine runs.
+
+Compilation happens once per load. Every problem found is reported with file:line:column
+and a hint; a rule set with any problem is rejected as a whole (``RuleErrors``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from taggers.aggregates import DEFAULT_LIMIT, DEFAULT_TOP_LIMIT, KINDS, MAX_BUCKETS, Kind, Window
+from taggers.aggregates import bucket_size as _bucket_size
+from taggers.durations import DurationError, parse_duration
+from taggers.events import EVENT_TYPES, BehaviourEvent
+from taggers.expr import (
+    BOOL,
+    DOUBLE,
+    DURATION,
+    DYN,
+    INT,
+    STRING,
+    TIMESTAMP,
+    CompiledExpr,
+    ExprError,
+    Type,
+    compile_expression,
+    list_of,
+    map_of,
+    object_of,
+)
+from taggers.rulefile import AggregateSpec, AlertSpec, RuleFile, TagSpec, TransitionSpec
+from taggers.yaml_source import Path_, Position, Problem, RuleErrors, SourceMap, load_yaml
+
+ANY: Final = "*"
+EVENT_TYPE: Final = object_of(
+    {
+        "event_id": STRING,
+        "user_id": STRING,
+        "type": STRING,
+        "ts": TIMESTAMP,
+        "channel": STRING,
+        "props": map_of(DYN),
+    }
+)
+RESULT_TYPES: Final[dict[str, Type]] = {
+    "count": INT,
+    "sum": DOUBLE,
+    "min": DOUBLE,
+    "max": DOUBLE,
+    "avg": DOUBLE,
+    "distinct": INT,
+    "top": STRING,
+    "first": DYN,
+    "last": DYN,
+    "last_ts": TIMESTAMP,
+    "avg_gap": DURATION,
+    "days_since": DOUBLE,
+    "pending": INT,
+}
+STRING_FIELDS: Final = frozenset({"event_id", "user_id", "type", "channel"})
+
+Extractor = Callable[[BehaviourEvent], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """A compiled aggregate: which events feed it, what it reads and how it folds."""
+
+    name: str
+    kind_name: str
+    kind: Kind | None  # None for `pending`, which has its own open/close logic
+    types: frozenset[str] | None  # None: every event
+    extract: Extractor | None
+    window: Window | None
+    limit: int
+    value_type: Type
+    close_types: frozenset[str] = frozenset()
+    due: Extractor | None = None
+
+    @property
+    def time_varying(self) -> bool:
+        """Whether the value can change with no event, only because time passes."""
+        return (
+            self.window is not None
+            or self.kind_name == "pending"
+            or (self.kind is not None and self.kind.clock_dependent)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Fires ``after`` (a duration expression) since the last event of some types."""
+
+    anchor: str  # name of the internal last_ts aggregate
+    after: CompiledExpr
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """A compiled tag or tag family."""
+
+    name: str
+    display: str | None
+    when: CompiledExpr | None
+    exit_when: CompiledExpr | None
+    value: CompiledExpr | None
+    values: frozenset[str] | None
+    group: str | None
+    expires_ms: int | None
+    reads: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A compiled lifecycle transition; ``rule`` identifies it in reasons and timers."""
+
+    rule: str
+    sources: frozenset[str]
+    to: str
+    when: CompiledExpr | None
+    on: frozenset[str] | None
+    timer: Timer | None
+    alert: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Stages with display names, the initial stage and transitions by source stage."""
+
+    initial: str
+    stages: dict[str, str | None]
+    by_stage: dict[str, tuple[Transition, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A compiled alert."""
+
+    name: str
+    severity: str
+    display: str | None
+    when: CompiledExpr | None
+    on: frozenset[str] | None
+    timer: Timer | None
+    pending: str | None
+    before_ms: int
+    details: tuple[str, ...]
+    reads: frozenset[str]
+
+    @property
+    def edge(self) -> bool:
+        """Edge-triggered: fires when ``when`` turns true, re-arms when it turns false."""
+        return self.when is not None and self.on is None and self.timer is None
+
+    @property
+    def raised_by_transition(self) -> bool:
+        """Has no trigger of its own: a transition's ``alert:`` raises it."""
+        return self.when is None and self.on is None and self.timer is None and not self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """The tags, groups and edge alerts to re-evaluate when some names change."""
+
+    tags: tuple[Tag, ...] = ()
+    groups: tuple[str, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A validated, compiled rule set. ``version`` is a hash of the files' contents."""
+
+    version: str
+    directory: str
+    aggregates: dict[str, Aggregate]
+    tags: tuple[Tag, ...]
+    groups: dict[str, tuple[Tag, ...]]
+    lifecycle: Lifecycle | None
+    alerts: dict[str, Alert]
+    lists: dict[str, tuple[str, ...]]
+    params: dict[str, Any]
+    by_type: dict[str, tuple[Aggregate, ...]] = field(default_factory=dict)
+    for_every_event: tuple[Aggregate, ...] = ()
+    time_varying: frozenset[str] = frozenset()
+    _affected: dict[frozenset[str], Affected] = field(default_factory=dict, repr=False)
+
+    def aggregates_for(self, event_type: str) -> tuple[Aggregate, ...]:
+        """The aggregates an event of this type updates (cached per type)."""
+        found = self.by_type.get(event_type)
+        if found is None:
+            found = tuple(
+                a
+                for a in self.aggregates.values()
+                if a.types is None or event_type in a.types or event_type in a.close_types
+            )
+            self.by_type[event_type] = found
+        return found
+
+    def affected_by(self, changed: frozenset[str]) -> Affected:
+        """Tags, groups and edge alerts that read any of ``changed`` (cached per set)."""
+        found = self._affected.get(changed)
+        if found is None:
+            tags = tuple(t for t in self.tags if t.group is None and t.reads & changed)
+            groups = tuple(
+                name for name, members in self.groups.items() if any(m.reads & changed for m in members)
+            )
+            alerts = tuple(a for a in self.alerts.values() if a.edge and a.reads & changed)
+            found = Affected(tags, groups, alerts)
+            self._affected[changed] = found
+        return found
+
+
+def field_extractor(path: str) -> Extractor | None:
+    """A getter for an event field path: channel, type, ts, event_id or props.a.b."""
+    if path in STRING_FIELDS or path == "ts":
+        return lambda event: getattr(event, path)
+    if path.startswith("props.") and len(path) > len("props."):
+        keys = path.split(".")[1:]
+        if len(keys) == 1:
+            key = keys[0]
+            return lambda event: event.props.get(key)
+
+        def nested(event: BehaviourEvent) -> Any:
+            value: Any = event.props
+            for key in keys:
+                if not isinstance(value, dict):
+                    return None
+                value = value.get(key)
+            return value
+
+        return nested
+    return None
+
+
+class _Compiler:
+    """Compiles merged rule files, collecting every problem instead of stopping at one."""
+
+    def __init__(self, files: list[tuple[RuleFile, SourceMap]], directory: Path) -> None:
+        self.files = files
+        self.directory = directory
+        self.problems: list[Problem] = []
+        self.aggregates: dict[str, Aggregate] = {}
+        self.lists: dict[str, tuple[str, ...]] = {}
+        self.params: dict[str, Any] = {}
+        self.names: dict[str, Type] = {}
+        self.seen: dict[tuple[str, str], Position] = {}
+        self.transition_alerts: list[tuple[str, Position]] = []
+
+    def problem(self, where: Position, message: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(where, message, hint))
+
+    def declare(self, section: str, name: str, source: SourceMap, path: Path_) -> bool:
+        """Record a name; report a duplicate across files. False if it was a duplicate."""
+        where = source.key(path)
+        first = self.seen.get((section, name))
+        if first is not None:
+            self.problem(where, f"duplicate {section} name {name!r}", f"first defined at {first}")
+            return False
+        self.seen[(section, name)] = where
+        return True
+
+    def event_types(self, value: str | list[str], where: Position) -> frozenset[str] | None:
+        types = [value] if isinstance(value, str) else value
+        if ANY in types:
+            return None
+        for name in types:
+            if name not in EVENT_TYPES:
+                close = difflib.get_close_matches(name, EVENT_TYPES, n=1)
+                if close:
+                    self.problem(where, f"unknown event type {name!r}", f"did you mean {close[0]!r}?")
+        return frozenset(types)
+
+    def duration(self, text: str, where: Position) -> int | None:
+        try:
+            return parse_duration(text)
+        except DurationError as error:
+            self.problem(where, str(error))
+            return None
+
+    def expression(
+        self,
+        text: str,
+        source: SourceMap,
+        path: Path_,
+        *,
+        expect: Type,
+        with_event: bool = False,
+    ) -> CompiledExpr | None:
+        names = dict(self.names)
+        if with_event:
+            names["event"] = EVENT_TYPE
+        try:
+            return compile_expression(
+                text, names, expect=expect, constants={"lists": dict(self.lists), **self.params}
+            )
+        except ExprError as error:
+            hint = error.hint
+            if not with_event and error.message.startswith("unknown name 'event'"):
+                hint = "`event` is only available in rules with `on:` (per-event rules)"
+            self.problem(source.at(path).offset(text, error.offset), error.message, hint)
+            return None
+
+    # --- sections -------------------------------------------------------------------------
+
+    def compile_params(self) -> None:
+        for rule_file, source in self.files:
+            for name, value in rule_file.params.items():
+                path: Path_ = ("params", name)
+                if not self.declare("param", name, source, path):
+                    continue
+                kind: Type = BOOL if isinstance(value, bool) else INT if isinstance(
+                    value, int) else DOUBLE if isinstance(value, float) else STRING
+                if isinstance(value, str):
+                    try:
+                        value, kind = parse_duration(value), DURATION
+                    except DurationError:
+                        pass  # a plain string parameter
+                self.params[name] = value
+                self.names[name] = kind
+
+    def compile_lists(self) -> None:
+        for rule_file, source in self.files:
+            for name, entry in rule_file.lists.items():
+                path: Path_ = ("lists", name)
+                if not self.declare("list", name, source, path):
+                    continue
+                if isinstance(entry, list):
+                    self.lists[name] = tuple(entry)
+                    continue
+                list_path = (self.directory / entry.file).resolve()
+                try:
+                    lines = list_path.read_text(encoding="utf-8").splitlines()
+                except (OSError, UnicodeDecodeError) as error:
+                    self.problem(source.at((*path, "file")), f"cannot read word list: {error}")
+                    continue
+                words = (line.split("#", 1)[0].strip() for line in lines)
+                self.lists[name] = tuple(word for word in words if word)
+        self.names["lists"] = object_of({name: list_of(STRING) for name in self.lists})
+
+    def compile_aggregates(self) -> None:
+        for rule_file, source in self.files:
+            for name, spec in rule_file.aggregates.items():
+                path: Path_ = ("aggregates", name)
+                if self.declare("aggregate", name, source, path):
+                    aggregate = self.aggregate(name, spec, source, path)
+                    if aggregate is not None:
+                        self.aggregates[name] = aggregate
+                        self.names[name] = aggregate.value_type
+
+    def aggregate(
+        self, name: str, spec: AggregateSpec, source: SourceMap, path: Path_
+    ) -> Aggregate | None:
+        kind_name = spec.kind
+        target = getattr(spec, kind_name)
+        where = source.at((*path, kind_name))
+        extract: Extractor | None = None
+        value_type = RESULT_TYPES[kind_name]
+        if kind_name in ("count", "last_ts", "avg_gap", "days_since"):
+            if spec.of is not None:
+                self.problem(source.key((*path, "of")), f"{kind_name} names its event types itself",
+                             f"write {kind_name}: {spec.of}")
+            types = self.event_types(target, where)
+        else:
+            extract = field_extractor(target)
+            if extract is None:
+                self.problem(where, f"unknown event field {target!r}",
+                             "fields are channel, type, ts, event_id, user_id or props.<name>")
+                return None
+            if target in STRING_FIELDS and kind_name in ("first", "last"):
+                value_type = STRING
+            types = None if spec.of is None else self.event_types(spec.of, source.at((*path, "of")))
+        window = None
+        if spec.window is not None:
+            window = self.window(spec.window, kind_name, source.at((*path, "window")))
+        if kind_name == "pending":
+            return self.pending(name, spec, types, extract, source, path)
+        for extra in ("close", "due"):
+            if getattr(spec, extra) is not None:
+                self.problem(source.key((*path, extra)), f"'{extra}' only goes with 'pending'")
+        limit = spec.limit or (DEFAULT_TOP_LIMIT if kind_name == "top" else DEFAULT_LIMIT)
+        return Aggregate(name, kind_name, KINDS[kind_name], types, extract, window, limit, value_type)
+
+    def window(self, text: str, kind_name: str, where: Position) -> Window | None:
+        window_ms = self.duration(text, where)
+        if window_ms is None:
+            return None
+        kind = KINDS.get(kind_name)
+        if kind is None or not kind.windowable:
+            self.problem(where, f"{kind_name} cannot have a window",
+                         "days_since and pending already depend on time")
+            return None
+        size = _bucket_size(window_ms)
+        if window_ms % size or window_ms // size > MAX_BUCKETS:
+            self.problem(where, f"window {text} is not supported",
+                         f"use whole hours up to {MAX_BUCKETS}h or whole days up to {MAX_BUCKETS}d")
+            return None
+        return Window(window_ms, size)
+
+    def pending(
+        self,
+        name: str,
+        spec: AggregateSpec,
+        types: frozenset[str] | None,
+        extract: Extractor,
+        source: SourceMap,
+        path: Path_,
+    ) -> Aggregate | None:
+        if spec.of is None or spec.close is None or spec.due is None:
+            self.problem(source.key(path), "pending needs 'of', 'close' and 'due'",
+                         "pending: props.coupon_id, of: coupon_issued, close: coupon_redeemed,"
+                         " due: props.expires_at")
+            return None
+        due = field_extractor(spec.due)
+        if due is None:
+            self.problem(source.at((*path, "due")), f"unknown event field {spec.due!r}")
+            return None
+        close = self.event_types(spec.close, source.at((*path, "close"))) or frozenset()
+        limit = spec.limit or 100
+        return Aggregate(name, "pending", None, types, extract, None, limit, INT, close, due)
+
+    def anchor(self, since: str | list[str], where: Position) -> str:
+        """The internal last-seen aggregate a timer counts from (created once per type set)."""
+        types = self.event_types(since, where)
+        name = "_last:" + (",".join(sorted(types)) if types else ANY)
+        if name not in self.aggregates:
+            self.aggregates[name] = Aggregate(
+                name, "last_ts", KINDS["last_ts"], types, None, None, 1, TIMESTAMP
+            )
+        return name
+
+    def timer(
+        self, since: str | list[str] | None, after: str | None, source: SourceMap, path: Path_
+    ) -> Timer | None:
+        if since is None or after is None:
+            return None
+        anchor = self.anchor(since, source.at((*path, "since")))
+        compiled = self.expression(after, source, (*path, "after"), expect=DURATION)
+        return None if compiled is None else Timer(anchor, compiled)
+
+    def compile_lifecycle(self) -> Lifecycle | None:
+        found = [(f.lifecycle, s) for f, s in self.files if f.lifecycle is not None]
+        if not found:
+            return None
+        (spec, source), *others = found
+        for _, other in others:
+            self.problem(other.key(("lifecycle",)), "lifecycle is defined in more than one file",
+                         f"keep one; the first is at {source.key(('lifecycle',))}")
+        stages = dict(spec.stages)
+        self.names["stage"] = STRING
+        if spec.initial not in stages:
+            self.stage_problem(spec.initial, stages, source.at(("lifecycle", "initial")))
+        reached = {spec.initial}
+        by_stage: dict[str, list[Transition]] = {stage: [] for stage in stages}
+        for index, step in enumerate(spec.transitions):
+            path: Path_ = ("lifecycle", "transitions", index)
+            transition = self.transition(step, index, stages, source, path)
+            if transition is None:
+                continue
+            reached.add(transition.to)
+            for stage in sorted(transition.sources):
+                by_stage[stage].append(transition)
+        for stage in stages:
+            if stage not in reached:
+                self.problem(source.key(("lifecycle", "stages", stage)),
+                             f"stage {stage!r} is unreachable: no transition leads to it",
+                             "add a transition with `to: " + stage + "` or remove the stage")
+        return Lifecycle(spec.initial, stages, {k: tuple(v) for k, v in by_stage.items()})
+
+    def stage_problem(self, name: str, stages: Mapping[str, object], where: Position) -> None:
+        close = difflib.get_close_matches(name, stages, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "stages are: " + ", ".join(stages)
+        self.problem(where, f"unknown stage {name!r}", hint)
+
+    def transition(
+        self,
+        step: TransitionSpec,
+        index: int,
+        stages: Mapping[str, object],
+        source: SourceMap,
+        path: Path_,
+    ) -> Transition | None:
+        sources = [step.from_] if isinstance(step.from_, str) else step.from_
+        ok = True
+        for i, stage in enumerate(sources):
+            if stage not in stages:
+                where = source.at((*path, "from") if isinstance(step.from_, str) else (*path, "from", i))
+                self.stage_problem(stage, stages, where)
+                ok = False
+        if step.to not in stages:
+            self.stage_problem(step.to, stages, source.at((*path, "to")))
+            ok = False
+        on = None if step.on is None else self.event_types(step.on, source.at((*path, "on")))
+        when = None
+        if step.when is not None:
+            when = self.expression(step.when, source, (*path, "when"), expect=BOOL,
+                                   with_event=step.on is not None)
+            ok = ok and when is not None
+        timer = self.timer(step.since, step.after, source, path)
+        if step.since is not None and timer is None:
+            ok = False
+        if step.alert is not None:
+            self.transition_alerts.append((step.alert, source.at((*path, "alert"))))
+        if not ok:
+            return None
+        rule = f"lifecycle.{'+'.join(sources)}->{step.to}#{index + 1}"
+        return Transition(rule, frozenset(sources), step.to, when, on, timer, step.alert)
+
+    def compile_tags(self) -> tuple[Tag, ...]:
+        tags: list[Tag] = []
+        for rule_file, source in self.files:
+            for name, spec in rule_file.tags.items():
+                path: Path_ = ("tags", name)
+                if self.declare("tag", name, source, path):
+                    tag = self.tag(name, spec, source, path)
+                    if tag is not None:
+                        tags.append(tag)
+        return tuple(tags)
+
+    def tag(self, name: str, spec: TagSpec, source: SourceMap, path: Path_) -> Tag | None:
+        when = exit_when = value = None
+        if spec.when is not None:
+            when = self.expression(spec.when, source, (*path, "when"), expect=BOOL)
+            if when is None:
+                return None
+        if spec.exit_when is not None:
+            exit_when = self.expression(spec.exit_when, source, (*path, "exit_when"), expect=BOOL)
+            if exit_when is None:
+                return None
+        if spec.value is not None:
+            value = self.expression(spec.value, source, (*path, "value"), expect=STRING)
+            if value is None:
+                return None
+        expires = None
+        if spec.expires_after is not None:
+            expires = self.duration(spec.expires_after, source.at((*path, "expires_after")))
+            if expires is None:
+                return None
+        reads = frozenset().union(*(e.reads for e in (when, exit_when, value) if e is not None))
+        values = None if spec.values is None else frozenset(spec.values)
+        return Tag(name, spec.display, when, exit_when, value, values, spec.group, expires, reads)
+
+    def compile_alerts(self) -> dict[str, Alert]:
+        alerts: dict[str, Alert] = {}
+        for rule_file, source in self.files:
+            for name, spec in rule_file.alerts.items():
+                path: Path_ = ("alerts", name)
+                if self.declare("alert", name, source, path):
+                    alert = self.alert(name, spec, source, path)
+                    if alert is not None:
+                        alerts[name] = alert
+        return alerts
+
+    def alert(self, name: str, spec: AlertSpec, source: SourceMap, path: Path_) -> Alert | None:
+        on = None if spec.on is None else self.event_types(spec.on, source.at((*path, "on")))
+        when = None
+        if spec.when is not None:
+            when = self.expression(spec.when, source, (*path, "when"), expect=BOOL,
+                                   with_event=spec.on is not None)
+            if when is None:
+                return None
+        timer = self.timer(spec.since, spec.after, source, path)
+        if spec.since is not None and timer is None:
+            return None
+        before_ms = 0
+        if spec.pending is not None:
+            target = self.aggregates.get(spec.pending)
+            if target is None or target.kind_name != "pending":
+                self.problem(source.at((*path, "pending")),
+                             f"{spec.pending!r} is not a pending aggregate",
+                             "declare it under aggregates with `pending: props.<key>`")
+                return None
+            before_ms = self.duration(spec.before or "", source.at((*path, "before"))) or 0
+        for i, detail in enumerate(spec.details):
+            if detail not in self.names or detail == "lists":
+                close = difflib.get_close_matches(detail, self.names, n=1)
+                self.problem(source.at((*path, "details", i)), f"unknown name {detail!r}",
+                             f"did you mean {close[0]!r}?" if close else "details name aggregates")
+        reads = frozenset() if when is None else when.reads
+        return Alert(name, spec.severity, spec.display, when, on, timer, spec.pending, before_ms,
+                     tuple(spec.details), reads)
+
+    def compile(self, version: str) -> RuleSet:
+        self.compile_params()
+        self.compile_lists()
+        self.compile_aggregates()
+        lifecycle = self.compile_lifecycle()
+        tags = self.compile_tags()
+        alerts = self.compile_alerts()
+        for alert_name, where in self.transition_alerts:
+            alert = alerts.get(alert_name)
+            if alert is None:
+                close = difflib.get_close_matches(alert_name, alerts, n=1)
+                self.problem(where, f"unknown alert {alert_name!r}",
+                             f"did you mean {close[0]!r}?" if close
+                             else "declare it under alerts with a severity and no trigger")
+            elif not alert.raised_by_transition:
+                self.problem(where, f"alert {alert_name!r} has its own trigger",
+                             "an alert raised by a transition declares only severity/display")
+        if self.problems:
+            raise RuleErrors(self.problems)
+        groups: dict[str, list[Tag]] = {}
+        for tag in tags:
+            if tag.group is not None:
+                groups.setdefault(tag.group, []).append(tag)
+        time_varying = frozenset(n for n, a in self.aggregates.items() if a.time_varying)
+        return RuleSet(
+            version=version,
+            directory=str(self.directory),
+            aggregates=self.aggregates,
+            tags=tags,
+            groups={k: tuple(v) for k, v in groups.items()},
+            lifecycle=lifecycle,
+            alerts=alerts,
+            lists=self.lists,
+            params=self.params,
+            for_every_event=tuple(a for a in self.aggregates.values() if a.types is None),
+            time_varying=time_varying,
+        )
+
+
+def _problems_from_validation(error: ValidationError, source: SourceMap) -> Iterable[Problem]:
+    for item in error.errors(include_url=False):
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and "[" in p))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        hint = None
+        if item["type"] == "extra_forbidden":
+            where = source.key(loc)
+            message = f"unknown key {loc[-1]!r}"
+            hint = "check the spelling; docs/rules.md lists every key"
+        else:
+            where = source.at(loc)
+            if item["type"] == "string_pattern_mismatch":
+                hint = "names are lower_case_with_underscores"
+        yield Problem(where, message, hint)
+
+
+def rule_files(directory: Path) -> list[Path]:
+    """The rule files of a directory: its ``*.yaml`` and ``*.yml`` files, sorted."""
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_rules(directory: str | Path) -> RuleSet:
+    """Load, validate and compile every rule file in ``directory``.
+
+    Raises RuleErrors listing every problem with file:line:column and a hint.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise RuleErrors([Problem(Position(str(root), 1, 1), "not a directory of rule files")])
+    paths = rule_files(root)
+    if not paths:
+        raise RuleErrors([Problem(Position(str(root), 1, 1), "no *.yaml rule files here")])
+    digest = hashlib.sha256()
+    problems: list[Problem] = []
+    files: list[tuple[RuleFile, SourceMap]] = []
+    for path in paths:
+        display = str(path)
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        try:
+            data, source = load_yaml(path, display)
+        except RuleErrors as error:
+            problems.extend(error.problems)
+            continue
+        try:
+            files.append((RuleFile.model_validate(data or {}), source))
+        except ValidationError as error:
+            problems.extend(_problems_from_validation(error, source))
+    compiler = _Compiler(files, root)
+    # List files feed the version too: a new sensitive word is a new rule set.
+    for list_file in sorted(root.rglob("*.txt")):
+        digest.update(list_file.name.encode() + b"\0" + list_file.read_bytes() + b"\0")
+    if problems:
+        raise RuleErrors(problems)
+    return compiler.compile(digest.hexdigest()[:12])

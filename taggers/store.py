@@ -1,0 +1,96 @@
+"""Where profiles live. ``ProfileStore`` is the interface; ``MemoryStore`` keeps them in RAM.
+
+The Redis store (used by the streaming worker) implements the same interface; replays,
+dry runs and rule tests use the in-memory one.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from taggers.profile import Profile
+
+
+class ProfileStore(Protocol):
+    """Profiles by user, tag audiences, and the index of users' next deadlines."""
+
+    def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """The stored profiles of these users (users never seen are left out)."""
+        ...
+
+    def save(self, profiles: Iterable[Profile]) -> None:
+        """Store each profile, its tag memberships and its next deadline, atomically per user."""
+        ...
+
+    def due(self, until: int) -> list[str]:
+        """Users with a deadline at or before ``until``, earliest first."""
+        ...
+
+    def tag_members(self, tag: str) -> list[str]:
+        """The users holding a tag (the tag's audience), sorted."""
+        ...
+
+    def users(self) -> Iterator[str]:
+        """Every stored user id."""
+        ...
+
+
+class MemoryStore:
+    """An in-memory ProfileStore; profiles are kept by reference (no copy)."""
+
+    def __init__(self) -> None:
+        self._profiles: dict[str, Profile] = {}
+        self._audiences: dict[str, set[str]] = {}
+        self._tags_of: dict[str, frozenset[str]] = {}
+        self._deadlines: list[tuple[int, str]] = []
+        self._due_of: dict[str, int] = {}
+
+    def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """See ProfileStore.load."""
+        profiles = self._profiles
+        return {u: profiles[u] for u in user_ids if u in profiles}
+
+    def get(self, user_id: str) -> Profile | None:
+        """One stored profile, or None."""
+        return self._profiles.get(user_id)
+
+    def save(self, profiles: Iterable[Profile]) -> None:
+        """See ProfileStore.save."""
+        for profile in profiles:
+            user = profile.user_id
+            self._profiles[user] = profile
+            tags = frozenset(profile.tags)
+            before = self._tags_of.get(user, frozenset())
+            if tags != before:
+                for tag in before - tags:
+                    self._audiences[tag].discard(user)
+                for tag in tags - before:
+                    self._audiences.setdefault(tag, set()).add(user)
+                self._tags_of[user] = tags
+            if profile.due is None:
+                self._due_of.pop(user, None)
+            elif self._due_of.get(user) != profile.due:
+                # Old heap entries are left behind and skipped when popped (lazy delete).
+                self._due_of[user] = profile.due
+                heapq.heappush(self._deadlines, (profile.due, user))
+
+    def due(self, until: int) -> list[str]:
+        """See ProfileStore.due."""
+        found: list[str] = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= until:
+            due, user = heapq.heappop(heap)
+            if self._due_of.get(user) == due:
+                del self._due_of[user]
+                found.append(user)
+        return found
+
+    def tag_members(self, tag: str) -> list[str]:
+        """See ProfileStore.tag_members."""
+        return sorted(self._audiences.get(tag, ()))
+
+    def users(self) -> Iterator[str]:
+        """See ProfileStore.users."""
+        return iter(list(self._profiles))

@@ -1,0 +1,177 @@
+"""The engine's guarantees: per-user determinism, time semantics, reasons and ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taggers.durations import DAY_MS
+from taggers.engine import Engine, family_member
+from taggers.outputs import Alert, Output, TagChange, Transition, output_to_dict
+from taggers.profile import Profile
+from taggers.replay import Replay, sweep
+from taggers.ruleset import RuleSet, load_rules
+from taggers.settings import BUNDLED_RULES
+from taggers.simulate import SimulationConfig, simulate
+from taggers.testing import START_MS, MemoryStore, make_event
+
+RULES = load_rules(BUNDLED_RULES)
+STREAM = [line.encode() for line in simulate(SimulationConfig(users=120, days=200, seed=3))]
+
+
+def run(lines: list[bytes], rules: RuleSet = RULES) -> tuple[list[Output], MemoryStore, int]:
+    store = MemoryStore()
+    replay = Replay(Engine(rules), store)
+    outputs = [o for o in replay.run(lines) if not hasattr(o, "line")]
+    return outputs, store, replay.clock  # type: ignore[return-value]
+
+
+def snapshot(profile: Profile) -> dict[str, object]:
+    data = profile.to_dict()
+    del data["clock"]  # when the last sweep ran is not part of the user's state
+    return data
+
+
+def test_a_replay_is_reproducible_down_to_output_ids() -> None:
+    first, _, _ = run(STREAM)
+    second, _, _ = run(STREAM)
+    assert [output_to_dict(o) for o in first] == [output_to_dict(o) for o in second]
+    assert len({o.id for o in first}) == len(first)
+
+
+def test_a_users_result_does_not_depend_on_other_users() -> None:
+    """Each user replayed alone, then advanced to the same clock, ends in the same state."""
+    _, together, clock = run(STREAM)
+    engine = Engine(RULES)
+    users = sorted(together.users())[:25]
+    for user in users:
+        own = [line for line in STREAM if f'"user_id":"{user}"'.encode() in line]
+        _, alone, _ = run(own)
+        profile = alone.get(user)
+        assert profile is not None
+        engine.advance(profile, clock)
+        expected = together.get(user)
+        assert expected is not None
+        assert snapshot(profile) == snapshot(expected), user
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM) - 1), max_size=8))
+def test_when_sweeps_run_does_not_change_the_result(sweep_points: list[int]) -> None:
+    """Deadlines fire as of their due time, so extra sweeps at random moments change nothing."""
+    engine = Engine(RULES)
+    store = MemoryStore()
+    replay = Replay(engine, store)
+    points = set(sweep_points)
+    outputs = []
+    for index, line in enumerate(STREAM[:600]):
+        outputs.extend(replay.run([line], flush=False))
+        if index in points:
+            # A timer sweep that runs late: it processes everything due by now.
+            outputs.extend(sweep(engine, store, replay.clock))
+    outputs.extend(sweep(engine, store, replay.clock))
+    reference, reference_store, _ = run(STREAM[:600])
+    assert sorted(o.id for o in outputs) == sorted(o.id for o in reference)
+    for user in reference_store.users():
+        got, want = store.get(user), reference_store.get(user)
+        assert got is not None and want is not None
+        assert snapshot(got) == snapshot(want)
+
+
+def test_every_change_says_why() -> None:
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", day=0, amount=600))
+    outputs = engine.apply(profile, make_event("purchase", day=1, amount=500))
+    added = next(o for o in outputs if isinstance(o, TagChange) and o.tag == "high_value")
+    assert added.op == "add"
+    assert added.display == "高价值客户"
+    assert added.reason.rule == "high_value"
+    assert added.reason.version == RULES.version
+    assert added.reason.values == {"spend_90d": 1100.0, "high_value_spend": 1000}
+    assert profile.tags["high_value"]["since"] == START_MS + DAY_MS
+
+
+def test_tags_fall_with_the_window_even_with_no_event() -> None:
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", day=0, amount=1500))
+    assert "high_value" in profile.tags
+    outputs = engine.advance(profile, START_MS + 100 * DAY_MS)
+    removed = [o for o in outputs if isinstance(o, TagChange) and o.tag == "high_value"]
+    assert [o.op for o in removed] == ["remove"]
+    # It fell exactly when the day-0 bucket left the 90-day window.
+    assert removed[0].at == START_MS + 90 * DAY_MS
+
+
+def test_a_late_event_never_moves_the_users_clock_back() -> None:
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", day=10, amount=10))
+    engine.apply(profile, make_event("purchase", day=2, amount=10))
+    assert profile.clock == START_MS + 10 * DAY_MS
+    assert engine.value_of("orders", profile, profile.clock) == 2
+
+
+def test_deadline_outputs_have_ids_from_the_deadline() -> None:
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", day=0, amount=10))
+    engine.apply(profile, make_event("purchase", day=5, amount=10))
+    outputs = engine.advance(profile, START_MS + 70 * DAY_MS)
+    dormant = next(o for o in outputs if isinstance(o, Transition) and o.to_stage == "dormant")
+    assert dormant.at == START_MS + 65 * DAY_MS
+    again = Engine(RULES)
+    other = again.new_profile("u1")
+    again.apply(other, make_event("purchase", day=0, amount=10, event_id="x1"))
+    again.apply(other, make_event("purchase", day=5, amount=10, event_id="x2"))
+    repeat = again.advance(other, START_MS + 70 * DAY_MS)
+    assert dormant.id in {o.id for o in repeat}
+
+
+def test_timers_fire_once() -> None:
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("member_join", day=0))
+    first = engine.advance(profile, START_MS + 8 * DAY_MS)
+    second = engine.advance(profile, START_MS + 30 * DAY_MS)
+    assert [o.name for o in first if isinstance(o, Alert)] == ["new_member_no_order"]
+    assert not [o for o in second if isinstance(o, Alert)]
+
+
+def test_rules_are_evaluated_only_when_what_they_read_changed(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "aggregates:\n"
+        "  orders: {count: purchase}\n"
+        "  views: {count: view}\n"
+        "tags:\n"
+        "  buyer: {when: 'orders >= 1'}\n"
+        "  browser: {when: 'views >= 1'}\n",
+        encoding="utf-8",
+    )
+    rules = load_rules(tmp_path)
+    calls: list[str] = []
+    for tag in rules.tags:
+        assert tag.when is not None
+        inner = tag.when.evaluate
+
+        def counted(values: object, name: str = tag.name, inner: object = inner) -> object:
+            calls.append(name)
+            return inner(values)  # type: ignore[operator]
+
+        object.__setattr__(tag.when, "evaluate", counted)
+    engine = Engine(rules)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("view", day=0))
+    engine.apply(profile, make_event("view", day=1))
+    engine.apply(profile, make_event("purchase", day=2, amount=1))
+    assert calls == ["browser", "browser", "buyer"]
+
+
+def test_family_names_are_clean() -> None:
+    assert family_member("interest", "美妆") == "interest_美妆"
+    assert family_member("source", "Mini Program") == "source_mini_program"
+    assert family_member("source", None) is None
+    assert family_member("source", " / ") is None

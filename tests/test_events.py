@@ -1,0 +1,114 @@
+"""The event contract: valid events decode; bad input gets a precise error, never a crash."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taggers.events import REASONS, EventError, decode_event, event_json_schema
+
+GOOD = {
+    "event_id": "e1",
+    "user_id": "u1",
+    "type": "purchase",
+    "ts": "2026-03-01T10:00:00+08:00",
+    "channel": "mini_program",
+    "props": {"amount": 199.0, "order_id": "o1", "category": "美妆"},
+}
+
+
+def encode(data: object) -> bytes:
+    return orjson.dumps(data)
+
+
+def test_a_valid_event_decodes_with_ts_in_epoch_ms() -> None:
+    event = decode_event(encode(GOOD))
+    assert event.ts == 1_772_330_400_000  # 2026-03-01T02:00:00Z
+    assert event.props["category"] == "美妆"
+
+
+def test_epoch_milliseconds_and_iso_give_the_same_time() -> None:
+    iso = decode_event(encode(GOOD))
+    millis = decode_event(encode(GOOD | {"ts": 1_772_330_400_000}))
+    assert iso.ts == millis.ts
+
+
+def test_unknown_types_are_accepted_with_any_props() -> None:
+    event = decode_event(encode(GOOD | {"type": "live_stream_watch", "props": {"minutes": 12}}))
+    assert event.type == "live_stream_watch"
+
+
+def test_known_types_normalise_props() -> None:
+    coupon = GOOD | {
+        "type": "coupon_issued",
+        "props": {"coupon_id": "c1", "expires_at": "2026-03-10T00:00:00Z"},
+    }
+    assert decode_event(encode(coupon)).props["expires_at"] == 1_773_100_800_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "fragment"),
+    [
+        (b'{"event_id": "e1",', "invalid_json", "EOF"),
+        (b"\xff\xfe\x00", "not_utf8", "byte 0"),
+        (b"[1, 2]", "invalid_json", "JSON object"),
+        (encode({k: v for k, v in GOOD.items() if k != "user_id"}), "schema", "user_id"),
+        (encode(GOOD | {"ts": "2026-03-01T10:00:00"}), "schema", "time zone"),
+        (encode(GOOD | {"ts": 1_772_330_400}), "schema", "looks like seconds"),
+        (encode(GOOD | {"ts": "yesterday"}), "schema", "ISO-8601"),
+        (encode(GOOD | {"props": {"amount": "abc"}}), "schema", "amount"),
+        (encode(GOOD | {"type": "survey", "props": {"score": 11}}), "schema", "score"),
+        (encode(GOOD | {"user_id": 42}), "schema", "user_id"),
+        (encode(GOOD | {"extra": 1}), "schema", "extra"),
+        (encode(GOOD | {"type": "Bad Type"}), "schema", "type"),
+        (encode(GOOD | {"props": {"note": "x" * 70_000}}), "too_large", "limit"),
+        (b'{"props": ' + b"[" * 5000 + b"]" * 5000 + b"}", "too_deep", "deep"),
+    ],
+)
+def test_bad_input_gets_a_precise_reason(raw: bytes, reason: str, fragment: str) -> None:
+    with pytest.raises(EventError) as caught:
+        decode_event(raw)
+    assert caught.value.reason == reason
+    assert fragment in caught.value.message
+
+
+def test_props_nested_past_the_limit_are_too_deep() -> None:
+    nested: object = "leaf"
+    for _ in range(12):
+        nested = {"x": nested}
+    with pytest.raises(EventError) as caught:
+        decode_event(encode(GOOD | {"type": "custom", "props": nested}))
+    assert caught.value.reason == "too_deep"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
+    try:
+        decode_event(raw)
+    except EventError as error:
+        assert error.reason in REASONS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(GOOD) + ["x"]), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)))
+def test_arbitrary_json_objects_never_crash(data: dict[str, object]) -> None:
+    try:
+        decode_event(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
+    except EventError as error:
+        assert error.reason in REASONS
+    except orjson.JSONEncodeError:
+        pass  # NaN and friends cannot be produced as JSON in the first place
+
+
+def test_json_schema_documents_every_known_type() -> None:
+    schema = event_json_schema()
+    assert set(schema["required"]) == {"event_id", "user_id", "type", "ts"}
+    assert "amount" in schema["x-event-types"]["purchase"]["props"]
+    assert "score" in schema["x-event-types"]["survey"]["props"]
