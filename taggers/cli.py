@@ -21,7 +21,7 @@ from taggers.ruletests import run_tests
 from taggers.settings import Settings
 from taggers.simulate import SimulationConfig, simulate
 from taggers.store import MemoryStore
-from taggers.yaml_source import RuleErrors
+from taggers.yaml_source import RuleSetError
 
 
 def _rules_dir(given: str | None) -> Path:
@@ -31,7 +31,7 @@ def _rules_dir(given: str | None) -> Path:
 def _load(directory: Path, err: IO[str]) -> RuleSet | None:
     try:
         return load_rules(directory)
-    except RuleErrors as error:
+    except RuleSetError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=err)
         print(f"{len(error.problems)} problem(s) in {directory}; nothing was loaded", file=err)
@@ -61,7 +61,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     tests_dir = directory / "tests"
     try:
         results = run_tests(rules, tests_dir)
-    except RuleErrors as error:
+    except RuleSetError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
@@ -125,8 +125,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for item in replay.run(lines):
             if isinstance(item, BadLine):
                 counts["bad lines"] += 1
-                record = {"kind": "error", "line": item.line, "reason": item.reason,
-                          "message": item.message}
+                record = {
+                    "kind": "error",
+                    "line": item.line,
+                    "reason": item.reason,
+                    "message": item.message,
+                }
                 if args.json:
                     out.write(orjson.dumps(record) + b"\n")
                 else:
@@ -216,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="check and test rule files")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_commands.add_parser("check", help="validate a rule directory")
-    check.add_argument("dir", nargs="?", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
+    check.add_argument(
+        "dir", nargs="?", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)"
+    )
     check.set_defaults(func=cmd_rules_check)
     test = rules_commands.add_parser("test", help="run the rule tests in DIR/tests")
     test.add_argument("dir", nargs="?", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
@@ -234,8 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--users", type=_positive, default=1000)
     sim.add_argument("--days", type=_positive, default=180)
     sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--malformed", type=_fraction, default=0.0,
-                     help="fraction of lines replaced by malformed messages (0..1)")
+    sim.add_argument(
+        "--malformed",
+        type=_fraction,
+        default=0.0,
+        help="share of extra malformed lines mixed in (0..1); every good event stays",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     schema = commands.add_parser("schema", help="print a JSON Schema")

@@ -99,12 +99,10 @@ class Engine:
             read |= alert.reads | set(alert.details)
             if alert.pending:
                 read.add(alert.pending)
-        for transitions in (rules.lifecycle.by_stage.values() if rules.lifecycle else ()):
+        for transitions in rules.lifecycle.by_stage.values() if rules.lifecycle else ():
             for transition in transitions:
                 read |= transition.when.reads if transition.when else set()
-        self._watched = tuple(
-            rules.aggregates[name] for name in sorted(read & rules.time_varying)
-        )
+        self._watched = tuple(rules.aggregates[name] for name in sorted(read & rules.time_varying))
         self._on_alerts: dict[str, tuple[AlertRule, ...]] = {}
         self._timer_alerts = tuple(a for a in rules.alerts.values() if a.timer is not None)
         self._pending_alerts = tuple(a for a in rules.alerts.values() if a.pending is not None)
@@ -130,7 +128,9 @@ class Engine:
         now = max(event.ts, profile.clock)
         profile.clock = now
         profile.events += 1
-        step = _Step(profile, now, cause or f"e:{event.event_id}", _Values(self, profile, now, event))
+        step = _Step(
+            profile, now, cause or f"e:{event.event_id}", _Values(self, profile, now, event)
+        )
         step.outputs = outputs
         lifecycle = self.rules.lifecycle
         if profile.stage is None and lifecycle is not None:
@@ -186,7 +186,9 @@ class Engine:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _update_aggregates(self, profile: Profile, event: BehaviourEvent, now: int) -> frozenset[str]:
+    def _update_aggregates(
+        self, profile: Profile, event: BehaviourEvent, now: int
+    ) -> frozenset[str]:
         aggregates = self.rules.aggregates_for(event.type)
         for aggregate in aggregates:
             if aggregate.kind is None:
@@ -212,7 +214,9 @@ class Engine:
             self._changed_by_type[event.type] = changed
         return changed
 
-    def _update_pending(self, profile: Profile, aggregate: Aggregate, event: BehaviourEvent) -> None:
+    def _update_pending(
+        self, profile: Profile, aggregate: Aggregate, event: BehaviourEvent
+    ) -> None:
         key = value_key(aggregate.extract(event)) if aggregate.extract else None
         if key is None:
             return
@@ -258,7 +262,9 @@ class Engine:
             expires = record.get("expires")
             if expires is not None and expires <= now:
                 profile.fired[EXPIRED + str(record["rule"])] = 1
-                self._remove_tag(step, name, Reason(str(record["rule"]), self.version, {}, "expired"))
+                self._remove_tag(
+                    step, name, Reason(str(record["rule"]), self.version, {}, "expired")
+                )
         if self.rules.lifecycle is not None:
             self._transitions_on_time(step)
         changed = self.rules.time_varying
@@ -282,8 +288,12 @@ class Engine:
                 if not self._timer_fires(step, rule.timer, rule.rule):
                     continue
                 if rule.when is None or _truth(rule.when, step.values):
-                    self._move(step, rule, rule.timer.after, note=f"no {self._anchor_types(rule.timer)}"
-                               f" for {rule.timer.after.source}")
+                    self._move(
+                        step,
+                        rule,
+                        rule.timer.after,
+                        note=f"no {self._anchor_types(rule.timer)} for {rule.timer.after.source}",
+                    )
                     return
             elif (
                 rule.on is None
@@ -355,8 +365,9 @@ class Engine:
             record["expires"] for record in profile.tags.values() if record.get("expires")
         )
         values = _Values(self, profile, now, None)
-        timers: list[tuple[Timer, str]] = [(a.timer, "alert:" + a.name) for a in self._timer_alerts
-                                          if a.timer is not None]
+        timers: list[tuple[Timer, str]] = [
+            (a.timer, "alert:" + a.name) for a in self._timer_alerts if a.timer is not None
+        ]
         if self.rules.lifecycle is not None:
             for rule in self.rules.lifecycle.by_stage.get(profile.stage or "", ()):
                 if rule.timer is not None:
@@ -423,8 +434,12 @@ class Engine:
         if held is not None and (winner is None or winner[0] is not held):
             reason = self._reason(held.name, deciders[held.name], step.values)
             if winner is not None:
-                reason = Reason(reason.rule, reason.version, reason.values,
-                                f"group {group}: now {winner[0].name}")
+                reason = Reason(
+                    reason.rule,
+                    reason.version,
+                    reason.values,
+                    f"group {group}: now {winner[0].name}",
+                )
             self._remove_tag(step, held.name, reason)
         if winner is not None and winner[0] is not held:
             self._add_tag(step, winner[0], winner[0].name, winner[0].display, winner[1])
@@ -462,7 +477,12 @@ class Engine:
         step.outputs.append(
             TagChange(
                 output_id(step.profile.user_id, step.cause, "tag", name, "add"),
-                step.profile.user_id, name, "add", display, step.now, reason,
+                step.profile.user_id,
+                name,
+                "add",
+                display,
+                step.now,
+                reason,
             )
         )
 
@@ -471,7 +491,12 @@ class Engine:
         step.outputs.append(
             TagChange(
                 output_id(step.profile.user_id, step.cause, "tag", name, "remove"),
-                step.profile.user_id, name, "remove", record.get("display"), step.now, reason,
+                step.profile.user_id,
+                name,
+                "remove",
+                record.get("display"),
+                step.now,
+                reason,
             )
         )
 
@@ -484,7 +509,11 @@ class Engine:
         step.outputs.append(
             Transition(
                 output_id(profile.user_id, step.cause, "transition", "initial"),
-                profile.user_id, None, initial, step.now, reason,
+                profile.user_id,
+                None,
+                initial,
+                step.now,
+                reason,
             )
         )
 
@@ -502,12 +531,17 @@ class Engine:
         step.outputs.append(
             Transition(
                 output_id(profile.user_id, step.cause, "transition", rule.rule),
-                profile.user_id, old, rule.to, step.now, reason,
+                profile.user_id,
+                old,
+                rule.to,
+                step.now,
+                reason,
             )
         )
         if rule.alert is not None:
-            self._raise(step, self.rules.alerts[rule.alert], {"from": old, "to": rule.to},
-                        reason=reason)
+            self._raise(
+                step, self.rules.alerts[rule.alert], {"from": old, "to": rule.to}, reason=reason
+            )
 
     def _raise(
         self,
@@ -528,13 +562,16 @@ class Engine:
         step.outputs.append(
             Alert(
                 output_id(step.profile.user_id, step.cause, "alert", alert.name, extra_id),
-                step.profile.user_id, alert.name, alert.severity, alert.display, step.now,
-                details, reason,
+                step.profile.user_id,
+                alert.name,
+                alert.severity,
+                alert.display,
+                step.now,
+                details,
+                reason,
             )
         )
 
     def _reason(self, rule: str, decider: CompiledExpr, values: _Values) -> Reason:
         read = {n: values[n] for n in sorted(decider.reads) if n not in ("event", "lists")}
         return Reason(rule, self.version, read, decider.source)
-
-

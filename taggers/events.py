@@ -62,15 +62,21 @@ def to_epoch_ms(value: object) -> int:
     else:
         raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
     if not _MIN_TS_MS <= ms < _MAX_TS_MS:
-        hint = " (looks like seconds: send milliseconds)" if _MIN_TS_MS // 1000 <= ms < _MAX_TS_MS // 1000 else ""
+        hint = (
+            " (looks like seconds: send milliseconds)"
+            if _MIN_TS_MS // 1000 <= ms < _MAX_TS_MS // 1000
+            else ""
+        )
         raise ValueError(f"{ms} is outside 2000-01-01..2100-01-01{hint}")
     return ms
 
 
 def format_ts(ms: int) -> str:
     """Epoch ms as an ISO-8601 UTC string, for output events and humans."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -165,6 +171,15 @@ EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
 }
 """Known event types: props model and meaning. Other types are accepted as they are."""
 
+_TIMESTAMP_PROPS: Final = {
+    name: tuple(
+        field
+        for field, info in model.model_fields.items()
+        if any(isinstance(m, BeforeValidator) and m.func is to_epoch_ms for m in info.metadata)
+    )
+    for name, (model, _) in EVENT_TYPES.items()
+}
+
 CHANNELS: Final = ("wecom", "official_account", "mini_program", "app", "store", "sms")
 
 
@@ -196,7 +211,9 @@ class BehaviourEvent(BaseModel):
                 checked = known[0].model_validate(self.props)
             except ValidationError as error:
                 raise ValueError(_describe(error, prefix=f"props of {self.type}: ")) from None
-            self.props = checked.model_dump(exclude_none=True)
+            # Keep the producer's props; only timestamps are rewritten (as epoch ms).
+            for name in _TIMESTAMP_PROPS[self.type]:
+                self.props[name] = getattr(checked, name)
         return self
 
 

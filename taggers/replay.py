@@ -47,7 +47,9 @@ class Replay:
     max_event_bytes: int = MAX_EVENT_BYTES
     clock: int = 0
 
-    def run(self, lines: Iterable[bytes | str], *, flush: bool = True) -> Iterator[Output | BadLine]:
+    def run(
+        self, lines: Iterable[bytes | str], *, flush: bool = True
+    ) -> Iterator[Output | BadLine]:
         """Yield outputs (and bad lines) in stream order.
 
         With ``flush`` the deadlines up to the last event time are fired at the end, so the

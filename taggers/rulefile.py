@@ -93,7 +93,9 @@ class TagSpec(_Strict):
     @model_validator(mode="after")
     def _when_or_value(self) -> TagSpec:
         if (self.when is None) == (self.value is None):
-            raise ValueError("a tag needs exactly one of 'when' (a condition) or 'value' (a family)")
+            raise ValueError(
+                "a tag needs exactly one of 'when' (a condition) or 'value' (a family)"
+            )
         if self.value is not None and (self.exit_when or self.group):
             raise ValueError("a family tag ('value') cannot have 'exit_when' or 'group'")
         if self.values is not None and self.value is None:

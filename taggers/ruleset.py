@@ -1,7 +1,7 @@
 """Load, validate and compile a rule directory into a ``RuleSet`` the engine runs.
 
 Compilation happens once per load. Every problem found is reported with file:line:column
-and a hint; a rule set with any problem is rejected as a whole (``RuleErrors``).
+and a hint; a rule set with any problem is rejected as a whole (``RuleSetError``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from taggers.expr import (
     object_of,
 )
 from taggers.rulefile import AggregateSpec, AlertSpec, RuleFile, TagSpec, TransitionSpec
-from taggers.yaml_source import Path_, Position, Problem, RuleErrors, SourceMap, load_yaml
+from taggers.yaml_source import Path_, Position, Problem, RuleSetError, SourceMap, load_yaml
 
 ANY: Final = "*"
 EVENT_TYPE: Final = object_of(
@@ -210,7 +210,9 @@ class RuleSet:
         if found is None:
             tags = tuple(t for t in self.tags if t.group is None and t.reads & changed)
             groups = tuple(
-                name for name, members in self.groups.items() if any(m.reads & changed for m in members)
+                name
+                for name, members in self.groups.items()
+                if any(m.reads & changed for m in members)
             )
             alerts = tuple(a for a in self.alerts.values() if a.edge and a.reads & changed)
             found = Affected(tags, groups, alerts)
@@ -275,7 +277,9 @@ class _Compiler:
             if name not in EVENT_TYPES:
                 close = difflib.get_close_matches(name, EVENT_TYPES, n=1)
                 if close:
-                    self.problem(where, f"unknown event type {name!r}", f"did you mean {close[0]!r}?")
+                    self.problem(
+                        where, f"unknown event type {name!r}", f"did you mean {close[0]!r}?"
+                    )
         return frozenset(types)
 
     def duration(self, text: str, where: Position) -> int | None:
@@ -316,15 +320,21 @@ class _Compiler:
                 path: Path_ = ("params", name)
                 if not self.declare("param", name, source, path):
                     continue
-                kind: Type = BOOL if isinstance(value, bool) else INT if isinstance(
-                    value, int) else DOUBLE if isinstance(value, float) else STRING
-                if isinstance(value, str):
-                    try:
-                        value, kind = parse_duration(value), DURATION
-                    except DurationError:
-                        pass  # a plain string parameter
-                self.params[name] = value
-                self.names[name] = kind
+                self.params[name], self.names[name] = self.param(value)
+
+    @staticmethod
+    def param(value: bool | int | float | str) -> tuple[Any, Type]:
+        """A parameter's value and type; strings that are durations (60d) become durations."""
+        if isinstance(value, bool):
+            return value, BOOL
+        if isinstance(value, int):
+            return value, INT
+        if isinstance(value, float):
+            return value, DOUBLE
+        try:
+            return parse_duration(value), DURATION
+        except DurationError:
+            return value, STRING
 
     def compile_lists(self) -> None:
         for rule_file, source in self.files:
@@ -365,14 +375,20 @@ class _Compiler:
         value_type = RESULT_TYPES[kind_name]
         if kind_name in ("count", "last_ts", "avg_gap", "days_since"):
             if spec.of is not None:
-                self.problem(source.key((*path, "of")), f"{kind_name} names its event types itself",
-                             f"write {kind_name}: {spec.of}")
+                self.problem(
+                    source.key((*path, "of")),
+                    f"{kind_name} names its event types itself",
+                    f"write {kind_name}: {spec.of}",
+                )
             types = self.event_types(target, where)
         else:
             extract = field_extractor(target)
             if extract is None:
-                self.problem(where, f"unknown event field {target!r}",
-                             "fields are channel, type, ts, event_id, user_id or props.<name>")
+                self.problem(
+                    where,
+                    f"unknown event field {target!r}",
+                    "fields are channel, type, ts, event_id, user_id or props.<name>",
+                )
                 return None
             if target in STRING_FIELDS and kind_name in ("first", "last"):
                 value_type = STRING
@@ -381,12 +397,15 @@ class _Compiler:
         if spec.window is not None:
             window = self.window(spec.window, kind_name, source.at((*path, "window")))
         if kind_name == "pending":
+            assert extract is not None  # pending reads a field, checked above
             return self.pending(name, spec, types, extract, source, path)
         for extra in ("close", "due"):
             if getattr(spec, extra) is not None:
                 self.problem(source.key((*path, extra)), f"'{extra}' only goes with 'pending'")
         limit = spec.limit or (DEFAULT_TOP_LIMIT if kind_name == "top" else DEFAULT_LIMIT)
-        return Aggregate(name, kind_name, KINDS[kind_name], types, extract, window, limit, value_type)
+        return Aggregate(
+            name, kind_name, KINDS[kind_name], types, extract, window, limit, value_type
+        )
 
     def window(self, text: str, kind_name: str, where: Position) -> Window | None:
         window_ms = self.duration(text, where)
@@ -394,13 +413,19 @@ class _Compiler:
             return None
         kind = KINDS.get(kind_name)
         if kind is None or not kind.windowable:
-            self.problem(where, f"{kind_name} cannot have a window",
-                         "days_since and pending already depend on time")
+            self.problem(
+                where,
+                f"{kind_name} cannot have a window",
+                "days_since and pending already depend on time",
+            )
             return None
         size = _bucket_size(window_ms)
         if window_ms % size or window_ms // size > MAX_BUCKETS:
-            self.problem(where, f"window {text} is not supported",
-                         f"use whole hours up to {MAX_BUCKETS}h or whole days up to {MAX_BUCKETS}d")
+            self.problem(
+                where,
+                f"window {text} is not supported",
+                f"use whole hours up to {MAX_BUCKETS}h or whole days up to {MAX_BUCKETS}d",
+            )
             return None
         return Window(window_ms, size)
 
@@ -414,9 +439,12 @@ class _Compiler:
         path: Path_,
     ) -> Aggregate | None:
         if spec.of is None or spec.close is None or spec.due is None:
-            self.problem(source.key(path), "pending needs 'of', 'close' and 'due'",
-                         "pending: props.coupon_id, of: coupon_issued, close: coupon_redeemed,"
-                         " due: props.expires_at")
+            self.problem(
+                source.key(path),
+                "pending needs 'of', 'close' and 'due'",
+                "pending: props.coupon_id, of: coupon_issued, close: coupon_redeemed,"
+                " due: props.expires_at",
+            )
             return None
         due = field_extractor(spec.due)
         if due is None:
@@ -451,8 +479,11 @@ class _Compiler:
             return None
         (spec, source), *others = found
         for _, other in others:
-            self.problem(other.key(("lifecycle",)), "lifecycle is defined in more than one file",
-                         f"keep one; the first is at {source.key(('lifecycle',))}")
+            self.problem(
+                other.key(("lifecycle",)),
+                "lifecycle is defined in more than one file",
+                f"keep one; the first is at {source.key(('lifecycle',))}",
+            )
         stages = dict(spec.stages)
         self.names["stage"] = STRING
         if spec.initial not in stages:
@@ -469,9 +500,11 @@ class _Compiler:
                 by_stage[stage].append(transition)
         for stage in stages:
             if stage not in reached:
-                self.problem(source.key(("lifecycle", "stages", stage)),
-                             f"stage {stage!r} is unreachable: no transition leads to it",
-                             "add a transition with `to: " + stage + "` or remove the stage")
+                self.problem(
+                    source.key(("lifecycle", "stages", stage)),
+                    f"stage {stage!r} is unreachable: no transition leads to it",
+                    "add a transition with `to: " + stage + "` or remove the stage",
+                )
         return Lifecycle(spec.initial, stages, {k: tuple(v) for k, v in by_stage.items()})
 
     def stage_problem(self, name: str, stages: Mapping[str, object], where: Position) -> None:
@@ -491,7 +524,9 @@ class _Compiler:
         ok = True
         for i, stage in enumerate(sources):
             if stage not in stages:
-                where = source.at((*path, "from") if isinstance(step.from_, str) else (*path, "from", i))
+                where = source.at(
+                    (*path, "from") if isinstance(step.from_, str) else (*path, "from", i)
+                )
                 self.stage_problem(stage, stages, where)
                 ok = False
         if step.to not in stages:
@@ -500,8 +535,9 @@ class _Compiler:
         on = None if step.on is None else self.event_types(step.on, source.at((*path, "on")))
         when = None
         if step.when is not None:
-            when = self.expression(step.when, source, (*path, "when"), expect=BOOL,
-                                   with_event=step.on is not None)
+            when = self.expression(
+                step.when, source, (*path, "when"), expect=BOOL, with_event=step.on is not None
+            )
             ok = ok and when is not None
         timer = self.timer(step.since, step.after, source, path)
         if step.since is not None and timer is None:
@@ -562,8 +598,9 @@ class _Compiler:
         on = None if spec.on is None else self.event_types(spec.on, source.at((*path, "on")))
         when = None
         if spec.when is not None:
-            when = self.expression(spec.when, source, (*path, "when"), expect=BOOL,
-                                   with_event=spec.on is not None)
+            when = self.expression(
+                spec.when, source, (*path, "when"), expect=BOOL, with_event=spec.on is not None
+            )
             if when is None:
                 return None
         timer = self.timer(spec.since, spec.after, source, path)
@@ -573,19 +610,34 @@ class _Compiler:
         if spec.pending is not None:
             target = self.aggregates.get(spec.pending)
             if target is None or target.kind_name != "pending":
-                self.problem(source.at((*path, "pending")),
-                             f"{spec.pending!r} is not a pending aggregate",
-                             "declare it under aggregates with `pending: props.<key>`")
+                self.problem(
+                    source.at((*path, "pending")),
+                    f"{spec.pending!r} is not a pending aggregate",
+                    "declare it under aggregates with `pending: props.<key>`",
+                )
                 return None
             before_ms = self.duration(spec.before or "", source.at((*path, "before"))) or 0
         for i, detail in enumerate(spec.details):
             if detail not in self.names or detail == "lists":
                 close = difflib.get_close_matches(detail, self.names, n=1)
-                self.problem(source.at((*path, "details", i)), f"unknown name {detail!r}",
-                             f"did you mean {close[0]!r}?" if close else "details name aggregates")
+                self.problem(
+                    source.at((*path, "details", i)),
+                    f"unknown name {detail!r}",
+                    f"did you mean {close[0]!r}?" if close else "details name aggregates",
+                )
         reads = frozenset() if when is None else when.reads
-        return Alert(name, spec.severity, spec.display, when, on, timer, spec.pending, before_ms,
-                     tuple(spec.details), reads)
+        return Alert(
+            name,
+            spec.severity,
+            spec.display,
+            when,
+            on,
+            timer,
+            spec.pending,
+            before_ms,
+            tuple(spec.details),
+            reads,
+        )
 
     def compile(self, version: str) -> RuleSet:
         self.compile_params()
@@ -598,14 +650,21 @@ class _Compiler:
             alert = alerts.get(alert_name)
             if alert is None:
                 close = difflib.get_close_matches(alert_name, alerts, n=1)
-                self.problem(where, f"unknown alert {alert_name!r}",
-                             f"did you mean {close[0]!r}?" if close
-                             else "declare it under alerts with a severity and no trigger")
+                self.problem(
+                    where,
+                    f"unknown alert {alert_name!r}",
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "declare it under alerts with a severity and no trigger",
+                )
             elif not alert.raised_by_transition:
-                self.problem(where, f"alert {alert_name!r} has its own trigger",
-                             "an alert raised by a transition declares only severity/display")
+                self.problem(
+                    where,
+                    f"alert {alert_name!r} has its own trigger",
+                    "an alert raised by a transition declares only severity/display",
+                )
         if self.problems:
-            raise RuleErrors(self.problems)
+            raise RuleSetError(self.problems)
         groups: dict[str, list[Tag]] = {}
         for tag in tags:
             if tag.group is not None:
@@ -650,14 +709,14 @@ def rule_files(directory: Path) -> list[Path]:
 def load_rules(directory: str | Path) -> RuleSet:
     """Load, validate and compile every rule file in ``directory``.
 
-    Raises RuleErrors listing every problem with file:line:column and a hint.
+    Raises RuleSetError listing every problem with file:line:column and a hint.
     """
     root = Path(directory)
     if not root.is_dir():
-        raise RuleErrors([Problem(Position(str(root), 1, 1), "not a directory of rule files")])
+        raise RuleSetError([Problem(Position(str(root), 1, 1), "not a directory of rule files")])
     paths = rule_files(root)
     if not paths:
-        raise RuleErrors([Problem(Position(str(root), 1, 1), "no *.yaml rule files here")])
+        raise RuleSetError([Problem(Position(str(root), 1, 1), "no *.yaml rule files here")])
     digest = hashlib.sha256()
     problems: list[Problem] = []
     files: list[tuple[RuleFile, SourceMap]] = []
@@ -666,7 +725,7 @@ def load_rules(directory: str | Path) -> RuleSet:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         try:
             data, source = load_yaml(path, display)
-        except RuleErrors as error:
+        except RuleSetError as error:
             problems.extend(error.problems)
             continue
         try:
@@ -678,5 +737,5 @@ def load_rules(directory: str | Path) -> RuleSet:
     for list_file in sorted(root.rglob("*.txt")):
         digest.update(list_file.name.encode() + b"\0" + list_file.read_bytes() + b"\0")
     if problems:
-        raise RuleErrors(problems)
+        raise RuleSetError(problems)
     return compiler.compile(digest.hexdigest()[:12])

@@ -29,7 +29,7 @@ from taggers.engine import Engine
 from taggers.events import BehaviourEvent, EventError, to_epoch_ms
 from taggers.outputs import Alert, Output, Transition
 from taggers.ruleset import RuleSet
-from taggers.yaml_source import Position, Problem, RuleErrors, SourceMap, load_yaml
+from taggers.yaml_source import Position, Problem, RuleSetError, SourceMap, load_yaml
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 
@@ -177,7 +177,7 @@ def run_test(test: RuleTest, engine: Engine) -> list[str]:
 
 
 def load_tests(path: Path) -> tuple[TestFile, SourceMap]:
-    """Load one test file; raises RuleErrors with file:line:column on bad files."""
+    """Load one test file; raises RuleSetError with file:line:column on bad files."""
     data, source = load_yaml(path)
     try:
         return TestFile.model_validate(data or {}), source
@@ -186,7 +186,7 @@ def load_tests(path: Path) -> tuple[TestFile, SourceMap]:
             Problem(source.at(tuple(item["loc"])), str(item["msg"]))
             for item in error.errors(include_url=False)
         ]
-        raise RuleErrors(problems) from None
+        raise RuleSetError(problems) from None
 
 
 def run_tests(rules: RuleSet, directory: Path) -> list[TestResult]:

@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     rules_dir: Path | None = Field(
         default=None, description="Rule directory; default ./rules, else the bundled pack"
     )
-    max_event_bytes: int = Field(default=64 * 1024, ge=256, description="Larger events go to the DLQ")
+    max_event_bytes: int = Field(
+        default=64 * 1024, ge=256, description="Larger events go to the DLQ"
+    )
 
     def resolved_rules_dir(self) -> Path:
         """The rule directory to load: the setting, else ./rules, else the bundled pack."""

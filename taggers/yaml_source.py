@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class Problem:
         return f"{text} (hint: {self.hint})" if self.hint else text
 
 
-class RuleErrors(Exception):
+class RuleSetError(Exception):
     """A rule set that failed validation; ``problems`` are sorted by file and line."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -77,6 +78,19 @@ class SourceMap:
     def key(self, path: Path_) -> Position:
         """The position of the mapping key that names ``path`` (falls back to its value)."""
         return self.keys.get(path) or self.at(path)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true and false, so that the rule key ``on:`` stays "on"."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _mark(file: str, node: yaml.Node) -> Position:
@@ -115,24 +129,24 @@ def _scalar(node: yaml.Node) -> Any:
 def load_yaml(path: Path, display: str | None = None) -> tuple[Any, SourceMap]:
     """Load one YAML document with the positions of everything in it.
 
-    Raises RuleErrors for YAML syntax errors and duplicate keys.
+    Raises RuleSetError for YAML syntax errors and duplicate keys.
     """
     name = display or str(path)
     source = SourceMap(name)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise RuleErrors([Problem(Position(name, 1, 1), f"cannot read: {error}")]) from None
+        raise RuleSetError([Problem(Position(name, 1, 1), f"cannot read: {error}")]) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = Position(name, mark.line + 1, mark.column + 1) if mark else Position(name, 1, 1)
-        raise RuleErrors([Problem(where, f"YAML syntax: {error.problem or error}")]) from None
+        raise RuleSetError([Problem(where, f"YAML syntax: {error.problem or error}")]) from None
     if node is None:
         return None, source
     problems: list[Problem] = []
     data = _build(node, (), source, problems)
     if problems:
-        raise RuleErrors(problems)
+        raise RuleSetError(problems)
     return data, source

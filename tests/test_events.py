@@ -93,11 +93,19 @@ def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(list(GOOD) + ["x"]), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=10,
-)))
+@given(
+    st.dictionaries(
+        st.sampled_from([*GOOD, "x"]),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=10,
+        ),
+    )
+)
 def test_arbitrary_json_objects_never_crash(data: dict[str, object]) -> None:
     try:
         decode_event(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
