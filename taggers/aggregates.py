@@ -27,7 +27,9 @@ MAX_BUCKETS: Final = 1000
 class Kind:
     """One aggregate kind: how to fold an observation in, merge partials and read a value.
 
-    ``add(state, value, ts, limit)`` may mutate a list/dict state and returns the new state.
+    ``add(state, value, ts, limit)`` returns the new state; kinds that ``mutate`` change a
+    list/dict state in place, the others return the very same state when nothing changed
+    (which lets the engine skip rules whose inputs did not move).
     ``result(state, now)`` turns a merged partial into the value rules read.
     """
 
@@ -38,6 +40,7 @@ class Kind:
     merge: Callable[[list[State], int], State]
     result: Callable[[State, int], Value]
     clock_dependent: bool = False
+    mutates: bool = False
 
 
 def _none_if_empty(state: State, _now: int) -> Value:
@@ -257,13 +260,15 @@ KINDS: Final[dict[str, Kind]] = {
         Kind("sum", True, True, _sum_add, _sum_merge, lambda s, _n: s or 0.0),
         Kind("min", True, True, _min_add, _min_merge, _none_if_empty),
         Kind("max", True, True, _max_add, _max_merge, _none_if_empty),
-        Kind("avg", True, True, _avg_add, _avg_merge, _avg_result),
-        Kind("distinct", True, True, _distinct_add, _distinct_merge, _distinct_result),
-        Kind("top", True, True, _top_add, _top_merge, _top_result),
+        Kind("avg", True, True, _avg_add, _avg_merge, _avg_result, mutates=True),
+        Kind(
+            "distinct", True, True, _distinct_add, _distinct_merge, _distinct_result, mutates=True
+        ),
+        Kind("top", True, True, _top_add, _top_merge, _top_result, mutates=True),
         Kind("first", True, True, _first_add, _first_merge, _pair_value),
         Kind("last", True, True, _last_add, _last_merge, _pair_value),
         Kind("last_ts", False, True, _last_ts_add, _max_merge, _none_if_empty),
-        Kind("avg_gap", False, True, _gap_add, _gap_merge, _gap_result),
+        Kind("avg_gap", False, True, _gap_add, _gap_merge, _gap_result, mutates=True),
         Kind(
             "days_since",
             False,
@@ -330,7 +335,10 @@ class Window:
         if state is None:
             return kind.result(None, now)
         first = self.first_bucket(now)
-        inside = [entry[1] for entry in state if entry[0] >= first]
+        if state[0][0] >= first:  # the usual case: pruned when last touched
+            inside = [entry[1] for entry in state]
+        else:
+            inside = [entry[1] for entry in state if entry[0] >= first]
         if len(inside) == 1:
             return kind.result(inside[0], now)
         return kind.result(kind.merge(inside, limit) if inside else None, now)
@@ -340,6 +348,9 @@ class Window:
         if state is None:
             return None
         first = self.first_bucket(now)
+        oldest = state[0][0]
+        if oldest >= first:  # the usual case: pruned when last touched
+            return int((oldest + self.buckets) * self.bucket_ms)
         for entry in state:
             if entry[0] >= first:
                 return int((entry[0] + self.buckets) * self.bucket_ms)

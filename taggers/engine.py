@@ -12,6 +12,7 @@ of its type; a deadline changes the time-varying values (windows, days_since, pe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,7 +27,9 @@ from taggers.ruleset import Alert as AlertRule
 from taggers.ruleset import Transition as TransitionRule
 
 MAX_DEADLINES_PER_ADVANCE: Final = 100_000
+MAX_CACHED_FAMILY_NAMES: Final = 100_000
 EXPIRED: Final = "expired:"
+Reader = Callable[[Profile, int, BehaviourEvent | None], Any]
 _UNSAFE = re.compile(r"[\s\x00-\x1f\"'`{}\[\]<>,;:/\\|]+")
 
 
@@ -68,6 +71,7 @@ class _Step:
     values: _Values
     outputs: list[Output] = field(default_factory=list)
     moved: bool = False
+    renewed: bool = False  # a tag's expiry was pushed back
 
 
 def _truth(expression: CompiledExpr, values: _Values) -> bool:
@@ -106,6 +110,20 @@ class Engine:
         self._on_alerts: dict[str, tuple[AlertRule, ...]] = {}
         self._timer_alerts = tuple(a for a in rules.alerts.values() if a.timer is not None)
         self._pending_alerts = tuple(a for a in rules.alerts.values() if a.pending is not None)
+        # Aggregates whose change can move the next deadline: timer anchors and what timer
+        # durations read, pending items and day counters. Windows are handled apart: their
+        # deadline moves only when their oldest bucket does.
+        timers = [a.timer for a in self._timer_alerts if a.timer is not None]
+        if rules.lifecycle is not None:
+            timers += [t.timer for ts in rules.lifecycle.by_stage.values() for t in ts if t.timer]
+        self._deadline_inputs = frozenset(
+            {t.anchor for t in timers}.union(*(t.after.reads for t in timers))
+            | {a.name for a in self._watched if a.window is None}
+        )
+        self._watched_windows = frozenset(a.name for a in self._watched if a.window is not None)
+        self._families: dict[tuple[str, object], str | None] = {}
+        names = ["stage", "event", "lists", *rules.params, *rules.aggregates]
+        self._readers: dict[str, Reader] = {name: self._reader(name) for name in names}
 
     # --- public ---------------------------------------------------------------------------
 
@@ -135,14 +153,17 @@ class Engine:
         lifecycle = self.rules.lifecycle
         if profile.stage is None and lifecycle is not None:
             self._enter_initial(step, lifecycle.initial)
-        changed = self._update_aggregates(profile, event, now)
+        before = len(outputs)
+        changed, moves_deadline = self._update_aggregates(profile, event, now)
         if lifecycle is not None:
             self._transitions_on_event(step, event)
         self._evaluate(step, changed | {"stage"} if step.moved else changed)
         for alert in self._alerts_on(event.type):
             if alert.when is None or _truth(alert.when, step.values):
                 self._raise(step, alert, {})
-        profile.due = self._next_deadline(profile)
+        # Recomputing the next deadline is costly; most events (views) cannot move it.
+        if moves_deadline or step.renewed or len(outputs) > before:
+            profile.due = self._next_deadline(profile)
         return outputs
 
     def advance(self, profile: Profile, until: int) -> list[Output]:
@@ -159,21 +180,32 @@ class Engine:
         self, name: str, profile: Profile, now: int, event: BehaviourEvent | None = None
     ) -> Any:
         """The value an expression sees for ``name`` at ``now``."""
+        return self._readers[name](profile, now, event)
+
+    def _reader(self, name: str) -> Reader:
+        """How to read one name; built once per name, as this is on every rule's path."""
         if name == "stage":
-            return profile.stage
+            return lambda profile, _now, _event: profile.stage
         if name == "event":
-            return None if event is None else _event_dict(event)
+            return lambda _profile, _now, event: None if event is None else _event_dict(event)
         if name == "lists":
-            return self.rules.lists
+            lists = self.rules.lists
+            return lambda _profile, _now, _event: lists
         if name in self.rules.params:
-            return self.rules.params[name]
+            param = self.rules.params[name]
+            return lambda _profile, _now, _event: param
         aggregate = self.rules.aggregates[name]
-        state = profile.aggs.get(name)
-        if aggregate.kind is None:  # pending
-            return sum(1 for item in (state or {}).values() if item[0] > now)
-        if aggregate.window is not None:
-            return aggregate.window.value(aggregate.kind, state, now, aggregate.limit)
-        return aggregate.kind.result(state, now)
+        kind, window, limit = aggregate.kind, aggregate.window, aggregate.limit
+        if kind is None:  # pending: the items not yet due
+            return lambda profile, now, _event: sum(
+                1 for item in (profile.aggs.get(name) or {}).values() if item[0] > now
+            )
+        if window is not None:
+            return lambda profile, now, _event: window.value(
+                kind, profile.aggs.get(name), now, limit
+            )
+        result = kind.result
+        return lambda profile, now, _event: result(profile.aggs.get(name), now)
 
     def aggregate_values(self, profile: Profile, now: int | None = None) -> dict[str, Any]:
         """Every declared aggregate's value for a profile (internal timer anchors left out)."""
@@ -188,51 +220,69 @@ class Engine:
 
     def _update_aggregates(
         self, profile: Profile, event: BehaviourEvent, now: int
-    ) -> frozenset[str]:
-        aggregates = self.rules.aggregates_for(event.type)
-        for aggregate in aggregates:
+    ) -> tuple[frozenset[str], bool]:
+        """Fold the event in; return the aggregates that changed and whether the next
+        deadline may have moved."""
+        changed: list[str] = []
+        moves_deadline = False
+        aggs = profile.aggs
+        for aggregate in self.rules.aggregates_for(event.type):
+            name = aggregate.name
             if aggregate.kind is None:
-                self._update_pending(profile, aggregate, event)
+                if self._update_pending(profile, aggregate, event):
+                    changed.append(name)
+                    moves_deadline = True
                 continue
-            value = aggregate.extract(event) if aggregate.extract is not None else None
-            if aggregate.extract is not None and value is None:
-                continue
-            state = profile.aggs.get(aggregate.name)
+            value = None
+            if aggregate.extract is not None:
+                value = aggregate.extract(event)
+                if value is None:
+                    continue
+            old = aggs.get(name)
             if aggregate.window is not None:
+                oldest = old[0][0] if old else None
                 state = aggregate.window.add(
-                    aggregate.kind, state, value, event.ts, now, aggregate.limit
+                    aggregate.kind, old, value, event.ts, now, aggregate.limit
                 )
+                if name in self._watched_windows and (not state or state[0][0] != oldest):
+                    moves_deadline = True
             else:
-                state = aggregate.kind.add(state, value, event.ts, aggregate.limit)
+                state = aggregate.kind.add(old, value, event.ts, aggregate.limit)
+                if state is old and not aggregate.kind.mutates:
+                    continue
             if state is None:
-                profile.aggs.pop(aggregate.name, None)
+                aggs.pop(name, None)
             else:
-                profile.aggs[aggregate.name] = state
-        changed = self._changed_by_type.get(event.type)
-        if changed is None:
-            changed = frozenset(a.name for a in aggregates)
-            self._changed_by_type[event.type] = changed
-        return changed
+                aggs[name] = state
+            changed.append(name)
+            if name in self._deadline_inputs:
+                moves_deadline = True
+        return frozenset(changed), moves_deadline
 
     def _update_pending(
         self, profile: Profile, aggregate: Aggregate, event: BehaviourEvent
-    ) -> None:
+    ) -> bool:
+        """Open or close an item; True if the set of open items changed."""
         key = value_key(aggregate.extract(event)) if aggregate.extract else None
         if key is None:
-            return
+            return False
         items: dict[str, list[int]] = profile.aggs.setdefault(aggregate.name, {})
+        changed = False
         if aggregate.types is None or event.type in aggregate.types:
             try:
                 due = to_epoch_ms(aggregate.due(event) if aggregate.due else None)
             except ValueError:
-                return  # no usable due time: nothing to remind about
-            items[key] = [due, 0]
-            if len(items) > aggregate.limit:
-                del items[min(items, key=lambda k: items[k][0])]
-        if event.type in aggregate.close_types:
-            items.pop(key, None)
+                due = None  # no usable due time: nothing to remind about
+            if due is not None:
+                items[key] = [due, 0]
+                changed = True
+                if len(items) > aggregate.limit:
+                    del items[min(items, key=lambda k: items[k][0])]
+        if event.type in aggregate.close_types and items.pop(key, None) is not None:
+            changed = True
         if not items:
             del profile.aggs[aggregate.name]
+        return changed
 
     def _alerts_on(self, event_type: str) -> tuple[AlertRule, ...]:
         found = self._on_alerts.get(event_type)
@@ -267,7 +317,7 @@ class Engine:
                 )
         if self.rules.lifecycle is not None:
             self._transitions_on_time(step)
-        changed = self.rules.time_varying
+        changed = self._changed_by_time(profile, now)
         self._evaluate(step, changed | {"stage"} if step.moved else changed)
         for alert in self._timer_alerts:
             assert alert.timer is not None
@@ -279,6 +329,29 @@ class Engine:
             self._pending_reminders(step, alert)
         self._drop_expired_pending(profile, now)
         profile.due = self._next_deadline(profile)
+
+    def _changed_by_time(self, profile: Profile, now: int) -> frozenset[str]:
+        """The time-varying aggregates whose value moved by ``now``; prunes their windows."""
+        changed: list[str] = []
+        for aggregate in self._watched:
+            state = profile.aggs.get(aggregate.name)
+            if state is None:
+                continue
+            window = aggregate.window
+            if window is not None:
+                if state[0][0] < window.first_bucket(now):
+                    pruned = window.prune(state, now)
+                    if pruned is None:
+                        del profile.aggs[aggregate.name]
+                    else:
+                        profile.aggs[aggregate.name] = pruned
+                    changed.append(aggregate.name)
+            elif aggregate.kind is None:
+                if any(item[0] <= now for item in state.values()):
+                    changed.append(aggregate.name)
+            else:
+                changed.append(aggregate.name)  # days_since moves with every day
+        return frozenset(changed)
 
     def _transitions_on_time(self, step: _Step) -> None:
         lifecycle = self.rules.lifecycle
@@ -418,21 +491,28 @@ class Engine:
                 self._add_tag(step, tag, tag.name, tag.display, decider)
         elif tag.expires_ms is not None:
             record["expires"] = step.now + tag.expires_ms
+            step.renewed = True
 
     def _group(self, step: _Step, group: str) -> None:
         members = self.rules.groups[group]
+        fired = step.profile.fired
         held = next((m for m in members if m.name in step.profile.tags), None)
+        held_decider: CompiledExpr | None = None
         winner: tuple[Tag, CompiledExpr] | None = None
-        deciders: dict[str, CompiledExpr] = {}
         for member in members:
+            if winner is not None and member is not held and member.expires_ms is None:
+                continue  # decided; only expiring tags have latches left to clear
             on, decider = self._holds(step, member, member is held)
-            deciders[member.name] = decider
+            if member is held:
+                held_decider = decider
             if not on:
-                step.profile.fired.pop(EXPIRED + member.name, None)
-            elif winner is None and EXPIRED + member.name not in step.profile.fired:
+                if member.expires_ms is not None:
+                    fired.pop(EXPIRED + member.name, None)
+            elif winner is None and EXPIRED + member.name not in fired:
                 winner = (member, decider)
         if held is not None and (winner is None or winner[0] is not held):
-            reason = self._reason(held.name, deciders[held.name], step.values)
+            assert held_decider is not None
+            reason = self._reason(held.name, held_decider, step.values)
             if winner is not None:
                 reason = Reason(
                     reason.rule,
@@ -449,7 +529,15 @@ class Engine:
         value = tag.value.evaluate(step.values)
         if tag.values is not None and value not in tag.values:
             value = None
-        target = family_member(tag.name, value)
+        cache_key = (tag.name, value)
+        try:
+            target = self._families[cache_key]
+        except KeyError:
+            target = family_member(tag.name, value)
+            if len(self._families) < MAX_CACHED_FAMILY_NAMES:
+                self._families[cache_key] = target
+        except TypeError:  # an unhashable value
+            target = family_member(tag.name, value)
         current = next(
             (name for name, record in step.profile.tags.items() if record["rule"] == tag.name), None
         )

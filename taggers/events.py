@@ -258,7 +258,12 @@ def decode_event(
         if "model_type" in kinds and not data.lstrip().startswith(b"{"):
             raise EventError("invalid_json", "an event must be a JSON object") from None
         raise EventError("schema", _describe(error)) from None
-    if event.props and _depth(event.props, max_depth) > max_depth:
+    # Only a message with enough brackets can nest too deep: skip the walk for the rest.
+    if (
+        event.props
+        and data.count(b"{") + data.count(b"[") > max_depth
+        and _depth(event.props, max_depth) > max_depth
+    ):
         raise EventError("too_deep", f"props nest deeper than {max_depth} levels")
     return event
 

@@ -103,13 +103,13 @@ def compile_expression(
 def _expected(expect: Type, got: Type) -> ExprError:
     if expect == BOOL:
         return ExprError(
-            f"a condition must be true or false, but this is a {got}",
+            f"a condition must be true or false, but this is {_a(got)}",
             0,
             "compare it with something, e.g. spend_90d >= 1000",
         )
     if expect == DURATION:
-        return ExprError(f"expected a duration, but this is a {got}", 0, "write e.g. 14d or 12h")
-    return ExprError(f"expected a {expect}, but this is a {got}", 0)
+        return ExprError(f"expected a duration, but this is {_a(got)}", 0, "write e.g. 14d or 12h")
+    return ExprError(f"expected {_a(expect)}, but this is {_a(got)}", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +134,11 @@ def _start(node: Node) -> int:
             return _start(target)
         case _:
             return node.offset
+
+
+def _a(type_: Type) -> str:
+    """``an int``, ``a double``: types named in messages, with their article."""
+    return f"an {type_}" if str(type_)[0] in "aeiou" else f"a {type_}"
 
 
 def _suggest(name: str, choices: list[str] | tuple[str, ...]) -> str | None:
@@ -188,7 +193,7 @@ class _Compiler:
         out = self.compile(node)
         if out.type not in _CONDITION:
             raise ExprError(
-                f"expected true or false here, but this is a {out.type}",
+                f"expected true or false here, but this is {_a(out.type)}",
                 _start(node),
                 "compare it with something, e.g. orders >= 1",
             )
@@ -224,7 +229,7 @@ class _Compiler:
             return _Out(BOOL, lambda values: fn(values) is not True, operand.const)
         out = self.compile(node.operand)
         if not (out.type.numeric or out.type in (DURATION, DYN, NULL)):
-            raise ExprError(f"cannot negate a {out.type}", node.offset)
+            raise ExprError(f"cannot negate {_a(out.type)}", node.offset)
         inner = out.fn
 
         def negate(values: Values) -> Any:
@@ -308,7 +313,7 @@ class _Compiler:
             ok = container in (DYN, NULL)
         if not ok:
             raise ExprError(
-                f"cannot look for a {left.type} in a {container}",
+                f"cannot look for {_a(left.type)} in {_a(container)}",
                 node.offset,
                 "`in` looks for a value in a list, e.g. stage in ['active', 'loyal']",
             )
@@ -389,7 +394,7 @@ class _Compiler:
         elif type_ in (DYN, NULL):
             type_ = DYN
         else:
-            raise ExprError(f"a {type_} has no fields", node.offset)
+            raise ExprError(f"{_a(type_)} has no fields", node.offset)
         tf = target.fn
 
         def get(values: Values) -> Any:
@@ -408,9 +413,11 @@ class _Compiler:
         elif target.type in (DYN, NULL):
             wanted = DYN
         else:
-            raise ExprError(f"cannot index a {target.type}", node.offset)
+            raise ExprError(f"cannot index {_a(target.type)}", node.offset)
         if not assignable(key.type, wanted) or (wanted == INT and key.type == DOUBLE):
-            raise ExprError(f"the index must be a {wanted}, not a {key.type}", _start(node.index))
+            raise ExprError(
+                f"the index must be {_a(wanted)}, not {_a(key.type)}", _start(node.index)
+            )
         elem = target.type.elem or DYN
         tf, kf = target.fn, key.fn
 
@@ -444,7 +451,7 @@ class _Compiler:
     def argument(self, node: Call, at: int, allowed: tuple[Type, ...], what: str) -> _Out:
         out = self.compile(node.args[at])
         if not any(assignable(out.type, t) for t in allowed):
-            raise ExprError(f"{node.name} needs {what}, not a {out.type}", _start(node.args[at]))
+            raise ExprError(f"{node.name} needs {what}, not {_a(out.type)}", _start(node.args[at]))
         return out
 
     def function(self, node: Call) -> _Out:
@@ -476,7 +483,7 @@ class _Compiler:
         }
         allowed, what, result = wanted[name]
         if type_.kind == "object" or not any(assignable(type_, t) for t in allowed):
-            raise ExprError(f"{name} needs {what}, not a {type_}", _start(arg_node))
+            raise ExprError(f"{name} needs {what}, not {_a(type_)}", _start(arg_node))
         if name == "abs" and type_ in (NULL, DYN):
             result = DYN
         return _Out(result, _guarded(_CONVERSIONS[name], arg.fn), arg.const)
@@ -490,7 +497,7 @@ class _Compiler:
             )
         target = self.compile(arg.target)
         if target.type.kind not in ("map", "object", "dyn", "null"):
-            raise ExprError(f"a {target.type} has no fields", arg.offset)
+            raise ExprError(f"{_a(target.type)} has no fields", arg.offset)
         tf, key = target.fn, arg.name
 
         def has(values: Values) -> bool:
@@ -533,7 +540,7 @@ class _Compiler:
             hint = _suggest(node.name, METHODS) or "methods are: " + ", ".join(METHODS)
             raise ExprError(f"unknown method {node.name!r}", node.offset, hint)
         if not assignable(target.type, STRING):
-            raise ExprError(f"{node.name} works on strings, not a {target.type}", node.offset)
+            raise ExprError(f"{node.name} works on strings, not {_a(target.type)}", node.offset)
         tf = target.fn
         if node.name in ("lower", "upper"):
             self.arity(node, 0)
