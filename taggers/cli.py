@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from taggers.durations import format_duration
 from taggers.engine import Engine
 from taggers.events import event_json_schema, format_ts
+from taggers.expr import DURATION, TIMESTAMP, Type
 from taggers.outputs import Alert, Output, TagChange, Transition, output_to_dict
 from taggers.replay import BadLine, Replay
 from taggers.rulefile import RuleFile
@@ -93,13 +96,21 @@ def describe(output: Output) -> str:
     return f"ALERT {output.name}{label} [{output.severity}]"
 
 
-def _why(output: Output) -> str:
-    values = ", ".join(f"{k}={_short(v)}" for k, v in output.reason.values.items())
+def _why(output: Output, types: Mapping[str, Type]) -> str:
+    values = ", ".join(f"{k}={_short(v, types.get(k))}" for k, v in output.reason.values.items())
     return f"  because {values}" if values else ""
 
 
-def _short(value: Any) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+def _short(value: Any, type_: Type | None) -> str:
+    """A value as people read it: 60d rather than 5184000000, dates as ISO-8601."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if type_ == DURATION:
+            return format_duration(int(value))
+        if type_ == TIMESTAMP:
+            return format_ts(int(value))
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 def _input_lines(path: str) -> Iterator[bytes]:
@@ -142,7 +153,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if args.json:
                 out.write(orjson.dumps(output_to_dict(item)) + b"\n")
             elif not args.quiet:
-                line = f"{format_ts(item.at)}  {item.user_id}  {describe(item)}{_why(item)}\n"
+                why = _why(item, rules.types)
+                line = f"{format_ts(item.at)}  {item.user_id}  {describe(item)}{why}\n"
                 out.write(line.encode())
     except FileNotFoundError as error:
         print(f"error: {error.filename}: no such file", file=sys.stderr)
@@ -182,12 +194,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         users=args.users, days=args.days, seed=args.seed, malformed=args.malformed
     )
     out = sys.stdout
-    try:
-        for line in simulate(config):
-            out.write(line)
-            out.write("\n")
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+    for line in simulate(config):
+        out.write(line)
+        out.write("\n")
     return 0
 
 
@@ -257,7 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tagger`` console script."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error. Point stdout at devnull so
+        # that Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

@@ -190,6 +190,7 @@ class RuleSet:
     by_type: dict[str, tuple[Aggregate, ...]] = field(default_factory=dict)
     for_every_event: tuple[Aggregate, ...] = ()
     time_varying: frozenset[str] = frozenset()
+    types: dict[str, Type] = field(default_factory=dict)  # of every name rules may read
     _affected: dict[frozenset[str], Affected] = field(default_factory=dict, repr=False)
 
     def aggregates_for(self, event_type: str) -> tuple[Aggregate, ...]:
@@ -682,6 +683,7 @@ class _Compiler:
             params=self.params,
             for_every_event=tuple(a for a in self.aggregates.values() if a.types is None),
             time_varying=time_varying,
+            types=dict(self.names),
         )
 
 
