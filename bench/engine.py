@@ -3,18 +3,23 @@
     python bench/engine.py [--users 5000] [--days 180] [--runs 5]
 
 Prints events/s for each run and the median, and rule evaluations per event (counted in a
-separate, untimed pass so the counting does not slow the timed runs).
+separate, untimed pass so the counting does not slow the timed runs). Two floors, measured
+in the same run on the same lines, show where the time goes: decoding alone, and the whole
+replay with a one-aggregate rule set (no tags, stages or alerts).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from taggers.engine import Engine
+from taggers.events import decode_event
 from taggers.expr import CompiledExpr
 from taggers.replay import Replay
 from taggers.ruleset import RuleSet, load_rules
@@ -59,6 +64,16 @@ def count_evaluations(rules: RuleSet, lines: list[bytes]) -> int:
     return calls[0]
 
 
+def median_rate(lines: list[bytes], runs: int, work: Callable[[], object]) -> float:
+    """Median events/s of ``work`` (which handles all ``lines``) over ``runs`` runs."""
+    rates = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        rates.append(len(lines) / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=5000)
@@ -71,16 +86,27 @@ def main() -> None:
     lines = [line.encode() for line in simulate(config)]
     print(f"stream: {len(lines)} events, {args.users} users, {args.days} days (seed {args.seed})")
 
+    rules = load_rules(BUNDLED_RULES)
     rates = []
     outputs = 0
     for run in range(1, args.runs + 1):
-        replay = Replay(Engine(load_rules(BUNDLED_RULES)))
+        replay = Replay(Engine(rules))
         started = time.perf_counter()
         outputs = sum(1 for _ in replay.run(lines))
         elapsed = time.perf_counter() - started
         rates.append(len(lines) / elapsed)
         print(f"run {run}: {rates[-1]:,.0f} events/s ({elapsed:.2f} s, {outputs} outputs)")
     print(f"median: {statistics.median(rates):,.0f} events/s over {args.runs} runs")
+
+    decode = median_rate(lines, args.runs, lambda: [decode_event(line) for line in lines])
+    print(f"floor, decoding alone: {decode:,.0f} events/s")
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "rules.yaml").write_text('aggregates: {events: {count: "*"}}\n')
+        bare = load_rules(folder)
+        replay_bare = median_rate(
+            lines, args.runs, lambda: sum(1 for _ in Replay(Engine(bare)).run(lines))
+        )
+    print(f"floor, replay with one aggregate and no rules: {replay_bare:,.0f} events/s")
 
     evaluations = count_evaluations(load_rules(BUNDLED_RULES), lines)
     print(f"rule evaluations per event: {evaluations / len(lines):.2f}")

@@ -10,7 +10,7 @@ profile serialises to JSON as it is (for Redis and replays).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from taggers.durations import DAY_MS, HOUR_MS
@@ -168,6 +168,8 @@ def _top_add(state: State, value: Value, _ts: int, limit: int) -> State:
 
 
 def _top_merge(states: list[State], limit: int) -> State:
+    if len(states) == 1:
+        return states[0]
     merged: dict[str, int] = {}
     for state in states:
         for key, count in (state or {}).items():
@@ -294,10 +296,10 @@ class Window:
 
     window_ms: int
     bucket_ms: int
+    buckets: int = field(init=False)
 
-    @property
-    def buckets(self) -> int:
-        return self.window_ms // self.bucket_ms
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "buckets", self.window_ms // self.bucket_ms)
 
     def first_bucket(self, now: int) -> int:
         """The oldest bucket still inside the window at ``now``."""
@@ -306,12 +308,13 @@ class Window:
     def add(self, kind: Kind, state: State, value: Value, ts: int, now: int, limit: int) -> State:
         """Fold an observation into its bucket and drop buckets that left the window."""
         bucket = ts // self.bucket_ms
-        first = self.first_bucket(now)
+        first = now // self.bucket_ms - self.buckets + 1
         if bucket < first:
             return state  # older than the window: it can never count again
         buckets: list[list[Any]] = state if state is not None else []
         if buckets and buckets[-1][0] == bucket:
-            buckets[-1][1] = kind.add(buckets[-1][1], value, ts, limit)
+            last = buckets[-1]
+            last[1] = kind.add(last[1], value, ts, limit)
         else:
             position = len(buckets)
             while position > 0 and buckets[position - 1][0] > bucket:
@@ -321,7 +324,9 @@ class Window:
                 entry[1] = kind.add(entry[1], value, ts, limit)
             else:
                 buckets.insert(position, [bucket, kind.add(None, value, ts, limit)])
-        return self.prune(buckets, now)
+        if buckets[0][0] < first:
+            buckets = [entry for entry in buckets if entry[0] >= first]
+        return buckets or None
 
     def prune(self, buckets: list[list[Any]], now: int) -> list[list[Any]] | None:
         """Drop buckets outside the window; None when nothing is left."""

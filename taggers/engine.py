@@ -56,7 +56,7 @@ class _Values(dict[str, Any]):
         self.event = event
 
     def __missing__(self, name: str) -> Any:
-        value = self.engine.value_of(name, self.profile, self.now, self.event)
+        value = self.engine._readers[name](self.profile, self.now, self.event)
         self[name] = value
         return value
 
@@ -72,6 +72,7 @@ class _Step:
     outputs: list[Output] = field(default_factory=list)
     moved: bool = False
     renewed: bool = False  # a tag's expiry was pushed back
+    dues: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # by id(timer)
 
 
 def _truth(expression: CompiledExpr, values: _Values) -> bool:
@@ -121,6 +122,24 @@ class Engine:
             | {a.name for a in self._watched if a.window is None}
         )
         self._watched_windows = frozenset(a.name for a in self._watched if a.window is not None)
+        self._window_deadlines = tuple(
+            (a.name, a.window.buckets, a.window.bucket_ms)
+            for a in self._watched
+            if a.window is not None
+        )
+        self._clock_watched = tuple(a for a in self._watched if a.window is None)
+        self._pending_aggregates = tuple(
+            name for name, a in rules.aggregates.items() if a.kind is None
+        )
+        self._expiring = any(tag.expires_ms is not None for tag in rules.tags)
+        alert_timers = tuple(
+            (a.timer, "alert:" + a.name) for a in self._timer_alerts if a.timer is not None
+        )
+        self._timers_in: dict[str | None, tuple[tuple[Timer, str], ...]] = {None: alert_timers}
+        for stage, rules_from in (rules.lifecycle.by_stage if rules.lifecycle else {}).items():
+            self._timers_in[stage] = alert_timers + tuple(
+                (t.timer, t.rule) for t in rules_from if t.timer is not None
+            )
         self._families: dict[tuple[str, object], str | None] = {}
         names = ["stage", "event", "lists", *rules.params, *rules.aggregates]
         self._readers: dict[str, Reader] = {name: self._reader(name) for name in names}
@@ -163,7 +182,7 @@ class Engine:
                 self._raise(step, alert, {})
         # Recomputing the next deadline is costly; most events (views) cannot move it.
         if moves_deadline or step.renewed or len(outputs) > before:
-            profile.due = self._next_deadline(profile)
+            profile.due = self._next_deadline(step)
         return outputs
 
     def advance(self, profile: Profile, until: int) -> list[Output]:
@@ -308,7 +327,7 @@ class Engine:
     def _deadline(self, profile: Profile, now: int, outputs: list[Output]) -> None:
         profile.clock = now
         step = _Step(profile, now, f"t:{now}", _Values(self, profile, now, None), outputs)
-        for name, record in list(profile.tags.items()):
+        for name, record in list(profile.tags.items()) if self._expiring else ():
             expires = record.get("expires")
             if expires is not None and expires <= now:
                 profile.fired[EXPIRED + str(record["rule"])] = 1
@@ -328,25 +347,27 @@ class Engine:
         for alert in self._pending_alerts:
             self._pending_reminders(step, alert)
         self._drop_expired_pending(profile, now)
-        profile.due = self._next_deadline(profile)
+        profile.due = self._next_deadline(step)
 
     def _changed_by_time(self, profile: Profile, now: int) -> frozenset[str]:
         """The time-varying aggregates whose value moved by ``now``; prunes their windows."""
         changed: list[str] = []
-        for aggregate in self._watched:
-            state = profile.aggs.get(aggregate.name)
+        aggs = profile.aggs
+        for name, buckets, bucket_ms in self._window_deadlines:
+            state = aggs.get(name)
+            first = now // bucket_ms - buckets + 1
+            if state is not None and state[0][0] < first:
+                kept = [entry for entry in state if entry[0] >= first]
+                if kept:
+                    aggs[name] = kept
+                else:
+                    del aggs[name]
+                changed.append(name)
+        for aggregate in self._clock_watched:
+            state = aggs.get(aggregate.name)
             if state is None:
                 continue
-            window = aggregate.window
-            if window is not None:
-                if state[0][0] < window.first_bucket(now):
-                    pruned = window.prune(state, now)
-                    if pruned is None:
-                        del profile.aggs[aggregate.name]
-                    else:
-                        profile.aggs[aggregate.name] = pruned
-                    changed.append(aggregate.name)
-            elif aggregate.kind is None:
+            if aggregate.kind is None:
                 if any(item[0] <= now for item in state.values()):
                     changed.append(aggregate.name)
             else:
@@ -380,18 +401,23 @@ class Engine:
     def _anchor_types(self, timer: Timer) -> str:
         return timer.anchor.removeprefix("_last:").replace(",", " or ")
 
-    def _timer_due(self, profile: Profile, timer: Timer, values: _Values) -> tuple[int, int] | None:
-        anchor = profile.aggs.get(timer.anchor)
-        if anchor is None:
-            return None
-        after = timer.after.evaluate(values)
-        if after is None:
-            return None
-        return anchor, anchor + int(after)
+    def _timer_due(self, step: _Step, timer: Timer) -> tuple[int, int] | None:
+        """(anchor, due time) of a timer, or None; computed once per step."""
+        key = id(timer)
+        if key in step.dues:
+            return step.dues[key]
+        found = None
+        anchor = step.profile.aggs.get(timer.anchor)
+        if anchor is not None:
+            after = timer.after.evaluate(step.values)
+            if after is not None:
+                found = anchor, anchor + int(after)
+        step.dues[key] = found
+        return found
 
     def _timer_fires(self, step: _Step, timer: Timer, key: str) -> bool:
         """True once per anchor (the last event it counts from), when its time has come."""
-        found = self._timer_due(step.profile, timer, step.values)
+        found = self._timer_due(step, timer)
         if found is None or found[1] > step.now or step.profile.fired.get(key) == found[0]:
             return False
         step.profile.fired[key] = found[0]
@@ -407,47 +433,45 @@ class Engine:
                 self._raise(step, alert, {"key": key, "due": format_ts(due)}, extra_id=key)
 
     def _drop_expired_pending(self, profile: Profile, now: int) -> None:
-        for aggregate in self.rules.aggregates.values():
-            items = profile.aggs.get(aggregate.name) if aggregate.kind is None else None
+        for name in self._pending_aggregates:
+            items = profile.aggs.get(name)
             if items:
                 for key in [k for k, item in items.items() if item[0] <= now]:
                     del items[key]
                 if not items:
-                    del profile.aggs[aggregate.name]
+                    del profile.aggs[name]
 
-    def _next_deadline(self, profile: Profile) -> int | None:
+    def _next_deadline(self, step: _Step) -> int | None:
+        profile = step.profile
         now = profile.clock
+        aggs = profile.aggs
         candidates: list[int] = []
-        for aggregate in self._watched:
-            state = profile.aggs.get(aggregate.name)
+        for name, buckets, bucket_ms in self._window_deadlines:
+            state = aggs.get(name)
+            if state is not None:
+                # Watched windows are pruned as of now (a bucket leaving is a deadline), so
+                # the value next falls when the oldest bucket leaves.
+                candidates.append((state[0][0] + buckets) * bucket_ms)
+        for aggregate in self._clock_watched:
+            state = aggs.get(aggregate.name)
             if state is None:
                 continue
-            if aggregate.window is not None:
-                change = aggregate.window.next_change(state, now)
-                if change is not None:
-                    candidates.append(change)
-            elif aggregate.kind is None:
+            if aggregate.kind is None:
                 candidates.extend(item[0] for item in state.values() if item[0] > now)
             else:  # days_since: its value steps once a day
                 candidates.append(state + ((now - state) // DAY_MS + 1) * DAY_MS)
         for alert in self._pending_alerts:
-            for due, reminded in (profile.aggs.get(alert.pending or "") or {}).values():
+            for due, reminded in (aggs.get(alert.pending or "") or {}).values():
                 if not reminded:
                     candidates.append(max(due - alert.before_ms, now))
-        candidates.extend(
-            record["expires"] for record in profile.tags.values() if record.get("expires")
-        )
-        values = _Values(self, profile, now, None)
-        timers: list[tuple[Timer, str]] = [
-            (a.timer, "alert:" + a.name) for a in self._timer_alerts if a.timer is not None
-        ]
-        if self.rules.lifecycle is not None:
-            for rule in self.rules.lifecycle.by_stage.get(profile.stage or "", ()):
-                if rule.timer is not None:
-                    timers.append((rule.timer, rule.rule))
-        for timer, key in timers:
-            found = self._timer_due(profile, timer, values)
-            if found is not None and profile.fired.get(key) != found[0]:
+        if self._expiring:
+            candidates.extend(
+                record["expires"] for record in profile.tags.values() if record.get("expires")
+            )
+        fired = profile.fired
+        for timer, key in self._timers_in.get(profile.stage) or self._timers_in[None]:
+            found = self._timer_due(step, timer)
+            if found is not None and fired.get(key) != found[0]:
                 candidates.append(max(found[1], now))
         return min(candidates) if candidates else None
 
