@@ -25,16 +25,16 @@ class BadLine:
     message: str
 
 
-def sweep(engine: Engine, store: ProfileStore, until: int) -> list[Output]:
+def sweep(engine: Engine, store: ProfileStore, until: int, *, partition: int = 0) -> list[Output]:
     """Fire every stored user's deadlines up to ``until`` and save them."""
     outputs: list[Output] = []
-    due = store.due(until)
-    if not due:
-        return outputs
-    profiles = store.load(due)
-    for user in due:
-        outputs.extend(engine.advance(profiles[user], until))
-    store.save(profiles.values())
+    while due := store.due(until, partition=partition):
+        profiles = store.load(due)
+        for user in due:
+            if user in profiles:
+                outputs.extend(engine.advance(profiles[user], until))
+        store.save(profiles.values(), partition=partition)
+        store.drop_deadlines([u for u in due if u not in profiles], partition=partition)
     return outputs
 
 

@@ -20,12 +20,31 @@ class ProfileStore(Protocol):
         """The stored profiles of these users (users never seen are left out)."""
         ...
 
-    def save(self, profiles: Iterable[Profile]) -> None:
-        """Store each profile, its tag memberships and its next deadline, atomically per user."""
+    def save(
+        self,
+        profiles: Iterable[Profile],
+        *,
+        partition: int = 0,
+        offsets: dict[str, int] | None = None,
+    ) -> dict[str, str]:
+        """Store each profile, its tag memberships and its next deadline, atomically per user.
+
+        ``offsets`` maps a user to the offset of the last event of ``partition`` applied to
+        them; a write whose offset is not past the stored one is a redelivery and changes
+        nothing. Returns ``saved`` or ``redelivered`` per user.
+        """
         ...
 
-    def due(self, until: int) -> list[str]:
-        """Users with a deadline at or before ``until``, earliest first."""
+    def offsets(self, user_id: str) -> dict[int, int]:
+        """The last applied offset of each partition for a user."""
+        ...
+
+    def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
+        """Forget deadlines of users that have no profile (nothing can fire for them)."""
+        ...
+
+    def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
+        """Users of a partition with a deadline at or before ``until``, at most ``limit``."""
         ...
 
     def tag_members(self, tag: str) -> list[str]:
@@ -46,6 +65,7 @@ class MemoryStore:
         self._tags_of: dict[str, frozenset[str]] = {}
         self._deadlines: list[tuple[int, str]] = []
         self._due_of: dict[str, int] = {}
+        self._offsets: dict[str, dict[int, int]] = {}
 
     def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
         """See ProfileStore.load."""
@@ -56,10 +76,25 @@ class MemoryStore:
         """One stored profile, or None."""
         return self._profiles.get(user_id)
 
-    def save(self, profiles: Iterable[Profile]) -> None:
-        """See ProfileStore.save."""
+    def save(
+        self,
+        profiles: Iterable[Profile],
+        *,
+        partition: int = 0,
+        offsets: dict[str, int] | None = None,
+    ) -> dict[str, str]:
+        """See ProfileStore.save. One deadline index serves every partition here."""
+        results: dict[str, str] = {}
         for profile in profiles:
             user = profile.user_id
+            offset = None if offsets is None else offsets.get(user)
+            if offset is not None:
+                applied = self._offsets.setdefault(user, {})
+                if applied.get(partition, -1) >= offset:
+                    results[user] = "redelivered"
+                    continue
+                applied[partition] = offset
+            results[user] = "saved"
             self._profiles[user] = profile
             tags = frozenset(profile.tags)
             before = self._tags_of.get(user, frozenset())
@@ -75,12 +110,22 @@ class MemoryStore:
                 # Old heap entries are left behind and skipped when popped (lazy delete).
                 self._due_of[user] = profile.due
                 heapq.heappush(self._deadlines, (profile.due, user))
+        return results
 
-    def due(self, until: int) -> list[str]:
-        """See ProfileStore.due."""
+    def offsets(self, user_id: str) -> dict[int, int]:
+        """See ProfileStore.offsets."""
+        return dict(self._offsets.get(user_id, {}))
+
+    def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
+        """See ProfileStore.drop_deadlines."""
+        for user in user_ids:
+            self._due_of.pop(user, None)
+
+    def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
+        """See ProfileStore.due; due users are handed out once (until saved again)."""
         found: list[str] = []
         heap = self._deadlines
-        while heap and heap[0][0] <= until:
+        while heap and heap[0][0] <= until and len(found) < limit:
             due, user = heapq.heappop(heap)
             if self._due_of.get(user) == due:
                 del self._due_of[user]

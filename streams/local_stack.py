@@ -1,0 +1,104 @@
+"""Servers started on loopback for the demo and the integration tests.
+
+Each is a context manager that starts the server on a free port, waits until it answers,
+and on exit stops it (terminate, then kill), so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+import redis
+
+STARTUP_SECONDS: Final = 15.0
+
+
+class ServerError(RuntimeError):
+    """A local server could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` (no persistence) on a free loopback port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServerError(
+                "redis-server is not installed: run ./scripts/setup.sh"
+                " (or apt-get install redis-server)"
+            )
+        self._folder = tempfile.TemporaryDirectory(prefix="tagger-redis-")
+        log = Path(self._folder.name, "redis.log")
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self._folder.name,
+                "--logfile", str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ServerError(f"redis-server exited: {log.read_text(errors='replace')[-500:]}")
+            try:
+                with redis.Redis(port=self.port, socket_connect_timeout=0.2) as client:
+                    client.ping()
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"redis-server did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop the server (it loses its data: it has no persistence)."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,252 @@
+"""Profiles in Redis: the store the streaming worker uses (same interface as MemoryStore).
+
+Layout (``P`` is the key prefix, ``tagger`` by default):
+
+- ``P:u:{USER}``: a hash per user: ``p`` the profile (JSON), ``v`` a version that every
+  write bumps (a compare-and-set token), ``o:PARTITION`` the last applied offset.
+- ``P:tag:{TAG}``: a tag's audience, a sorted set of user ids (score 0: ordered by id, so
+  pages are stable).
+- ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
+
+A user's write is one Redis Function call on that user's hash, so it is atomic and all of a
+user's keys share one hash slot (Redis Cluster ready). The function refuses a write whose
+offset is not past the stored one (a redelivery) or whose version moved since the profile
+was read (another writer, such as a zombie worker after a rebalance). A batch of users is
+one pipeline: one round trip.
+
+Audience and deadline updates go in the same pipeline, before the profile writes. On one
+Redis server a pipeline runs in order, so a profile is never newer than its audiences and
+deadlines; both are idempotent and a repeated deadline is harmless (the engine finds
+nothing due and moves on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+import redis
+
+from taggers.profile import Profile
+
+FUNCTION_LIBRARY: Final = """#!lua name=tagger
+-- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, partition, offset.
+-- An empty partition means a write with no offset (a timer sweep).
+local function offset_is_newer(stored, offset)
+  if not stored then return true end
+  if #offset ~= #stored then return #offset > #stored end
+  return offset > stored
+end
+
+local function save_profile(keys, args)
+  local key = keys[1]
+  local version = redis.call('HGET', key, 'v') or '0'
+  if version ~= args[2] then return -1 end
+  if args[3] ~= '' then
+    local field = 'o:' .. args[3]
+    if not offset_is_newer(redis.call('HGET', key, field), args[4]) then return 0 end
+    redis.call('HSET', key, field, args[4])
+  end
+  redis.call('HSET', key, 'p', args[1])
+  return redis.call('HINCRBY', key, 'v', 1)
+end
+
+redis.register_function('tagger_save_profile', save_profile)
+"""
+SAVED: Final = "saved"
+REDELIVERED: Final = "redelivered"
+CONFLICT: Final = "conflict"
+
+
+class StoreConflictError(Exception):
+    """Profiles changed in Redis since they were read: another writer got there first."""
+
+    def __init__(self, user_ids: list[str]) -> None:
+        super().__init__(f"{len(user_ids)} profile(s) changed since read, e.g. {user_ids[0]!r}")
+        self.user_ids = user_ids
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str = "tagger"
+
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}:u:{{{user_id}}}"
+
+    def audience(self, tag: str) -> str:
+        return f"{self.prefix}:tag:{{{tag}}}"
+
+    def deadlines(self, partition: int) -> str:
+        return f"{self.prefix}:due:{{p{partition}}}"
+
+
+class RedisStore:
+    """A ProfileStore on Redis (see the module docstring for the layout and guarantees).
+
+    ``save`` writes only profiles read through this store (or new users), comparing the
+    version it read; ``offsets`` (partition -> offset) make a redelivered write a no-op.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "tagger") -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+        self._versions: dict[str, str] = {}
+        self._tags: dict[str, frozenset[str]] = {}
+        self.load_functions()
+
+    def load_functions(self) -> None:
+        """(Re)load the Redis Function library; Redis may have restarted without it."""
+        self.client.function_load(FUNCTION_LIBRARY, replace=True)
+
+    def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """See ProfileStore.load: one round trip for all of them."""
+        pipe = self.client.pipeline(transaction=False)
+        for user in user_ids:
+            pipe.hmget(self.keys.user(user), "p", "v")
+        found: dict[str, Profile] = {}
+        for user, (data, version) in zip(user_ids, pipe.execute(), strict=True):
+            self._versions[user] = (version or b"0").decode()
+            if data is None:
+                self._tags[user] = frozenset()
+                continue
+            profile = Profile.from_dict(orjson.loads(data))
+            self._tags[user] = frozenset(profile.tags)
+            found[user] = profile
+        return found
+
+    def offsets(self, user_id: str) -> dict[int, int]:
+        """The last applied offset of each partition for a user (one round trip)."""
+        fields = self.client.hgetall(self.keys.user(user_id))
+        return {
+            int(_text(name)[2:]): int(value)
+            for name, value in fields.items()
+            if _text(name).startswith("o:")
+        }
+
+    def save(
+        self,
+        profiles: Iterable[Profile],
+        *,
+        partition: int = 0,
+        offsets: dict[str, int] | None = None,
+    ) -> dict[str, str]:
+        """Write profiles, their audiences and deadlines in one round trip.
+
+        ``offsets`` maps a user to the offset of the last event of ``partition`` applied to
+        them; users left out are written with no offset (timer sweeps). Returns what
+        happened per user (``saved`` or ``redelivered``); raises StoreConflictError if any
+        profile changed since it was read.
+        """
+        batch = list(profiles)
+        if not batch:
+            return {}
+        try:
+            replies = self._write(batch, partition, offsets)
+        except redis.ResponseError as error:
+            if "Function not found" not in str(error):
+                raise
+            # Redis restarted and lost its functions: load them and send the batch again
+            # (every write in it is idempotent, and the refused profile writes did nothing).
+            self.load_functions()
+            replies = self._write(batch, partition, offsets)
+        results: dict[str, str] = {}
+        conflicts: list[str] = []
+        for profile, reply in zip(batch, replies, strict=True):
+            user = profile.user_id
+            if reply == -1:
+                conflicts.append(user)
+                continue
+            results[user] = REDELIVERED if reply == 0 else SAVED
+            if reply != 0:
+                self._versions[user] = str(reply)
+            self._tags[user] = frozenset(profile.tags)
+        if conflicts:
+            for user in conflicts:
+                self._versions.pop(user, None)
+            raise StoreConflictError(conflicts)
+        return results
+
+    def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
+        user = profile.user_id
+        tags = frozenset(profile.tags)
+        before = self._tags.get(user, frozenset())
+        for tag in tags - before:
+            pipe.zadd(self.keys.audience(tag), {user: 0})
+        for tag in before - tags:
+            pipe.zrem(self.keys.audience(tag), user)
+        # Always written, not only when changed: an index entry left stale by a crash is
+        # then corrected by the next write, and a sweep can never see the same user forever.
+        if profile.due is None:
+            pipe.zrem(self.keys.deadlines(partition), user)
+        else:
+            pipe.zadd(self.keys.deadlines(partition), {user: profile.due})
+
+    def _write(
+        self, batch: list[Profile], partition: int, offsets: dict[str, int] | None
+    ) -> list[Any]:
+        """Send a batch in one pipeline; the replies of the profile writes, in order."""
+        pipe = self.client.pipeline(transaction=False)
+        for profile in batch:
+            self._queue_side_effects(pipe, profile, partition)
+        for profile in batch:
+            user = profile.user_id
+            offset = None if offsets is None else offsets.get(user)
+            pipe.fcall(
+                "tagger_save_profile",
+                1,
+                self.keys.user(user),
+                orjson.dumps(profile.to_dict()),
+                self._versions.get(user, "0"),
+                "" if offset is None else str(partition),
+                "" if offset is None else str(offset),
+            )
+        replies: list[Any] = pipe.execute()
+        return replies[-len(batch) :]
+
+    def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
+        """See ProfileStore.due, for one partition's deadlines; at most ``limit`` users."""
+        found = self.client.zrangebyscore(
+            self.keys.deadlines(partition), "-inf", until, start=0, num=limit
+        )
+        return [_text(user) for user in found]
+
+    def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
+        """See ProfileStore.drop_deadlines."""
+        if user_ids:
+            self.client.zrem(self.keys.deadlines(partition), *user_ids)
+
+    def tag_members(self, tag: str, *, after: str = "", limit: int | None = None) -> list[str]:
+        """The users holding a tag, by id; pages start after the user id ``after``."""
+        start = f"({after}" if after else "-"
+        found = self.client.zrange(
+            self.keys.audience(tag),
+            start,
+            "+",
+            bylex=True,
+            offset=0 if limit is not None else None,
+            num=limit,
+        )
+        return [_text(user) for user in found]
+
+    def users(self) -> Iterator[str]:
+        """Every stored user id (a SCAN: for tools, not the hot path)."""
+        prefix = self.keys.user("")[:-2]
+        for key in self.client.scan_iter(match=f"{prefix}{{*}}", count=1000):
+            yield key.decode()[len(prefix) + 1 : -1]
+
+
+def _text(value: object) -> str:
+    """A reply as text (the client returns bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client for the store: hiredis replies, no per-reply timeout, health checks."""
+    client: redis.Redis = redis.Redis.from_url(
+        url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30
+    )
+    return client

@@ -1,0 +1,26 @@
+"""Fixtures that start real servers on loopback. A server that cannot start fails the test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from streams.local_stack import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session (each test gets it flushed: see ``redis_client``)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client on an empty database."""
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=None)
+    client.flushall()
+    yield client
+    client.close()

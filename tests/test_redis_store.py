@@ -1,0 +1,126 @@
+"""The Redis store against a real redis-server: same results as in memory, atomic and idempotent."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from taggers.engine import Engine
+from taggers.outputs import output_to_dict
+from taggers.redis_store import REDELIVERED, SAVED, RedisStore, StoreConflictError
+from taggers.replay import BadLine, Replay
+from taggers.ruleset import load_rules
+from taggers.settings import BUNDLED_RULES
+from taggers.simulate import SimulationConfig, simulate
+from taggers.testing import MemoryStore, make_event
+
+pytestmark = pytest.mark.integration
+RULES = load_rules(BUNDLED_RULES)
+
+
+def test_a_replay_on_redis_equals_the_replay_in_memory(redis_client: redis.Redis) -> None:
+    lines = list(simulate(SimulationConfig(users=60, days=200, seed=9)))
+    memory, on_redis = MemoryStore(), RedisStore(redis_client)
+    expected = [
+        output_to_dict(o)
+        for o in Replay(Engine(RULES), memory).run(lines)
+        if not isinstance(o, BadLine)
+    ]
+    got = [
+        output_to_dict(o)
+        for o in Replay(Engine(RULES), on_redis).run(lines)
+        if not isinstance(o, BadLine)
+    ]
+    assert len(expected) > 500
+    assert got == expected
+    assert sorted(on_redis.users()) == sorted(memory.users())
+    fresh = RedisStore(redis_client)  # read back through a new store: nothing cached
+    stored = fresh.load(sorted(memory.users()))
+    for user in memory.users():
+        want = memory.get(user)
+        assert want is not None
+        assert stored[user].to_dict() == want.to_dict()
+    for tag in ("high_value", "rfm_important_value", "member_regular"):
+        assert fresh.tag_members(tag) == memory.tag_members(tag)
+
+
+def test_a_redelivered_write_changes_nothing(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client)
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", amount=100))
+    assert store.save([profile], partition=3, offsets={"u1": 41}) == {"u1": SAVED}
+    assert store.offsets("u1") == {3: 41}
+
+    # The same batch again (a crash before the offset commit): refused as a redelivery.
+    replayed = store.load(["u1"])["u1"]
+    engine.apply(replayed, make_event("purchase", amount=100))
+    assert store.save([replayed], partition=3, offsets={"u1": 41}) == {"u1": REDELIVERED}
+    assert RedisStore(redis_client).load(["u1"])["u1"].aggs["orders"] == 1
+
+    # Offsets compare as numbers, not strings: 100 is past 41.
+    assert store.save([replayed], partition=3, offsets={"u1": 100}) == {"u1": SAVED}
+    assert store.offsets("u1") == {3: 100}
+
+
+def test_a_second_writer_is_refused(redis_client: redis.Redis) -> None:
+    engine = Engine(RULES)
+    first, zombie = RedisStore(redis_client), RedisStore(redis_client)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("view", category="美妆"))
+    first.save([profile])
+    mine, stale = first.load(["u1"])["u1"], zombie.load(["u1"])["u1"]
+    engine.apply(mine, make_event("purchase", amount=10))
+    first.save([mine])
+    engine.apply(stale, make_event("purchase", amount=99))
+    with pytest.raises(StoreConflictError) as caught:
+        zombie.save([stale])
+    assert caught.value.user_ids == ["u1"]
+    assert RedisStore(redis_client).load(["u1"])["u1"].aggs["spend_total"] == 10
+
+
+def test_audiences_page_by_user_id(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client)
+    engine = Engine(RULES)
+    profiles = []
+    for n in range(7):
+        profile = engine.new_profile(f"u{n}")
+        engine.apply(profile, make_event("purchase", user=f"u{n}", amount=1500))
+        profiles.append(profile)
+    store.save(profiles)
+    assert store.tag_members("high_value") == [f"u{n}" for n in range(7)]
+    assert store.tag_members("high_value", limit=3) == ["u0", "u1", "u2"]
+    assert store.tag_members("high_value", after="u2", limit=3) == ["u3", "u4", "u5"]
+    assert store.tag_members("high_value", after="u5", limit=3) == ["u6"]
+
+    engine.apply(profiles[0], make_event("view", user="u0", day=100))  # spend leaves the window
+    store.save([profiles[0]])
+    assert "u0" not in store.tag_members("high_value")
+
+
+def test_deadlines_are_indexed_per_partition(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client)
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", amount=10))
+    assert profile.due is not None
+    store.save([profile], partition=2)
+    assert store.due(profile.due - 1, partition=2) == []
+    assert store.due(profile.due, partition=2) == ["u1"]
+    assert store.due(profile.due, partition=0) == []
+    store.drop_deadlines(["u1"], partition=2)
+    assert store.due(profile.due, partition=2) == []
+
+
+def test_functions_lost_by_a_restart_are_loaded_again(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client)
+    redis_client.function_flush()
+    profile = Engine(RULES).new_profile("u1")
+    assert store.save([profile]) == {"u1": SAVED}
+
+
+def test_bad_lines_do_not_reach_the_store(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client)
+    outputs = list(Replay(Engine(RULES), store).run(["not json", '{"user_id": 1}']))
+    assert all(isinstance(o, BadLine) for o in outputs) and len(outputs) == 2
+    assert list(store.users()) == []
