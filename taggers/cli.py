@@ -200,6 +200,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the streaming worker against the configured broker and Redis."""
+    from faust.worker import Worker  # noqa: PLC0415  (the worker's imports are heavy)
+
+    from streams.app import create_app  # noqa: PLC0415
+    from streams.topics import ensure_topics  # noqa: PLC0415
+
+    settings = Settings()
+    rules = _load(_rules_dir(args.rules), sys.stderr)
+    if rules is None:
+        return 1
+    ensure_topics(settings)
+    app = create_app(settings, rules)
+    worker = Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print a JSON Schema."""
     schema = event_json_schema() if args.what == "events" else RuleFile.model_json_schema()
@@ -256,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of extra malformed lines mixed in (0..1); every good event stays",
     )
     sim.set_defaults(func=cmd_simulate)
+
+    run = commands.add_parser("run", help="run the streaming worker (Kafka in, Redis, Kafka out)")
+    run.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
+    run.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
 
     schema = commands.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("what", choices=["events", "rules"])

@@ -104,19 +104,34 @@ class RedisStore:
 
     def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
         """See ProfileStore.load: one round trip for all of them."""
+        return self._load(user_ids, None)[0]
+
+    def load_applied(
+        self, user_ids: Sequence[str], partition: int
+    ) -> tuple[dict[str, Profile], dict[str, int]]:
+        """See ProfileStore.load_applied: one round trip for all of them."""
+        return self._load(user_ids, partition)
+
+    def _load(
+        self, user_ids: Sequence[str], partition: int | None
+    ) -> tuple[dict[str, Profile], dict[str, int]]:
         pipe = self.client.pipeline(transaction=False)
+        offset_field = "" if partition is None else f"o:{partition}"
         for user in user_ids:
-            pipe.hmget(self.keys.user(user), "p", "v")
+            pipe.hmget(self.keys.user(user), "p", "v", offset_field or "v")
         found: dict[str, Profile] = {}
-        for user, (data, version) in zip(user_ids, pipe.execute(), strict=True):
+        applied: dict[str, int] = {}
+        for user, (data, version, offset) in zip(user_ids, pipe.execute(), strict=True):
             self._versions[user] = (version or b"0").decode()
+            if offset_field and offset is not None:
+                applied[user] = int(offset)
             if data is None:
                 self._tags[user] = frozenset()
                 continue
             profile = Profile.from_dict(orjson.loads(data))
             self._tags[user] = frozenset(profile.tags)
             found[user] = profile
-        return found
+        return found, applied
 
     def offsets(self, user_id: str) -> dict[int, int]:
         """The last applied offset of each partition for a user (one round trip)."""

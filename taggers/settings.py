@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,37 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(
         default=64 * 1024, ge=256, description="Larger events go to the DLQ"
     )
+    # --- the streaming worker ---------------------------------------------------------------
+    app_id: str = Field(default="tagger", description="Kafka consumer group and app id")
+    broker_url: str = Field(default="kafka://127.0.0.1:9092", description="Kafka bootstrap")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis; rediss:// for TLS, redis://:PASSWORD@host:port/db with a password",
+    )
+    redis_prefix: str = Field(default="tagger", description="Prefix of every Redis key")
+    events_topic: str = "behaviour-events"
+    tag_changes_topic: str = "user-tag-changes"
+    transitions_topic: str = "lifecycle-transitions"
+    alerts_topic: str = "user-alerts"
+    dlq_topic: str = "behaviour-events-dlq"
+    partitions: int = Field(default=8, ge=1, description="Partitions of topics created at start")
+    replication_factor: int = Field(default=1, ge=1, description="Of topics created at start")
+    batch_size: int = Field(default=1000, ge=1, description="Most events per batch")
+    batch_wait: float = Field(default=0.05, gt=0, description="Seconds to wait to fill a batch")
+    fetch_max_wait_ms: int = Field(
+        default=500, ge=1, description="How long a fetch may wait on the broker for data"
+    )
+    session_timeout: float = Field(
+        default=30.0, gt=0, description="Consumer group session timeout, seconds"
+    )
+    clock: Literal["wall", "event"] = Field(
+        default="wall",
+        description="wall: timers fire by the wall clock; event: by each partition's event time",
+    )
+    sweep_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between timer sweeps of due deadlines"
+    )
+    web_port: int = Field(default=6066, description="HTTP port: /metrics, /profiles, /tags")
 
     def resolved_rules_dir(self) -> Path:
         """The rule directory to load: the setting, else ./rules, else the bundled pack."""

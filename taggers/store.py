@@ -39,6 +39,12 @@ class ProfileStore(Protocol):
         """The last applied offset of each partition for a user."""
         ...
 
+    def load_applied(
+        self, user_ids: Sequence[str], partition: int
+    ) -> tuple[dict[str, Profile], dict[str, int]]:
+        """``load``, plus each user's last applied offset of ``partition`` (if any)."""
+        ...
+
     def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
         """Forget deadlines of users that have no profile (nothing can fire for them)."""
         ...
@@ -115,6 +121,17 @@ class MemoryStore:
     def offsets(self, user_id: str) -> dict[int, int]:
         """See ProfileStore.offsets."""
         return dict(self._offsets.get(user_id, {}))
+
+    def load_applied(
+        self, user_ids: Sequence[str], partition: int
+    ) -> tuple[dict[str, Profile], dict[str, int]]:
+        """See ProfileStore.load_applied."""
+        applied = {
+            user: offset
+            for user in user_ids
+            if (offset := self._offsets.get(user, {}).get(partition)) is not None
+        }
+        return self.load(user_ids), applied
 
     def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
         """See ProfileStore.drop_deadlines."""
