@@ -34,6 +34,8 @@ T = TypeVar("T")
 P = ParamSpec("P")
 MAX_BACKOFF_SECONDS = 5.0
 MAX_CONFLICT_RETRIES = 5
+DEFAULT_PAGE = 100
+MAX_PAGE = 10_000
 
 
 class TaggerApp(faust.App):
@@ -57,7 +59,9 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        web_enabled=False,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
         topic_disable_leader=True,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
@@ -146,7 +150,32 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
                         log.warning("sweep skipped users changed meanwhile: %s", conflict)
 
     app.timer(settings.sweep_interval)(sweep)
+    add_views(app, pipeline.engine, RedisStore(store.client, prefix=settings.redis_prefix))
     return app
+
+
+def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
+    """GET /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON."""
+
+    async def profile_view(view: Any, request: Any, user_id: str) -> Any:
+        found = (await redis_call(store.load, [user_id])).get(user_id)
+        if found is None:
+            return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
+        return view.json(engine.describe(found))
+
+    async def members_view(view: Any, request: Any, tag: str) -> Any:
+        query = request.query
+        try:
+            limit = min(int(query.get("limit", DEFAULT_PAGE)), MAX_PAGE)
+        except ValueError:
+            return view.json({"error": "limit must be a number"}, status=400)
+        after = query.get("after", "")
+        members = await redis_call(store.tag_members, tag, after=after, limit=limit)
+        more = len(members) == limit
+        return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
+
+    app.page("/profiles/{user_id}")(profile_view)
+    app.page("/tags/{tag}/members")(members_view)
 
 
 async def redis_call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

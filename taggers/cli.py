@@ -218,6 +218,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Print one user's profile from Redis: stage, tags with reasons, aggregates."""
+    from taggers.redis_store import RedisStore, connect  # noqa: PLC0415
+
+    settings = Settings()
+    rules = _load(_rules_dir(args.rules), sys.stderr)
+    if rules is None:
+        return 1
+    store = RedisStore(connect(settings.redis_url), prefix=settings.redis_prefix)
+    profile = store.load([args.user_id]).get(args.user_id)
+    if profile is None:
+        print(f"no profile for user {args.user_id!r} in {settings.redis_url}", file=sys.stderr)
+        return 1
+    view = Engine(rules).describe(profile)
+    if args.json:
+        print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    stage = f"{view['stage']} ({view['stage_display']})" if view["stage_display"] else view["stage"]
+    print(f"user {view['user_id']}: stage {stage} since {view['stage_since']}")
+    print(f"tags ({len(view['tags'])}):")
+    for name, tag in view["tags"].items():
+        values = ", ".join(f"{k}={_short(v, rules.types.get(k))}" for k, v in tag["values"].items())
+        label = f" ({tag['display']})" if tag["display"] else ""
+        print(f"  {name}{label} since {tag['since']}  because {values or tag['when']}")
+    print("aggregates:")
+    for name, value in view["aggregates"].items():
+        print(f"  {name} = {_short(value, rules.types.get(name))}")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print a JSON Schema."""
     schema = event_json_schema() if args.what == "events" else RuleFile.model_json_schema()
@@ -279,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
+
+    profile = commands.add_parser("profile", help="print a user's profile from Redis")
+    profile.add_argument("user_id")
+    profile.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
+    profile.add_argument("--json", action="store_true", help="print JSON")
+    profile.set_defaults(func=cmd_profile)
 
     schema = commands.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("what", choices=["events", "rules"])

@@ -75,6 +75,10 @@ class _Step:
     dues: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # by id(timer)
 
 
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else format_ts(ms)
+
+
 def _truth(expression: CompiledExpr, values: _Values) -> bool:
     return expression.evaluate(values) is True
 
@@ -233,6 +237,34 @@ class Engine:
             name: self.value_of(name, profile, at)
             for name in self.rules.aggregates
             if not name.startswith("_")
+        }
+
+    def describe(self, profile: Profile, now: int | None = None) -> dict[str, Any]:
+        """A profile as people and marketing systems read it (JSON-ready): stage, tags with
+        why and since when, and aggregate values."""
+        stages = self.rules.lifecycle.stages if self.rules.lifecycle else {}
+        return {
+            "user_id": profile.user_id,
+            "stage": profile.stage,
+            "stage_display": stages.get(profile.stage or ""),
+            "stage_since": _iso(profile.stage_since),
+            "tags": {
+                name: {
+                    "display": record.get("display"),
+                    "since": format_ts(record["since"]),
+                    "expires": None
+                    if record.get("expires") is None
+                    else format_ts(record["expires"]),
+                    "rule": record.get("rule"),
+                    "version": record.get("version"),
+                    "when": record.get("when"),
+                    "values": record.get("values"),
+                }
+                for name, record in sorted(profile.tags.items())
+            },
+            "aggregates": self.aggregate_values(profile, now),
+            "events": profile.events,
+            "next_deadline": _iso(profile.due),
         }
 
     # --- events ---------------------------------------------------------------------------
@@ -588,7 +620,7 @@ class Engine:
         }
         step.outputs.append(
             TagChange(
-                output_id(step.profile.user_id, step.cause, "tag", name, "add"),
+                output_id(step.profile.user_id, step.cause, self.version, "tag", name, "add"),
                 step.profile.user_id,
                 name,
                 "add",
@@ -602,7 +634,7 @@ class Engine:
         record = step.profile.tags.pop(name)
         step.outputs.append(
             TagChange(
-                output_id(step.profile.user_id, step.cause, "tag", name, "remove"),
+                output_id(step.profile.user_id, step.cause, self.version, "tag", name, "remove"),
                 step.profile.user_id,
                 name,
                 "remove",
@@ -620,7 +652,7 @@ class Engine:
         reason = Reason("lifecycle.initial", self.version, {}, "first event")
         step.outputs.append(
             Transition(
-                output_id(profile.user_id, step.cause, "transition", "initial"),
+                output_id(profile.user_id, step.cause, self.version, "transition", "initial"),
                 profile.user_id,
                 None,
                 initial,
@@ -642,7 +674,7 @@ class Engine:
         step.moved = True
         step.outputs.append(
             Transition(
-                output_id(profile.user_id, step.cause, "transition", rule.rule),
+                output_id(profile.user_id, step.cause, self.version, "transition", rule.rule),
                 profile.user_id,
                 old,
                 rule.to,
@@ -673,7 +705,9 @@ class Engine:
             )
         step.outputs.append(
             Alert(
-                output_id(step.profile.user_id, step.cause, "alert", alert.name, extra_id),
+                output_id(
+                    step.profile.user_id, step.cause, self.version, "alert", alert.name, extra_id
+                ),
                 step.profile.user_id,
                 alert.name,
                 alert.severity,

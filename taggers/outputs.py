@@ -68,9 +68,10 @@ class Alert:
 Output = TagChange | Transition | Alert
 
 
-def output_id(user_id: str, cause: str, *parts: str) -> str:
-    """A stable id for an output: same user, cause and rule parts give the same id."""
-    text = "\x1f".join((user_id, cause, *parts))
+def output_id(user_id: str, cause: str, version: str, *parts: str) -> str:
+    """A stable id for an output: the same user, cause (event or deadline), rule-set version
+    and rule parts give the same id; a new rule-set version gives new ids."""
+    text = "\x1f".join((user_id, cause, version, *parts))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Seconds between timer sweeps of due deadlines"
     )
     web_port: int = Field(default=6066, description="HTTP port: /metrics, /profiles, /tags")
+    web_bind: str = Field(default="0.0.0.0", description="HTTP bind address")
 
     def resolved_rules_dir(self) -> Path:
         """The rule directory to load: the setting, else ./rules, else the bundled pack."""

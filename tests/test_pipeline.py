@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from streams.local_stack import RedisServer, TansuBroker
+from streams.local_stack import RedisServer, TansuBroker, free_port
 from streams.topics import bootstrap, ensure_topics
 from taggers.engine import Engine
 from taggers.events import EventError, decode_event
@@ -92,6 +94,8 @@ def settings_for(broker: TansuBroker, redis_server: RedisServer) -> Settings:
         clock="event",
         sweep_interval=0.2,
         batch_size=500,
+        web_port=free_port(),
+        web_bind="127.0.0.1",
     )
 
 
@@ -144,6 +148,17 @@ def read_topics(settings: Settings, want: int, timeout: float) -> dict[str, list
     return found
 
 
+def get_json(url: str) -> Any:
+    """GET a JSON document, whatever the status (404 bodies are JSON too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = orjson.loads(error.read())
+        error.close()
+        return body
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -192,6 +207,10 @@ def test_the_pipeline_equals_the_replay(
         wait_for(
             lambda: len(store.load(users)) == len(users), timeout=30, what="every user in Redis"
         )
+        web = f"http://127.0.0.1:{settings.web_port}"
+        views = {user: get_json(f"{web}/profiles/{user}") for user in users[:5]}
+        audience = get_json(f"{web}/tags/source_wecom/members?limit=3")
+        missing = get_json(f"{web}/profiles/nobody")
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -217,3 +236,14 @@ def test_the_pipeline_equals_the_replay(
         assert snapshot(stored[user]) == snapshot(want), user
     for tag in ("high_value", "rfm_general_value", "source_wecom"):
         assert store.tag_members(tag) == memory.tag_members(tag)
+
+    engine = Engine(RULES)
+    for user, view in views.items():
+        want = memory.get(user)
+        assert want is not None
+        expected = engine.describe(want)
+        assert (view["stage"], view["tags"]) == (expected["stage"], expected["tags"])
+        assert view["aggregates"]["orders"] == expected["aggregates"]["orders"]
+    assert audience["members"] == memory.tag_members("source_wecom")[:3]
+    assert audience["next"] == audience["members"][-1]
+    assert missing == {"error": "no profile for user 'nobody'"}

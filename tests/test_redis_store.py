@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import redis
 
+from streams.local_stack import RedisServer
+from taggers.cli import main
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.redis_store import REDELIVERED, SAVED, RedisStore, StoreConflictError
@@ -124,3 +127,30 @@ def test_bad_lines_do_not_reach_the_store(redis_client: redis.Redis) -> None:
     outputs = list(Replay(Engine(RULES), store).run(["not json", '{"user_id": 1}']))
     assert all(isinstance(o, BadLine) for o in outputs) and len(outputs) == 2
     assert list(store.users()) == []
+
+
+def test_tagger_profile_prints_a_stored_profile(
+    redis_client: redis.Redis,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", amount=1200, channel="wecom"))
+    RedisStore(redis_client).save([profile])
+    monkeypatch.setenv("TAGGER_REDIS_URL", redis_server.url)
+
+    assert main(["profile", "u1"]) == 0
+    out = capsys.readouterr().out
+    assert "user u1: stage new (新客) since 2026-01-01T00:00:00.000Z" in out
+    assert "high_value (高价值客户) since 2026-01-01T00:00:00.000Z  because" in out
+    assert "spend_90d=1200" in out
+
+    assert main(["profile", "u1", "--json"]) == 0
+    view = orjson.loads(capsys.readouterr().out)
+    assert view["tags"]["source_wecom"]["rule"] == "source"
+    assert view["aggregates"]["orders"] == 1
+
+    assert main(["profile", "nobody"]) == 1
+    assert "no profile for user 'nobody'" in capsys.readouterr().err
