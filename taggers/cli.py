@@ -6,17 +6,16 @@ import argparse
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from taggers.durations import format_duration
+from taggers.display import describe_output, format_value, format_values
 from taggers.engine import Engine
-from taggers.events import event_json_schema, format_ts
-from taggers.expr import DURATION, TIMESTAMP, Type
-from taggers.outputs import Alert, Output, TagChange, Transition, output_to_dict
+from taggers.events import event_json_schema
+from taggers.outputs import Alert, output_to_dict
 from taggers.replay import BadLine, Replay
 from taggers.rulefile import RuleFile
 from taggers.ruleset import RuleSet, load_rules
@@ -84,35 +83,6 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def describe(output: Output) -> str:
-    """One readable line for an output."""
-    if isinstance(output, TagChange):
-        sign = "+" if output.op == "add" else "-"
-        label = f" ({output.display})" if output.display else ""
-        return f"tag {sign}{output.tag}{label}"
-    if isinstance(output, Transition):
-        return f"stage {output.from_stage or '-'} -> {output.to_stage}"
-    label = f" ({output.display})" if output.display else ""
-    return f"ALERT {output.name}{label} [{output.severity}]"
-
-
-def _why(output: Output, types: Mapping[str, Type]) -> str:
-    values = ", ".join(f"{k}={_short(v, types.get(k))}" for k, v in output.reason.values.items())
-    return f"  because {values}" if values else ""
-
-
-def _short(value: Any, type_: Type | None) -> str:
-    """A value as people read it: 60d rather than 5184000000, dates as ISO-8601."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if type_ == DURATION:
-            return format_duration(int(value))
-        if type_ == TIMESTAMP:
-            return format_ts(int(value))
-    if isinstance(value, float):
-        return f"{value:.2f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
 def _input_lines(path: str) -> Iterator[bytes]:
     if path == "-":
         yield from sys.stdin.buffer
@@ -153,8 +123,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if args.json:
                 out.write(orjson.dumps(output_to_dict(item)) + b"\n")
             elif not args.quiet:
-                why = _why(item, rules.types)
-                line = f"{format_ts(item.at)}  {item.user_id}  {describe(item)}{why}\n"
+                line = describe_output(output_to_dict(item), rules.types) + "\n"
                 out.write(line.encode())
     except FileNotFoundError as error:
         print(f"error: {error.filename}: no such file", file=sys.stderr)
@@ -218,6 +187,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the product locally: broker, Redis, worker and simulator, all started here."""
+    from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
+
+    options = DemoOptions(duration=args.duration, rate=args.rate, users=args.users, seed=args.seed)
+    return run_demo(options)
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     """Print one user's profile from Redis: stage, tags with reasons, aggregates."""
     from taggers.redis_store import RedisStore, connect  # noqa: PLC0415
@@ -239,12 +216,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"user {view['user_id']}: stage {stage} since {view['stage_since']}")
     print(f"tags ({len(view['tags'])}):")
     for name, tag in view["tags"].items():
-        values = ", ".join(f"{k}={_short(v, rules.types.get(k))}" for k, v in tag["values"].items())
+        values = format_values(tag["values"], rules.types)
         label = f" ({tag['display']})" if tag["display"] else ""
         print(f"  {name}{label} since {tag['since']}  because {values or tag['when']}")
     print("aggregates:")
     for name, value in view["aggregates"].items():
-        print(f"  {name} = {_short(value, rules.types.get(name))}")
+        print(f"  {name} = {format_value(value, rules.types.get(name))}")
     return 0
 
 
@@ -309,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="run everything locally (broker, Redis, worker, simulator) and watch"
+    )
+    demo.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    demo.add_argument("--rate", type=_positive, default=300, help="events per second")
+    demo.add_argument("--users", type=_positive, default=2000)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(func=cmd_demo)
 
     profile = commands.add_parser("profile", help="print a user's profile from Redis")
     profile.add_argument("user_id")
