@@ -89,8 +89,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    values = settings.model_dump(exclude_none=True)
-    env = os.environ | {f"TAGGER_{k.upper()}": str(v) for k, v in values.items()}
+    env = os.environ | settings.to_environment()
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "taggers.cli", "run", "--loglevel", "warning"],

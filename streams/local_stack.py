@@ -107,11 +107,16 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` (no persistence) on a free loopback port."""
+    """A throwaway ``redis-server`` on a free loopback port.
 
-    def __init__(self, port: int | None = None) -> None:
+    Without ``persistent`` it keeps nothing on disk; with it, ``stop`` then ``start`` brings
+    the same data back on the same port (to test a Redis outage).
+    """
+
+    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.persistent = persistent  # an append-only file, fsynced on every write
         self._process: subprocess.Popen[bytes] | None = None
         self._folder: tempfile.TemporaryDirectory[str] | None = None
 
@@ -123,15 +128,17 @@ class RedisServer:
                 "redis-server is not installed: run ./scripts/setup.sh"
                 " (or apt-get install redis-server)"
             )
-        self._folder = tempfile.TemporaryDirectory(prefix="tagger-redis-")
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="tagger-redis-")
         log = Path(self._folder.name, "redis.log")
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"]
         self._process = subprocess.Popen(
             [
                 binary,
                 "--bind", "127.0.0.1",
                 "--port", str(self.port),
                 "--save", "",
-                "--appendonly", "no",
+                *(persistence if self.persistent else ["--appendonly", "no"]),
                 "--dir", self._folder.name,
                 "--logfile", str(log),
             ],
@@ -152,7 +159,14 @@ class RedisServer:
         raise ServerError(f"redis-server did not answer on port {self.port}")
 
     def stop(self) -> None:
-        """Stop the server (it loses its data: it has no persistence)."""
+        """Stop the server; a persistent one keeps its data for the next ``start``."""
+        _stop(self._process)
+        self._process = None
+        if not self.persistent:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the server and delete its data."""
         _stop(self._process)
         self._process = None
         if self._folder is not None:
@@ -169,4 +183,4 @@ class RedisServer:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, description="HTTP port: /metrics, /profiles, /tags")
     web_bind: str = Field(default="0.0.0.0", description="HTTP bind address")
 
+    def to_environment(self) -> dict[str, str]:
+        """These settings as ``TAGGER_*`` variables, to hand to a worker process."""
+        values = self.model_dump(exclude_none=True)
+        return {f"TAGGER_{name.upper()}": str(value) for name, value in values.items()}
+
     def resolved_rules_dir(self) -> Path:
         """The rule directory to load: the setting, else ./rules, else the bundled pack."""
         if self.rules_dir is not None:

@@ -1,32 +1,37 @@
 """The streaming worker end to end: a real broker (tansu), a real Redis, `tagger run`.
 
 The same events go through Kafka -> worker -> Redis and through `tagger replay`; profiles
-and output events must be identical.
+and output events (deduplicated by id) must be identical, through crashes, Redis outages
+and floods of bad input.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import random
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.partitioner.default import murmur2
 
-from streams.local_stack import RedisServer, TansuBroker, free_port
-from streams.topics import bootstrap, ensure_topics
+from streams.local_stack import RedisServer, TansuBroker
+from streams.testing import (
+    clock_ticks,
+    event_times,
+    get_json,
+    pipeline_settings,
+    produce,
+    read_topics,
+    start_worker,
+    stop_worker,
+    wait_for,
+)
+from streams.topics import ensure_topics
 from taggers.engine import Engine
-from taggers.events import EventError, decode_event
 from taggers.outputs import output_to_dict
 from taggers.profile import Profile
 from taggers.redis_store import RedisStore
@@ -37,7 +42,6 @@ from taggers.simulate import SimulationConfig, simulate
 from taggers.store import MemoryStore
 
 pytestmark = pytest.mark.integration
-PARTITIONS = 4
 RULES = load_rules(BUNDLED_RULES)
 
 
@@ -47,124 +51,30 @@ def broker() -> Iterator[TansuBroker]:
         yield server
 
 
-def partition_of(key: bytes) -> int:
-    """Kafka's default partitioner (murmur2 of the key)."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % PARTITIONS
+@dataclass
+class Reference:
+    """What `tagger replay` makes of a stream: the result the pipeline must reach."""
+
+    stream: list[str | bytes]
+    memory: MemoryStore = field(default_factory=MemoryStore)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bad: int = 0
+
+    def __post_init__(self) -> None:
+        for item in Replay(Engine(RULES), self.memory).run(self.stream):
+            if isinstance(item, BadLine):
+                self.bad += 1
+            else:
+                self.outputs[item.id] = output_to_dict(item)
+
+    @property
+    def users(self) -> list[str]:
+        return sorted(self.memory.users())
 
 
-def clock_ticks(ts: int) -> list[str]:
-    """One event per partition at ``ts``: in event time, every partition's clock reaches it."""
-    ticks: dict[int, str] = {}
-    n = 0
-    while len(ticks) < PARTITIONS:
-        user = f"clock-{n}"
-        ticks.setdefault(partition_of(user.encode()), user)
-        n += 1
-    return [
-        orjson.dumps(
-            {"event_id": f"tick-{p}", "user_id": u, "type": "clock_tick", "ts": ts}
-        ).decode()
-        for p, u in sorted(ticks.items())
-    ]
-
-
-def event_times(lines: list[str]) -> Iterator[int]:
-    for line in lines:
-        try:
-            yield decode_event(line).ts
-        except EventError:
-            continue
-
-
-def settings_for(broker: TansuBroker, redis_server: RedisServer) -> Settings:
-    name = uuid.uuid4().hex[:8]
-    return Settings(
-        app_id=f"tagger-{name}",
-        broker_url=broker.url,
-        redis_url=redis_server.url,
-        events_topic=f"events-{name}",
-        tag_changes_topic=f"tags-{name}",
-        transitions_topic=f"transitions-{name}",
-        alerts_topic=f"alerts-{name}",
-        dlq_topic=f"dlq-{name}",
-        partitions=PARTITIONS,
-        fetch_max_wait_ms=100,
-        session_timeout=10,
-        clock="event",
-        sweep_interval=0.2,
-        batch_size=500,
-        web_port=free_port(),
-        web_bind="127.0.0.1",
-    )
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    values = settings.model_dump(exclude_none=True)
-    return os.environ | {f"TAGGER_{k.upper()}": str(v) for k, v in values.items()}
-
-
-def produce(settings: Settings, lines: list[str]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks="all", linger_ms=5)
-    try:
-        for line in lines:
-            try:
-                key = str(orjson.loads(line)["user_id"]).encode()
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                key = b"malformed"
-            producer.send(
-                settings.events_topic,
-                key=key,
-                value=line.encode(),
-                partition=partition_of(key),
-            )
-        producer.flush()
-    finally:
-        producer.close()
-
-
-def read_topics(settings: Settings, want: int, timeout: float) -> dict[str, list[dict[str, Any]]]:
-    """Every record of the output topics and the DLQ, once ``want`` of them have arrived."""
-    topics = [
-        settings.tag_changes_topic,
-        settings.transitions_topic,
-        settings.alerts_topic,
-        settings.dlq_topic,
-    ]
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap(settings), fetch_max_wait_ms=100)
-    found: dict[str, list[dict[str, Any]]] = {topic: [] for topic in topics}
-    try:
-        parts = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for part, records in consumer.poll(timeout_ms=500).items():
-                found[part.topic].extend(orjson.loads(r.value) for r in records)
-            if sum(len(v) for v in found.values()) >= want:
-                break
-    finally:
-        consumer.close()
-    return found
-
-
-def get_json(url: str) -> Any:
-    """GET a JSON document, whatever the status (404 bodies are JSON too)."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        body = orjson.loads(error.read())
-        error.close()
-        return body
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+def reference_for(lines: list[str | bytes]) -> Reference:
+    good = [line for line in lines if isinstance(line, str)]
+    return Reference([*lines, *clock_ticks(max(event_times(good)) + 1)])
 
 
 def snapshot(profile: Profile) -> dict[str, Any]:
@@ -173,77 +83,178 @@ def snapshot(profile: Profile) -> dict[str, Any]:
     return data
 
 
-def test_the_pipeline_equals_the_replay(
-    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
-) -> None:
-    lines = list(simulate(SimulationConfig(users=150, days=200, seed=21, malformed=0.02)))
-    stream = lines + clock_ticks(max(event_times(lines)) + 1)
-
-    memory = MemoryStore()
-    expected_outputs: dict[str, dict[str, Any]] = {}
-    bad = 0
-    for item in Replay(Engine(RULES), memory).run(stream):
-        if isinstance(item, BadLine):
-            bad += 1
-        else:
-            expected_outputs[item.id] = output_to_dict(item)
-    assert bad > 0 and len(expected_outputs) > 1000
-
-    settings = settings_for(broker, redis_server)
-    ensure_topics(settings)
-    produce(settings, stream)
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "taggers.cli", "run", "--loglevel", "warning"],
-        env=environment(settings),
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        found = read_topics(settings, want=len(expected_outputs) + bad, timeout=150)
-        store = RedisStore(redis_client, prefix=settings.redis_prefix)
-        users = sorted(memory.users())
-        wait_for(
-            lambda: len(store.load(users)) == len(users), timeout=30, what="every user in Redis"
-        )
-        web = f"http://127.0.0.1:{settings.web_port}"
-        views = {user: get_json(f"{web}/profiles/{user}") for user in users[:5]}
-        audience = get_json(f"{web}/tags/source_wecom/members?limit=3")
-        missing = get_json(f"{web}/profiles/nobody")
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        log.close()
-    worker_log = (tmp_path / "worker.log").read_text(errors="replace")
-
+def assert_same_result(
+    reference: Reference, settings: Settings, client: redis.Redis, worker_log: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """Wait for every output, then compare outputs (by id), dead letters and profiles."""
+    want = len(reference.outputs) + reference.bad
+    found = read_topics(settings, want=want, timeout=240, distinct_ids=True)
     outputs = {
         record["id"]: record
         for topic in (settings.tag_changes_topic, settings.transitions_topic, settings.alerts_topic)
         for record in found[topic]
     }
-    assert outputs.keys() == expected_outputs.keys(), worker_log[-3000:]
-    assert outputs == expected_outputs
-    dead = found[settings.dlq_topic]
-    assert len(dead) == bad
-    assert {d["reason"] for d in dead} <= {"invalid_json", "schema", "too_large", "too_deep"}
-    assert all(d["topic"] == settings.events_topic and "offset" in d for d in dead)
+    log = worker_log.read_text(errors="replace")[-3000:]
+    assert outputs.keys() == reference.outputs.keys(), log
+    assert outputs == reference.outputs
+    dead = {(d["partition"], d["offset"]): d for d in found[settings.dlq_topic]}
+    assert len(dead) == reference.bad, log
 
+    store = RedisStore(client, prefix=settings.redis_prefix)
+    users = reference.users
+    wait_for(lambda: len(store.load(users)) == len(users), timeout=30, what="every profile")
     stored = store.load(users)
     for user in users:
-        want = memory.get(user)
-        assert want is not None
-        assert snapshot(stored[user]) == snapshot(want), user
+        want_profile = reference.memory.get(user)
+        assert want_profile is not None
+        assert snapshot(stored[user]) == snapshot(want_profile), user
     for tag in ("high_value", "rfm_general_value", "source_wecom"):
-        assert store.tag_members(tag) == memory.tag_members(tag)
+        assert store.tag_members(tag) == reference.memory.tag_members(tag)
+    return found
 
+
+def test_the_pipeline_equals_the_replay(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    lines: list[str | bytes] = [
+        *simulate(SimulationConfig(users=150, days=200, seed=21, malformed=0.02))
+    ]
+    reference = reference_for(lines)
+    assert reference.bad > 0 and len(reference.outputs) > 1000
+    settings = pipeline_settings(broker, redis_server)
+    ensure_topics(settings)
+    produce(settings, reference.stream)
+    worker = start_worker(settings, tmp_path)
+    try:
+        found = assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
+        web = f"http://127.0.0.1:{settings.web_port}"
+        views = {user: get_json(f"{web}/profiles/{user}") for user in reference.users[:5]}
+        audience = get_json(f"{web}/tags/source_wecom/members?limit=3")
+        missing = get_json(f"{web}/profiles/nobody")
+    finally:
+        stop_worker(worker)
+
+    dead = found[settings.dlq_topic]
+    assert {d["reason"] for d in dead} <= {"invalid_json", "schema", "too_large", "too_deep"}
+    assert all(d["topic"] == settings.events_topic for d in dead)
     engine = Engine(RULES)
     for user, view in views.items():
-        want = memory.get(user)
+        want = reference.memory.get(user)
         assert want is not None
         expected = engine.describe(want)
         assert (view["stage"], view["tags"]) == (expected["stage"], expected["tags"])
         assert view["aggregates"]["orders"] == expected["aggregates"]["orders"]
-    assert audience["members"] == memory.tag_members("source_wecom")[:3]
+    assert audience["members"] == reference.memory.tag_members("source_wecom")[:3]
     assert audience["next"] == audience["members"][-1]
     assert missing == {"error": "no profile for user 'nobody'"}
+
+
+def applied_offsets(client: redis.Redis, settings: Settings) -> int:
+    """How many users Redis holds: a cheap sign that the worker is making progress."""
+    return sum(1 for _ in client.scan_iter(match=f"{settings.redis_prefix}:u:*", count=1000))
+
+
+def test_kill_9_at_random_moments_loses_and_doubles_nothing(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=1700, days=240, seed=5))]
+    assert len(lines) >= 50_000
+    reference = reference_for(lines)
+    settings = pipeline_settings(broker, redis_server, batch_size=300)
+    ensure_topics(settings)
+    produce(settings, reference.stream)
+    chance = random.Random(20261127)
+    kills = 0
+    for _ in range(3):
+        worker = start_worker(settings, tmp_path)
+        before = applied_offsets(redis_client, settings)
+        wait_for(
+            lambda b=before: applied_offsets(redis_client, settings) > b,  # type: ignore[misc]
+            timeout=90,
+            what="the worker to make progress",
+        )
+        time.sleep(chance.uniform(0.5, 4.0))
+        worker.kill()  # SIGKILL: no clean shutdown, no final commit
+        worker.wait()
+        kills += 1
+    assert kills == 3
+    worker = start_worker(settings, tmp_path)
+    try:
+        assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
+    finally:
+        stop_worker(worker)
+
+
+def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> None:
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=400, days=200, seed=8))]
+    reference = reference_for(lines)
+    with RedisServer(persistent=True) as server:
+        client = redis.Redis.from_url(server.url, socket_timeout=None)
+        settings = pipeline_settings(broker, server, batch_size=200)
+        ensure_topics(settings)
+        produce(settings, reference.stream)
+        worker = start_worker(settings, tmp_path)
+        try:
+            wait_for(lambda: applied_offsets(client, settings) > 20, 90, "progress")
+            server.stop()
+            time.sleep(4)  # the worker keeps retrying meanwhile
+            assert worker.poll() is None, "the worker must survive a Redis outage"
+            server.start()
+            assert_same_result(reference, settings, client, tmp_path / "worker.log")
+        finally:
+            stop_worker(worker)
+            client.close()
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert "redis unreachable, retrying" in log
+
+
+def fuzzed(rng: random.Random, good: list[str]) -> bytes:
+    """A bad message of a kind producers really send, or random bytes."""
+    kind = rng.randrange(7)
+    sample = orjson.loads(rng.choice(good))
+    if kind == 0:
+        return rng.randbytes(rng.randrange(1, 200))
+    if kind == 1:
+        text = orjson.dumps(sample)
+        return text[: rng.randrange(1, len(text))]
+    if kind == 2:
+        del sample["user_id"]
+    elif kind == 3:
+        sample["ts"] = rng.choice(["yesterday", None, True, 12, "2026-01-01"])
+    elif kind == 4:
+        sample["props"] = {"text": "x" * 70_000}
+    elif kind == 5:
+        sample["user_id"] = rng.choice([None, 7, [], {}, ""])
+    else:
+        sample["type"] = "purchase"
+        sample["props"] = {"amount": rng.choice(["1e999", -5, "lots", None])}
+    return orjson.dumps(sample)
+
+
+def test_floods_of_bad_input_go_to_the_dlq_and_good_events_are_all_applied(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    good = [*simulate(SimulationConfig(users=200, days=120, seed=13))]
+    rng = random.Random(7)
+    lines: list[str | bytes] = []
+    for line in good:
+        lines.append(line)
+        while rng.random() < 0.5:
+            lines.append(fuzzed(rng, good))
+    bad_count = len(lines) - len(good)
+    assert bad_count >= 3000
+    reference = reference_for(lines)
+    assert reference.bad == bad_count
+    settings = pipeline_settings(broker, redis_server)
+    ensure_topics(settings)
+    produce(settings, reference.stream)
+    worker = start_worker(settings, tmp_path)
+    try:
+        found = assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
+        assert worker.poll() is None, "bad input must never stop the worker"
+    finally:
+        stop_worker(worker)
+    reasons = {d["reason"] for d in found[settings.dlq_topic]}
+    assert reasons == {"not_utf8", "invalid_json", "schema", "too_large"}
+    binary = [d for d in found[settings.dlq_topic] if "value_base64" in d]
+    assert binary, "bytes that are not UTF-8 are kept as base64"

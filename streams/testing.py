@@ -1,0 +1,173 @@
+"""Helpers for the pipeline's integration tests: settings, producing, reading topics, workers.
+
+The engine's test helpers are in ``taggers.testing``; these need Kafka and a worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.partitioner.default import murmur2
+
+from streams.local_stack import RedisServer, TansuBroker, free_port
+from streams.topics import bootstrap
+from taggers.events import EventError, decode_event
+from taggers.settings import Settings
+
+PARTITIONS = 4
+
+
+def partition_of(key: bytes) -> int:
+    """Kafka's default partitioner (murmur2 of the key)."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % PARTITIONS
+
+
+def clock_ticks(ts: int) -> list[str]:
+    """One event per partition at ``ts``: in event time, every partition's clock reaches it."""
+    ticks: dict[int, str] = {}
+    n = 0
+    while len(ticks) < PARTITIONS:
+        user = f"clock-{n}"
+        ticks.setdefault(partition_of(user.encode()), user)
+        n += 1
+    return [
+        orjson.dumps(
+            {"event_id": f"tick-{p}", "user_id": u, "type": "clock_tick", "ts": ts}
+        ).decode()
+        for p, u in sorted(ticks.items())
+    ]
+
+
+def event_times(lines: list[str]) -> Iterator[int]:
+    for line in lines:
+        try:
+            yield decode_event(line).ts
+        except EventError:
+            continue
+
+
+def pipeline_settings(broker: TansuBroker, redis_server: RedisServer, **overrides: Any) -> Settings:
+    name = uuid.uuid4().hex[:8]
+    return Settings(
+        app_id=f"tagger-{name}",
+        broker_url=broker.url,
+        redis_url=redis_server.url,
+        events_topic=f"events-{name}",
+        tag_changes_topic=f"tags-{name}",
+        transitions_topic=f"transitions-{name}",
+        alerts_topic=f"alerts-{name}",
+        dlq_topic=f"dlq-{name}",
+        partitions=PARTITIONS,
+        fetch_max_wait_ms=100,
+        session_timeout=10,
+        clock="event",
+        sweep_interval=0.2,
+        batch_size=500,
+        web_port=free_port(),
+        web_bind="127.0.0.1",
+    ).model_copy(update=overrides)
+
+
+def produce(settings: Settings, lines: list[str] | list[str | bytes]) -> None:
+    """Send lines to the events topic, keyed by user id where there is one."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks="all", linger_ms=5)
+    try:
+        for line in lines:
+            value = line.encode() if isinstance(line, str) else line
+            try:
+                key = str(orjson.loads(value)["user_id"]).encode()
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                key = b"unkeyed"
+            producer.send(settings.events_topic, key=key, value=value, partition=partition_of(key))
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def read_topics(
+    settings: Settings, want: int, timeout: float, *, distinct_ids: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """Every record of the output topics and the DLQ, once ``want`` of them have arrived.
+
+    With ``distinct_ids`` duplicates (same output id, or same DLQ source offset) count once,
+    as after a crash the same outputs are sent again.
+    """
+    topics = [
+        settings.tag_changes_topic,
+        settings.transitions_topic,
+        settings.alerts_topic,
+        settings.dlq_topic,
+    ]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap(settings), fetch_max_wait_ms=100)
+    found: dict[str, list[dict[str, Any]]] = {topic: [] for topic in topics}
+    seen: set[object] = set()
+    try:
+        parts = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for part, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    data = orjson.loads(record.value)
+                    found[part.topic].append(data)
+                    seen.add(data.get("id") or (data.get("partition"), data.get("offset")))
+            count = len(seen) if distinct_ids else sum(len(v) for v in found.values())
+            if count >= want:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+def get_json(url: str) -> Any:
+    """GET a JSON document, whatever the status (404 bodies are JSON too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = orjson.loads(error.read())
+        error.close()
+        return body
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def start_worker(settings: Settings, folder: Path) -> subprocess.Popen[bytes]:
+    """``tagger run`` in a process of its own (so that it can be killed), logging to a file."""
+    with (folder / "worker.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "taggers.cli", "run", "--loglevel", "warning"],
+            env=os.environ | settings.to_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a worker politely, or kill it."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
