@@ -182,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     ensure_topics(settings)
     app = create_app(settings, rules)
-    worker = Worker(app, loglevel=args.loglevel, quiet=True)
+    worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True)
     worker.execute_from_commandline()
     return 0
 

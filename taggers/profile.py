@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -28,10 +28,14 @@ class Profile:
     events: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy."""
-        return asdict(self)
+        """The profile as JSON-native data. Shallow: it shares the nested dicts and lists
+        with the profile (serialise it, or copy it, before changing the profile again)."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
         """Rebuild a profile from ``to_dict`` output."""
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(Profile))

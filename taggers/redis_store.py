@@ -259,9 +259,10 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def connect(url: str) -> redis.Redis:
-    """A Redis client for the store: hiredis replies, no per-reply timeout, health checks."""
+def connect(url: str, timeout: float = 10.0) -> redis.Redis:
+    """A Redis client for the store: hiredis replies, health checks, and a socket timeout
+    so that a Redis that hangs (rather than refuses) is noticed and retried."""
     client: redis.Redis = redis.Redis.from_url(
-        url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30
+        url, socket_timeout=timeout, socket_connect_timeout=5, health_check_interval=30
     )
     return client

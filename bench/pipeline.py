@@ -1,0 +1,325 @@
+"""Pipeline throughput and latency on the local stack (tansu broker, redis-server).
+
+    python bench/pipeline.py [--events 60000] [--rate 2000] [--seconds 15]
+
+In one run, on the same simulated events (pre-produced to a fresh topic each time):
+- drain throughput (events/s, first to last event applied in Redis) of
+  - the floor: a bare aiokafka consumer, orjson decoding, one pipelined Redis write per
+    event (hiredis, socket_timeout=None), one pipeline per fetch; no engine;
+  - a naive Faust agent: ``async for event in stream`` with the engine and awaited Redis
+    reads and writes per event (what a typical first version looks like);
+  - our worker (`tagger run`);
+- our event-to-Redis latency p50/p99 at a steady offered load (``--rate`` events/s).
+Progress is watched in Redis: a partition is drained when its last event's offset is
+applied there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from kafka import KafkaProducer
+
+from streams.local_stack import RedisServer, TansuBroker
+from streams.testing import PARTITIONS, partition_of, pipeline_settings, start_worker, stop_worker
+from streams.topics import bootstrap, ensure_topics
+from taggers.settings import Settings
+from taggers.simulate import SimulationConfig, simulate
+
+OFFSET_FIELD = "o:{partition}"
+
+
+def produce_all(settings: Settings, lines: list[bytes]) -> dict[int, tuple[str, int]]:
+    """Send every line; return each partition's last (user, offset)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks=1, linger_ms=20)
+    last: dict[int, tuple[str, int]] = {}
+    futures = []
+    for line in lines:
+        user = orjson.loads(line)["user_id"]
+        futures.append((user, producer.send(settings.events_topic, key=user.encode(), value=line,
+                                            partition=partition_of(user.encode()))))  # fmt: skip
+    producer.flush()
+    for user, future in futures:
+        meta = future.get(timeout=30)
+        if meta.offset >= last.get(meta.partition, ("", -1))[1]:
+            last[meta.partition] = (user, meta.offset)
+    producer.close()
+    return last
+
+
+def applied(client: redis.Redis, key: str, partition: int) -> int:
+    value = client.hget(key, OFFSET_FIELD.format(partition=partition))
+    return -1 if value is None else int(value)
+
+
+def wait_drained(
+    client: redis.Redis, key_of: Any, last: dict[int, tuple[str, int]], timeout: float = 600
+) -> float:
+    """Seconds from the first event applied to every partition's last event applied."""
+    firsts = {p: key_of(user) for p, (user, _) in last.items()}
+    start = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if start is None and any(client.exists(k) for k in firsts.values()):
+            start = time.monotonic()
+        if all(applied(client, key_of(u), p) >= o for p, (u, o) in last.items()):
+            return time.monotonic() - (start or time.monotonic())
+        time.sleep(0.02)
+    raise TimeoutError("not drained")
+
+
+# --- the two references, each run in a process of its own ------------------------------------
+
+
+async def floor_consumer(settings: Settings) -> None:
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    client = Redis.from_url(settings.redis_url, socket_timeout=None)
+    consumer = AIOKafkaConsumer(
+        settings.events_topic,
+        bootstrap_servers=bootstrap(settings),
+        group_id=settings.app_id,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=int(settings.session_timeout * 1000),
+        enable_auto_commit=False,
+        max_poll_records=1000,
+    )
+    await consumer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+            pipe = client.pipeline(transaction=False)
+            for tp, records in batches.items():
+                for record in records:
+                    event = orjson.loads(record.value)
+                    pipe.hset(
+                        f"floor:{{{event['user_id']}}}",
+                        mapping={"last": record.value, f"o:{tp.partition}": record.offset},
+                    )
+            await pipe.execute()
+            if batches:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await client.aclose()
+
+
+def naive_agent(settings: Settings) -> None:
+    import faust  # noqa: PLC0415
+    from faust.worker import Worker  # noqa: PLC0415
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from taggers.engine import Engine  # noqa: PLC0415
+    from taggers.events import EventError, decode_event  # noqa: PLC0415
+    from taggers.profile import Profile  # noqa: PLC0415
+    from taggers.ruleset import load_rules  # noqa: PLC0415
+
+    engine = Engine(load_rules(settings.resolved_rules_dir()))
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        broker_session_timeout=settings.session_timeout,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        topic_disable_leader=True,
+        datadir=tempfile.mkdtemp(),
+    )
+    topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
+    client = Redis.from_url(settings.redis_url)
+
+    @app.agent(topic)
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                decoded = decode_event(event.value)
+            except EventError:
+                continue
+            key = f"naive:{{{decoded.user_id}}}"
+            data = await client.hget(key, "p")
+            profile = (
+                Profile.from_dict(orjson.loads(data))
+                if data
+                else engine.new_profile(decoded.user_id)
+            )
+            engine.apply(profile, decoded)
+            await client.hset(
+                key,
+                mapping={
+                    "p": orjson.dumps(profile.to_dict()),
+                    f"o:{event.message.partition}": event.message.offset,
+                },
+            )
+
+    Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+
+
+def run_role(role: str, settings: Settings, folder: Path) -> subprocess.Popen[bytes]:
+    with (folder / f"{role}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, __file__, "--role", role],
+            env=os.environ | settings.to_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+
+def fresh_settings(broker: TansuBroker, server: RedisServer, client: redis.Redis) -> Settings:
+    client.flushall()
+    return pipeline_settings(broker, server, batch_size=1000, app_id=f"b-{uuid.uuid4().hex[:6]}")
+
+
+def drain(
+    name: str,
+    broker: TansuBroker,
+    server: RedisServer,
+    client: redis.Redis,
+    lines: list[bytes],
+    folder: Path,
+) -> float:
+    settings = fresh_settings(broker, server, client)
+    ensure_topics(settings)
+    last = produce_all(settings, lines)
+    if name == "ours":
+        process = start_worker(settings, folder)
+        prefix = f"{settings.redis_prefix}:u:"
+    else:
+        process = run_role(name, settings, folder)
+        prefix = f"{name}:"
+    try:
+        seconds = wait_drained(client, lambda user: f"{prefix}{{{user}}}", last)
+    finally:
+        stop_worker(process)
+    rate = len(lines) / seconds
+    print(f"{name:>6}: drained {len(lines)} events in {seconds:.1f} s = {rate:,.0f} events/s")
+    return rate
+
+
+def latency(
+    broker: TansuBroker,
+    server: RedisServer,
+    client: redis.Redis,
+    lines: list[bytes],
+    rate: int,
+    seconds: float,
+    folder: Path,
+) -> list[float]:
+    """Event-to-Redis latencies (ms) of every 20th event sent at ``rate`` events/s."""
+    settings = fresh_settings(broker, server, client)
+    ensure_topics(settings)
+    worker = start_worker(settings, folder)
+    producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks=1, linger_ms=0)
+    prefix = f"{settings.redis_prefix}:u:"
+    pending: list[tuple[float, str, Any]] = []
+    results: list[float] = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def watch() -> None:
+        watcher = redis.Redis.from_url(server.url, socket_timeout=None)
+        while not done.is_set() or pending:
+            with lock:
+                items = list(pending)
+            ready = [(t, u, f) for t, u, f in items if f.is_done]
+            if ready:
+                pipe = watcher.pipeline(transaction=False)
+                for _, user, future in ready:
+                    pipe.hget(f"{prefix}{{{user}}}", f"o:{future.value.partition}")
+                now = time.monotonic()
+                for (sent, user, future), value in zip(ready, pipe.execute(), strict=True):
+                    if value is not None and int(value) >= future.value.offset:
+                        results.append((now - sent) * 1000)
+                        with lock:
+                            pending.remove((sent, user, future))
+            time.sleep(0.002)
+        watcher.close()
+
+    try:
+        warm = lines[0]
+        user = orjson.loads(warm)["user_id"]
+        producer.send(settings.events_topic, key=user.encode(), value=warm).get(timeout=30)
+        deadline = time.monotonic() + 120
+        while not client.exists(f"{prefix}{{{user}}}") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the worker has joined its group and applied the first event
+        thread = threading.Thread(target=watch)
+        thread.start()
+        started = time.monotonic()
+        for n, line in enumerate(lines[1 : int(rate * seconds)], start=1):
+            while time.monotonic() - started < n / rate:
+                time.sleep(0.0005)
+            user = orjson.loads(line)["user_id"]
+            future = producer.send(settings.events_topic, key=user.encode(), value=line,
+                                   partition=partition_of(user.encode()))  # fmt: skip
+            if n % 20 == 0:
+                with lock:
+                    pending.append((time.monotonic(), user, future))
+        producer.flush()
+        time.sleep(2)
+        done.set()
+        thread.join(timeout=30)
+    finally:
+        producer.close()
+        stop_worker(worker)
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--role", choices=["floor", "naive"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "floor":
+        asyncio.run(floor_consumer(Settings()))
+        return
+    if args.role == "naive":
+        naive_agent(Settings())
+        return
+
+    users = max(10, args.events // 30)
+    lines = [line.encode() for line in simulate(SimulationConfig(users=users, days=365, seed=3))]
+    lines = lines[: args.events]
+    print(f"{len(lines)} simulated events, {users} users, {PARTITIONS} partitions")
+    folder = Path(tempfile.mkdtemp(prefix="tagger-bench-"))
+    with TansuBroker() as broker, RedisServer() as server:
+        client = redis.Redis.from_url(server.url, socket_timeout=None)
+        rates = {name: drain(name, broker, server, client, lines, folder)
+                 for name in ("floor", "naive", "ours")}  # fmt: skip
+        print(f"ours / naive: {rates['ours'] / rates['naive']:.1f}x")
+        print(f"ours / floor: {rates['ours'] / rates['floor']:.0%}")
+        found = latency(broker, server, client, lines, args.rate, args.seconds, folder)
+        if found:
+            print(
+                f"latency at {args.rate} events/s ({len(found)} samples): "
+                f"p50 {statistics.median(found):.0f} ms, p99 {percentile(found, 0.99):.0f} ms"
+            )
+        client.close()
+    print(f"logs: {folder}")
+
+
+if __name__ == "__main__":
+    main()
