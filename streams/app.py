@@ -73,12 +73,15 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
         "alert": app.topic(settings.alerts_topic, **raw),
     }
     dlq = app.topic(settings.dlq_topic, **raw)
+    rekeyed = app.topic(settings.rekeyed_topic, partitions=settings.partitions, **raw)
     store = RedisStore(connect(settings.redis_url), prefix=settings.redis_prefix)
     pipeline = Pipeline(Engine(rules), store, settings.max_event_bytes)
     lock = asyncio.Lock()  # batches and sweeps of this worker take turns on Redis
 
     async def send(batch: Prepared) -> None:
         pending = [await dlq.send(value=dead.to_json(settings.events_topic)) for dead in batch.dead]
+        for user_id, value in batch.rekey:
+            pending.append(await rekeyed.send(key=user_id.encode(), value=value))
         for output in batch.outputs:
             pending.append(
                 await outputs[output.kind].send(
@@ -88,9 +91,11 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
         if pending:
             await asyncio.gather(*pending)  # the broker has them before Redis moves on
 
-    async def handle(partition: int, records: list[Record]) -> None:
+    async def handle(partition: int, records: list[Record], source: str, check_keys: bool) -> None:
         for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
-            batch = await redis_call(pipeline.prepare, partition, records)
+            batch = await redis_call(
+                pipeline.prepare, partition, records, source=source, check_keys=check_keys
+            )
             await send(batch)
             try:
                 await redis_call(pipeline.save, batch)
@@ -112,30 +117,40 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
             },
         )
 
-    @app.agent(events)
-    async def process(stream: Any) -> None:  # a faust.Stream: its noack_take is not typed
+    async def consume(stream: Any, source_prefix: str, check_keys: bool) -> None:
         async for taken in stream.noack_take(settings.batch_size, within=settings.batch_wait):
             by_partition: dict[int, list[Record]] = defaultdict(list)
             for event in taken:
                 message = event.message
                 by_partition[message.partition].append(
-                    Record(message.partition, message.offset, message.value)
+                    Record(message.partition, message.offset, message.value, message.key)
                 )
             async with lock:
                 for partition, records in by_partition.items():
-                    await handle(partition, records)
+                    await handle(partition, records, f"{source_prefix}{partition}", check_keys)
             for event in taken:
                 await stream.ack(event)
 
+    @app.agent(events)
+    async def process(stream: Any) -> None:  # a faust.Stream: its noack_take is not typed
+        await consume(stream, "", check_keys=True)
+
+    @app.agent(rekeyed)
+    async def process_rekeyed(stream: Any) -> None:
+        # Keyed by user id by construction; its offsets are kept apart as r0, r1, ...
+        await consume(stream, "r", check_keys=False)
+
     async def sweep() -> None:
-        assigned = [
-            tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic
-        ]
+        assigned = {
+            tp.partition
+            for tp in app.consumer.assignment()
+            if tp.topic in (settings.events_topic, settings.rekeyed_topic)
+        }
         for partition in sorted(assigned):
             if settings.clock == "wall":
                 now = int(time.time() * 1000)
             elif partition in pipeline.watermarks:
-                now = pipeline.watermarks[partition]
+                now = pipeline.watermarks[partition]  # both topics' events of this partition
             else:
                 continue  # event time: nothing seen on this partition yet
             while True:

@@ -28,6 +28,7 @@ class Record:
     partition: int
     offset: int
     value: bytes | None
+    key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,10 @@ class Prepared:
     """A processed batch, not yet saved: outputs to send, then profiles to save."""
 
     partition: int
+    source: str | None = None  # where the offsets are from (default: the partition)
     outputs: list[Output] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    rekey: list[tuple[str, bytes]] = field(default_factory=list)  # (user_id, raw event)
     profiles: dict[str, Profile] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     skipped: int = 0  # events Redis already had (a redelivery)
@@ -78,9 +81,22 @@ class Pipeline:
         self.max_event_bytes = max_event_bytes
         self.watermarks: dict[int, int] = {}  # partition -> latest event time seen
 
-    def prepare(self, partition: int, records: list[Record]) -> Prepared:
-        """Decode a batch of one partition and apply it to the profiles (one store read)."""
-        batch = Prepared(partition)
+    def prepare(
+        self,
+        partition: int,
+        records: list[Record],
+        *,
+        source: str | None = None,
+        check_keys: bool = False,
+    ) -> Prepared:
+        """Decode a batch of one partition and apply it to the profiles (one store read).
+
+        With ``check_keys``, an event whose message key is not its user id is not applied
+        here but returned in ``rekey``, to be sent on keyed by user id: a user's events
+        must all pass through one partition to be applied in order.
+        """
+        origin = str(partition) if source is None else source
+        batch = Prepared(partition, origin)
         events = []
         for record in records:
             try:
@@ -88,9 +104,12 @@ class Pipeline:
             except EventError as error:
                 batch.dead.append(DeadLetter(record, error.reason, error.message))
                 continue
+            if check_keys and record.key != event.user_id.encode():
+                batch.rekey.append((event.user_id, record.value or b""))
+                continue
             events.append((record, event))
         users = list(dict.fromkeys(event.user_id for _, event in events))
-        profiles, applied = self.store.load_applied(users, partition)
+        profiles, applied = self.store.load_applied(users, origin)
         for record, event in events:
             user = event.user_id
             if record.offset <= applied.get(user, -1):
@@ -124,5 +143,8 @@ class Pipeline:
         if not batch.profiles:
             return {}
         return self.store.save(
-            batch.profiles.values(), partition=batch.partition, offsets=batch.offsets or None
+            batch.profiles.values(),
+            partition=batch.partition,
+            offsets=batch.offsets or None,
+            source=batch.source,
         )

@@ -69,6 +69,7 @@ def pipeline_settings(broker: TansuBroker, redis_server: RedisServer, **override
         transitions_topic=f"transitions-{name}",
         alerts_topic=f"alerts-{name}",
         dlq_topic=f"dlq-{name}",
+        rekeyed_topic=f"rekeyed-{name}",
         partitions=PARTITIONS,
         fetch_max_wait_ms=100,
         session_timeout=10,
@@ -80,12 +81,18 @@ def pipeline_settings(broker: TansuBroker, redis_server: RedisServer, **override
     ).model_copy(update=overrides)
 
 
-def produce(settings: Settings, lines: list[str] | list[str | bytes]) -> None:
-    """Send lines to the events topic, keyed by user id where there is one."""
+def produce(
+    settings: Settings, lines: list[str] | list[str | bytes], *, keyed: bool = True
+) -> None:
+    """Send lines to the events topic, keyed by user id where there is one; with
+    ``keyed=False``, all unkeyed into partition 0 (in order), as a careless producer would."""
     producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks="all", linger_ms=5)
     try:
         for line in lines:
             value = line.encode() if isinstance(line, str) else line
+            if not keyed:
+                producer.send(settings.events_topic, value=value, partition=0)
+                continue
             try:
                 key = str(orjson.loads(value)["user_id"]).encode()
             except (orjson.JSONDecodeError, KeyError, TypeError):

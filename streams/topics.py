@@ -13,13 +13,14 @@ log = logging.getLogger(__name__)
 
 
 def topic_names(settings: Settings) -> list[str]:
-    """Every topic of the worker: input, outputs and the DLQ."""
+    """Every topic of the worker: input, outputs, the DLQ and the re-keyed input."""
     return [
         settings.events_topic,
         settings.tag_changes_topic,
         settings.transitions_topic,
         settings.alerts_topic,
         settings.dlq_topic,
+        settings.rekeyed_topic,
     ]
 
 

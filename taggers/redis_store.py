@@ -3,7 +3,9 @@
 Layout (``P`` is the key prefix, ``tagger`` by default):
 
 - ``P:u:{USER}``: a hash per user: ``p`` the profile (JSON), ``v`` a version that every
-  write bumps (a compare-and-set token), ``o:PARTITION`` the last applied offset.
+  write bumps (a compare-and-set token), ``o:SOURCE`` the last applied offset of each
+  source (a topic partition: ``0``, ``1``... of the input topic, ``r0``... of the
+  re-keyed topic).
 - ``P:tag:{TAG}``: a tag's audience, a sorted set of user ids (score 0: ordered by id, so
   pages are stable).
 - ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
@@ -32,8 +34,8 @@ import redis
 from taggers.profile import Profile
 
 FUNCTION_LIBRARY: Final = """#!lua name=tagger
--- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, partition, offset.
--- An empty partition means a write with no offset (a timer sweep).
+-- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, source, offset.
+-- An empty source means a write with no offset (a timer sweep).
 local function offset_is_newer(stored, offset)
   if not stored then return true end
   if #offset ~= #stored then return #offset > #stored end
@@ -88,7 +90,8 @@ class RedisStore:
     """A ProfileStore on Redis (see the module docstring for the layout and guarantees).
 
     ``save`` writes only profiles read through this store (or new users), comparing the
-    version it read; ``offsets`` (partition -> offset) make a redelivered write a no-op.
+    version it read; ``offsets`` (user -> offset of a source) make a redelivered write a
+    no-op.
     """
 
     def __init__(self, client: redis.Redis, *, prefix: str = "tagger") -> None:
@@ -107,16 +110,16 @@ class RedisStore:
         return self._load(user_ids, None)[0]
 
     def load_applied(
-        self, user_ids: Sequence[str], partition: int
+        self, user_ids: Sequence[str], source: str
     ) -> tuple[dict[str, Profile], dict[str, int]]:
         """See ProfileStore.load_applied: one round trip for all of them."""
-        return self._load(user_ids, partition)
+        return self._load(user_ids, source)
 
     def _load(
-        self, user_ids: Sequence[str], partition: int | None
+        self, user_ids: Sequence[str], source: str | None
     ) -> tuple[dict[str, Profile], dict[str, int]]:
         pipe = self.client.pipeline(transaction=False)
-        offset_field = "" if partition is None else f"o:{partition}"
+        offset_field = "" if source is None else f"o:{source}"
         for user in user_ids:
             pipe.hmget(self.keys.user(user), "p", "v", offset_field or "v")
         found: dict[str, Profile] = {}
@@ -133,11 +136,11 @@ class RedisStore:
             found[user] = profile
         return found, applied
 
-    def offsets(self, user_id: str) -> dict[int, int]:
-        """The last applied offset of each partition for a user (one round trip)."""
+    def offsets(self, user_id: str) -> dict[str, int]:
+        """The last applied offset of each source for a user (one round trip)."""
         fields = self.client.hgetall(self.keys.user(user_id))
         return {
-            int(_text(name)[2:]): int(value)
+            _text(name)[2:]: int(value)
             for name, value in fields.items()
             if _text(name).startswith("o:")
         }
@@ -148,26 +151,28 @@ class RedisStore:
         *,
         partition: int = 0,
         offsets: dict[str, int] | None = None,
+        source: str | None = None,
     ) -> dict[str, str]:
         """Write profiles, their audiences and deadlines in one round trip.
 
-        ``offsets`` maps a user to the offset of the last event of ``partition`` applied to
-        them; users left out are written with no offset (timer sweeps). Returns what
-        happened per user (``saved`` or ``redelivered``); raises StoreConflictError if any
-        profile changed since it was read.
+        ``offsets`` maps a user to the offset of the last event of ``source`` (default
+        ``str(partition)``) applied to them; users left out are written with no offset
+        (timer sweeps). Returns what happened per user (``saved`` or ``redelivered``);
+        raises StoreConflictError if any profile changed since it was read.
         """
+        origin = str(partition) if source is None else source
         batch = list(profiles)
         if not batch:
             return {}
         try:
-            replies = self._write(batch, partition, offsets)
+            replies = self._write(batch, partition, offsets, origin)
         except redis.ResponseError as error:
             if "Function not found" not in str(error):
                 raise
             # Redis restarted and lost its functions: load them and send the batch again
             # (every write in it is idempotent, and the refused profile writes did nothing).
             self.load_functions()
-            replies = self._write(batch, partition, offsets)
+            replies = self._write(batch, partition, offsets, origin)
         results: dict[str, str] = {}
         conflicts: list[str] = []
         for profile, reply in zip(batch, replies, strict=True):
@@ -201,7 +206,7 @@ class RedisStore:
             pipe.zadd(self.keys.deadlines(partition), {user: profile.due})
 
     def _write(
-        self, batch: list[Profile], partition: int, offsets: dict[str, int] | None
+        self, batch: list[Profile], partition: int, offsets: dict[str, int] | None, source: str
     ) -> list[Any]:
         """Send a batch in one pipeline; the replies of the profile writes, in order."""
         pipe = self.client.pipeline(transaction=False)
@@ -216,7 +221,7 @@ class RedisStore:
                 self.keys.user(user),
                 orjson.dumps(profile.to_dict()),
                 self._versions.get(user, "0"),
-                "" if offset is None else str(partition),
+                "" if offset is None else source,
                 "" if offset is None else str(offset),
             )
         replies: list[Any] = pipe.execute()

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     transitions_topic: str = "lifecycle-transitions"
     alerts_topic: str = "user-alerts"
     dlq_topic: str = "behaviour-events-dlq"
+    rekeyed_topic: str = Field(
+        default="behaviour-events-by-user",
+        description="Events that arrived unkeyed or wrongly keyed, re-sent keyed by user_id",
+    )
     partitions: int = Field(default=8, ge=1, description="Partitions of topics created at start")
     replication_factor: int = Field(default=1, ge=1, description="Of topics created at start")
     batch_size: int = Field(default=1000, ge=1, description="Most events per batch")

@@ -26,23 +26,25 @@ class ProfileStore(Protocol):
         *,
         partition: int = 0,
         offsets: dict[str, int] | None = None,
+        source: str | None = None,
     ) -> dict[str, str]:
         """Store each profile, its tag memberships and its next deadline, atomically per user.
 
-        ``offsets`` maps a user to the offset of the last event of ``partition`` applied to
-        them; a write whose offset is not past the stored one is a redelivery and changes
-        nothing. Returns ``saved`` or ``redelivered`` per user.
+        ``partition`` picks the deadline index. ``offsets`` maps a user to the offset of
+        the last event of ``source`` (a topic partition; default ``str(partition)``)
+        applied to them; a write whose offset is not past the stored one is a redelivery
+        and changes nothing. Returns ``saved`` or ``redelivered`` per user.
         """
         ...
 
-    def offsets(self, user_id: str) -> dict[int, int]:
-        """The last applied offset of each partition for a user."""
+    def offsets(self, user_id: str) -> dict[str, int]:
+        """The last applied offset of each source for a user."""
         ...
 
     def load_applied(
-        self, user_ids: Sequence[str], partition: int
+        self, user_ids: Sequence[str], source: str
     ) -> tuple[dict[str, Profile], dict[str, int]]:
-        """``load``, plus each user's last applied offset of ``partition`` (if any)."""
+        """``load``, plus each user's last applied offset of ``source`` (if any)."""
         ...
 
     def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
@@ -71,7 +73,7 @@ class MemoryStore:
         self._tags_of: dict[str, frozenset[str]] = {}
         self._deadlines: list[tuple[int, str]] = []
         self._due_of: dict[str, int] = {}
-        self._offsets: dict[str, dict[int, int]] = {}
+        self._offsets: dict[str, dict[str, int]] = {}
 
     def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
         """See ProfileStore.load."""
@@ -88,18 +90,20 @@ class MemoryStore:
         *,
         partition: int = 0,
         offsets: dict[str, int] | None = None,
+        source: str | None = None,
     ) -> dict[str, str]:
         """See ProfileStore.save. One deadline index serves every partition here."""
         results: dict[str, str] = {}
+        origin = str(partition) if source is None else source
         for profile in profiles:
             user = profile.user_id
             offset = None if offsets is None else offsets.get(user)
             if offset is not None:
                 applied = self._offsets.setdefault(user, {})
-                if applied.get(partition, -1) >= offset:
+                if applied.get(origin, -1) >= offset:
                     results[user] = "redelivered"
                     continue
-                applied[partition] = offset
+                applied[origin] = offset
             results[user] = "saved"
             self._profiles[user] = profile
             tags = frozenset(profile.tags)
@@ -118,18 +122,18 @@ class MemoryStore:
                 heapq.heappush(self._deadlines, (profile.due, user))
         return results
 
-    def offsets(self, user_id: str) -> dict[int, int]:
+    def offsets(self, user_id: str) -> dict[str, int]:
         """See ProfileStore.offsets."""
         return dict(self._offsets.get(user_id, {}))
 
     def load_applied(
-        self, user_ids: Sequence[str], partition: int
+        self, user_ids: Sequence[str], source: str
     ) -> tuple[dict[str, Profile], dict[str, int]]:
         """See ProfileStore.load_applied."""
         applied = {
             user: offset
             for user in user_ids
-            if (offset := self._offsets.get(user, {}).get(partition)) is not None
+            if (offset := self._offsets.get(user, {}).get(source)) is not None
         }
         return self.load(user_ids), applied
 

@@ -149,6 +149,24 @@ def test_the_pipeline_equals_the_replay(
     assert missing == {"error": "no profile for user 'nobody'"}
 
 
+def test_unkeyed_events_are_rekeyed_by_user_and_applied_in_order(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=100, days=150, seed=4))]
+    reference = reference_for(lines)
+    settings = pipeline_settings(broker, redis_server)
+    ensure_topics(settings)
+    produce(settings, reference.stream, keyed=False)
+    worker = start_worker(settings, tmp_path)
+    try:
+        assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
+    finally:
+        stop_worker(worker)
+    store = RedisStore(redis_client, prefix=settings.redis_prefix)
+    offsets = store.offsets(reference.users[0])
+    assert offsets and all(source.startswith("r") for source in offsets)
+
+
 def applied_offsets(client: redis.Redis, settings: Settings) -> int:
     """How many users Redis holds: a cheap sign that the worker is making progress."""
     return sum(1 for _ in client.scan_iter(match=f"{settings.redis_prefix}:u:*", count=1000))
