@@ -1,3 +1,25 @@
-"""Thin wiring of the engine to Kafka (Faust) and Redis. Arrives with the streaming worker."""
+"""The engine wired to Kafka (Faust) and Redis, and a local stack to run it on.
 
-__all__: list[str] = []
+Modules: ``app`` (the Faust worker; imported by ``tagger run``), ``pipeline`` (what a
+worker does with a batch, apart from Kafka), ``topics``, ``transport`` (Faust's aiokafka
+transport with our fetch wait), ``local_stack`` (tansu and redis-server on free ports),
+``demo`` (``tagger demo``) and ``testing`` (helpers for the integration tests). The names
+below do not import Faust.
+"""
+
+from streams.local_stack import RedisServer, TansuBroker, start_worker, stop_process
+from streams.pipeline import DeadLetter, Pipeline, Prepared, Record
+from streams.topics import ensure_topics, topic_names
+
+__all__ = [
+    "DeadLetter",
+    "Pipeline",
+    "Prepared",
+    "Record",
+    "RedisServer",
+    "TansuBroker",
+    "ensure_topics",
+    "start_worker",
+    "stop_process",
+    "topic_names",
+]
