@@ -18,6 +18,7 @@ from taggers.engine import Engine
 from taggers.events import EventError, decode_event
 from taggers.outputs import Output
 from taggers.profile import Profile
+from taggers.replay import fire_due
 from taggers.store import ProfileStore
 
 
@@ -127,16 +128,8 @@ class Pipeline:
 
     def sweep(self, partition: int, now: int, limit: int = 1000) -> Prepared:
         """Fire the deadlines of one partition's users that are due by ``now``."""
-        batch = Prepared(partition)
-        due = self.store.due(now, partition=partition, limit=limit)
-        profiles = self.store.load(due)
-        for user in due:
-            profile = profiles.get(user)
-            if profile is not None:
-                batch.outputs.extend(self.engine.advance(profile, now))
-                batch.profiles[user] = profile
-        self.store.drop_deadlines([u for u in due if u not in profiles], partition=partition)
-        return batch
+        outputs, profiles = fire_due(self.engine, self.store, now, partition=partition, limit=limit)
+        return Prepared(partition, outputs=outputs, profiles=profiles)
 
     def save(self, batch: Prepared) -> dict[str, str]:
         """Save a prepared batch's profiles (with their offsets) in one round trip."""

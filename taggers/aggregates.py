@@ -308,7 +308,7 @@ class Window:
     def add(self, kind: Kind, state: State, value: Value, ts: int, now: int, limit: int) -> State:
         """Fold an observation into its bucket and drop buckets that left the window."""
         bucket = ts // self.bucket_ms
-        first = now // self.bucket_ms - self.buckets + 1
+        first = self.first_bucket(now)
         if bucket < first:
             return state  # older than the window: it can never count again
         buckets: list[list[Any]] = state if state is not None else []
@@ -324,16 +324,11 @@ class Window:
                 entry[1] = kind.add(entry[1], value, ts, limit)
             else:
                 buckets.insert(position, [bucket, kind.add(None, value, ts, limit)])
-        if buckets[0][0] < first:
-            buckets = [entry for entry in buckets if entry[0] >= first]
-        return buckets or None
+        return _from(buckets, first)
 
     def prune(self, buckets: list[list[Any]], now: int) -> list[list[Any]] | None:
         """Drop buckets outside the window; None when nothing is left."""
-        first = self.first_bucket(now)
-        if buckets and buckets[0][0] < first:
-            buckets = [entry for entry in buckets if entry[0] >= first]
-        return buckets or None
+        return _from(buckets, self.first_bucket(now))
 
     def value(self, kind: Kind, state: State, now: int, limit: int) -> Value:
         """The aggregate's value over the buckets inside the window at ``now``."""
@@ -360,6 +355,13 @@ class Window:
             if entry[0] >= first:
                 return int((entry[0] + self.buckets) * self.bucket_ms)
         return None
+
+
+def _from(buckets: list[list[Any]], first: int) -> list[list[Any]] | None:
+    """The buckets from ``first`` on (a new list only if some are dropped), or None."""
+    if buckets and buckets[0][0] < first:
+        buckets = [entry for entry in buckets if entry[0] >= first]
+    return buckets or None
 
 
 def fold(kind: Kind, observations: Iterable[tuple[Value, int]], limit: int) -> State:

@@ -100,7 +100,6 @@ class Engine:
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         self.version = rules.version
-        self._changed_by_type: dict[str, frozenset[str]] = {}
         read: set[str] = set()
         for tag in rules.tags:
             read |= tag.reads
@@ -125,12 +124,8 @@ class Engine:
             {t.anchor for t in timers}.union(*(t.after.reads for t in timers))
             | {a.name for a in self._watched if a.window is None}
         )
-        self._watched_windows = frozenset(a.name for a in self._watched if a.window is not None)
-        self._window_deadlines = tuple(
-            (a.name, a.window.buckets, a.window.bucket_ms)
-            for a in self._watched
-            if a.window is not None
-        )
+        self._windows = tuple((a.name, a.window) for a in self._watched if a.window is not None)
+        self._watched_windows = frozenset(name for name, _ in self._windows)
         self._clock_watched = tuple(a for a in self._watched if a.window is None)
         self._pending_aggregates = tuple(
             name for name, a in rules.aggregates.items() if a.kind is None
@@ -252,9 +247,7 @@ class Engine:
                 name: {
                     "display": record.get("display"),
                     "since": format_ts(record["since"]),
-                    "expires": None
-                    if record.get("expires") is None
-                    else format_ts(record["expires"]),
+                    "expires": _iso(record.get("expires")),
                     "rule": record.get("rule"),
                     "version": record.get("version"),
                     "when": record.get("when"),
@@ -385,11 +378,10 @@ class Engine:
         """The time-varying aggregates whose value moved by ``now``; prunes their windows."""
         changed: list[str] = []
         aggs = profile.aggs
-        for name, buckets, bucket_ms in self._window_deadlines:
+        for name, window in self._windows:
             state = aggs.get(name)
-            first = now // bucket_ms - buckets + 1
-            if state is not None and state[0][0] < first:
-                kept = [entry for entry in state if entry[0] >= first]
+            if state is not None and state[0][0] < window.first_bucket(now):
+                kept = window.prune(state, now)
                 if kept:
                     aggs[name] = kept
                 else:
@@ -478,12 +470,12 @@ class Engine:
         now = profile.clock
         aggs = profile.aggs
         candidates: list[int] = []
-        for name, buckets, bucket_ms in self._window_deadlines:
+        for name, window in self._windows:
             state = aggs.get(name)
             if state is not None:
-                # Watched windows are pruned as of now (a bucket leaving is a deadline), so
-                # the value next falls when the oldest bucket leaves.
-                candidates.append((state[0][0] + buckets) * bucket_ms)
+                # Window.next_change, inlined on this hot path: watched windows are pruned
+                # as of now (a bucket leaving is a deadline), so the oldest bucket decides.
+                candidates.append((state[0][0] + window.buckets) * window.bucket_ms)
         for aggregate in self._clock_watched:
             state = aggs.get(aggregate.name)
             if state is None:

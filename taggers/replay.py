@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from taggers.engine import Engine
 from taggers.events import MAX_EVENT_BYTES, EventError, decode_event
 from taggers.outputs import Output
+from taggers.profile import Profile
 from taggers.store import MemoryStore, ProfileStore
 
 
@@ -25,17 +26,32 @@ class BadLine:
     message: str
 
 
+def fire_due(
+    engine: Engine, store: ProfileStore, until: int, *, partition: int = 0, limit: int = 1000
+) -> tuple[list[Output], dict[str, Profile]]:
+    """Fire the deadlines of up to ``limit`` users due by ``until``; return the outputs and
+    the advanced profiles, not yet saved (deadlines of users with no profile are dropped)."""
+    due = store.due(until, partition=partition, limit=limit)
+    if not due:
+        return [], {}  # the usual case: a replay asks at every event
+    profiles = store.load(due)
+    outputs: list[Output] = []
+    for user in due:
+        if user in profiles:
+            outputs.extend(engine.advance(profiles[user], until))
+    store.drop_deadlines([u for u in due if u not in profiles], partition=partition)
+    return outputs, profiles
+
+
 def sweep(engine: Engine, store: ProfileStore, until: int, *, partition: int = 0) -> list[Output]:
     """Fire every stored user's deadlines up to ``until`` and save them."""
     outputs: list[Output] = []
-    while due := store.due(until, partition=partition):
-        profiles = store.load(due)
-        for user in due:
-            if user in profiles:
-                outputs.extend(engine.advance(profiles[user], until))
+    while True:
+        fired, profiles = fire_due(engine, store, until, partition=partition)
+        if not profiles:
+            return outputs
+        outputs.extend(fired)
         store.save(profiles.values(), partition=partition)
-        store.drop_deadlines([u for u in due if u not in profiles], partition=partition)
-    return outputs
 
 
 @dataclass
