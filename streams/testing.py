@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,6 +23,7 @@ from streams.local_stack import (
     RedisServer,
     TansuBroker,
     free_port,
+    start_worker,
     stop_process,
 )
 from streams.topics import bootstrap
@@ -163,3 +166,13 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
     """Stop a worker politely (it commits and leaves its group), or kill it."""
     stop_process(worker, timeout=30)
+
+
+@contextmanager
+def running_worker(settings: Settings, folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``tagger run`` for the duration of a ``with`` block, logging to ``folder/worker.log``."""
+    worker = start_worker(settings, folder)
+    try:
+        yield worker
+    finally:
+        stop_worker(worker)

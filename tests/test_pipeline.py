@@ -27,7 +27,7 @@ from streams.testing import (
     pipeline_settings,
     produce,
     read_topics,
-    stop_worker,
+    running_worker,
     wait_for,
 )
 from streams.topics import ensure_topics
@@ -137,15 +137,12 @@ def test_the_pipeline_equals_the_replay(
     settings = pipeline_settings(broker, redis_server)
     ensure_topics(settings)
     produce(settings, reference.stream)
-    worker = start_worker(settings, tmp_path)
-    try:
+    with running_worker(settings, tmp_path):
         found = assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
         web = f"http://127.0.0.1:{settings.web_port}"
         views = {user: get_json(f"{web}/profiles/{user}") for user in reference.users[:5]}
         audience = get_json(f"{web}/tags/source_wecom/members?limit=3")
         missing = get_json(f"{web}/profiles/nobody")
-    finally:
-        stop_worker(worker)
 
     dead = found[settings.dlq_topic]
     assert {d["reason"] for d in dead} <= {"invalid_json", "schema", "too_large", "too_deep"}
@@ -170,11 +167,8 @@ def test_unkeyed_events_are_rekeyed_by_user_and_applied_in_order(
     settings = pipeline_settings(broker, redis_server)
     ensure_topics(settings)
     produce(settings, reference.stream, keyed=False)
-    worker = start_worker(settings, tmp_path)
-    try:
+    with running_worker(settings, tmp_path):
         assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
-    finally:
-        stop_worker(worker)
     store = RedisStore(redis_client, prefix=settings.redis_prefix)
     offsets = store.offsets(reference.users[0])
     assert offsets and all(source.startswith("r") for source in offsets)
@@ -228,11 +222,8 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
         worker.wait()
         kills += 1
     assert kills == 3
-    worker = start_worker(settings, tmp_path)
-    try:
+    with running_worker(settings, tmp_path):
         assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
-    finally:
-        stop_worker(worker)
 
 
 def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> None:
@@ -243,16 +234,15 @@ def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> No
         settings = pipeline_settings(broker, server, batch_size=200)
         ensure_topics(settings)
         produce(settings, reference.stream)
-        worker = start_worker(settings, tmp_path)
         try:
-            wait_for(lambda: writes(client, settings) > 20, 90, "progress")
-            server.stop()
-            time.sleep(4)  # the worker keeps retrying meanwhile
-            assert worker.poll() is None, "the worker must survive a Redis outage"
-            server.start()
-            assert_same_result(reference, settings, client, tmp_path / "worker.log")
+            with running_worker(settings, tmp_path) as worker:
+                wait_for(lambda: writes(client, settings) > 20, 90, "progress")
+                server.stop()
+                time.sleep(4)  # the worker keeps retrying meanwhile
+                assert worker.poll() is None, "the worker must survive a Redis outage"
+                server.start()
+                assert_same_result(reference, settings, client, tmp_path / "worker.log")
         finally:
-            stop_worker(worker)
             client.close()
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert "redis unreachable, retrying" in log
@@ -298,12 +288,9 @@ def test_floods_of_bad_input_go_to_the_dlq_and_good_events_are_all_applied(
     settings = pipeline_settings(broker, redis_server)
     ensure_topics(settings)
     produce(settings, reference.stream)
-    worker = start_worker(settings, tmp_path)
-    try:
+    with running_worker(settings, tmp_path) as worker:
         found = assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
         assert worker.poll() is None, "bad input must never stop the worker"
-    finally:
-        stop_worker(worker)
     reasons = {d["reason"] for d in found[settings.dlq_topic]}
     assert reasons == {"not_utf8", "invalid_json", "schema", "too_large"}
     binary = [d for d in found[settings.dlq_topic] if "value_base64" in d]
