@@ -2,14 +2,14 @@
 
 Modules: ``app`` (the Faust worker; imported by ``tagger run``), ``pipeline`` (what a
 worker does with a batch, apart from Kafka), ``topics``, ``transport`` (Faust's aiokafka
-transport with our fetch wait), ``local_stack`` (tansu and redis-server on free ports),
-``demo`` (``tagger demo``) and ``testing`` (helpers for the integration tests). The names
-below do not import Faust.
+transport with our fetch wait and batch delivery), ``metrics`` (Prometheus),
+``local_stack`` (tansu and redis-server on free ports), ``demo`` (``tagger demo``) and
+``testing`` (helpers for the integration tests). The names below do not import Faust.
 """
 
 from streams.local_stack import RedisServer, TansuBroker, start_worker, stop_process
 from streams.pipeline import DeadLetter, Pipeline, Prepared, Record
-from streams.topics import ensure_topics, topic_names
+from streams.topics import TopicLayoutError, ensure_topics, topic_names
 
 __all__ = [
     "DeadLetter",
@@ -18,6 +18,7 @@ __all__ = [
     "Record",
     "RedisServer",
     "TansuBroker",
+    "TopicLayoutError",
     "ensure_topics",
     "start_worker",
     "stop_process",

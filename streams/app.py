@@ -12,17 +12,19 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import faust
 import orjson
 import redis
+from faust.types import TP, Message
+from mode import CrashingSupervisor
 
+from streams import metrics
 from streams.pipeline import Pipeline, Prepared, Record
-from streams.transport import Transport
+from streams.transport import Fetch, FetchHandler, Transport
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.redis_store import RedisStore, StoreConflictError, connect
@@ -34,14 +36,18 @@ T = TypeVar("T")
 P = ParamSpec("P")
 MAX_BACKOFF_SECONDS = 5.0
 MAX_CONFLICT_RETRIES = 5
+FETCHES_AHEAD = 1  # fetches waiting for the agent: more only adds queueing latency
 DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
 
 
 class TaggerApp(faust.App):
-    """A Faust app whose consumer takes its fetch wait from our settings."""
+    """A Faust app whose consumer takes its fetch wait from our settings and hands
+    messages of ``batch_topics`` to ``on_fetch`` a whole fetch at a time."""
 
     fetch_max_wait_ms: int = 1500
+    batch_topics: frozenset[str] = frozenset()
+    on_fetch: FetchHandler | None = None
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -58,6 +64,7 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=settings.batch_size,
         producer_acks=-1,
         web_enabled=True,
         web_port=settings.web_port,
@@ -78,67 +85,109 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
     pipeline = Pipeline(Engine(rules), store, settings.max_event_bytes)
     lock = asyncio.Lock()  # batches and sweeps of this worker take turns on Redis
 
-    async def send(batch: Prepared) -> None:
-        pending = [await dlq.send(value=dead.to_json(settings.events_topic)) for dead in batch.dead]
-        for user_id, value in batch.rekey:
-            pending.append(await rekeyed.send(key=user_id.encode(), value=value))
-        for output in batch.outputs:
-            pending.append(
-                await outputs[output.kind].send(
-                    key=output.user_id.encode(), value=orjson.dumps(output_to_dict(output))
+    async def send(*batches: Prepared) -> None:
+        pending = []
+        for batch in batches:
+            for dead in batch.dead:
+                pending.append(await dlq.send(value=dead.to_json(settings.events_topic)))
+            for user_id, value in batch.rekey:
+                pending.append(await rekeyed.send(key=user_id.encode(), value=value))
+            for output in batch.outputs:
+                metrics.OUTPUTS.labels(output.kind).inc()
+                value = orjson.dumps(output_to_dict(output))
+                pending.append(
+                    await outputs[output.kind].send(key=output.user_id.encode(), value=value)
                 )
-            )
         if pending:
             await asyncio.gather(*pending)  # the broker has them before Redis moves on
 
-    async def handle(partition: int, records: list[Record], source: str, check_keys: bool) -> None:
+    sources = {settings.events_topic: ("", True), settings.rekeyed_topic: ("r", False)}
+
+    def prepare(tp: TP, messages: list[Message]) -> Prepared:
+        prefix, check_keys = sources[tp.topic]
+        records = [Record(tp.partition, m.offset, m.value, m.key) for m in messages]
+        return pipeline.prepare(
+            tp.partition, records, source=f"{prefix}{tp.partition}", check_keys=check_keys
+        )
+
+    async def save(tp: TP, batch: Prepared, messages: list[Message]) -> Prepared:
+        """Save a prepared batch; if another writer changed its profiles first, redo it."""
         for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
-            batch = await redis_call(
-                pipeline.prepare, partition, records, source=source, check_keys=check_keys
-            )
-            await send(batch)
             try:
                 await redis_call(pipeline.save, batch)
-                break
+                return batch
             except StoreConflictError as conflict:
                 # Another writer (a worker that lost this partition) got there first:
                 # read again and redo; what Redis already has is skipped by offset.
+                metrics.STORE_CONFLICTS.inc()
                 log.warning("batch conflict, attempt %d: %s", attempt, conflict)
-        else:
-            raise RuntimeError(f"partition {partition}: profiles keep changing under us")
-        log.debug(
-            "batch applied",
-            extra={
-                "partition": partition,
-                "events": len(records),
-                "outputs": len(batch.outputs),
-                "dead": len(batch.dead),
-                "skipped": batch.skipped,
-            },
-        )
+                batch = await redis_call(prepare, tp, messages)
+                await send(batch)
+        raise RuntimeError(f"{tp}: profiles keep changing under us")
 
-    async def consume(stream: Any, source_prefix: str, check_keys: bool) -> None:
-        async for taken in stream.noack_take(settings.batch_size, within=settings.batch_wait):
-            by_partition: dict[int, list[Record]] = defaultdict(list)
-            for event in taken:
-                message = event.message
-                by_partition[message.partition].append(
-                    Record(message.partition, message.offset, message.value, message.key)
-                )
+    async def handle(fetch: Fetch) -> None:
+        """Apply a fetch: prepare each partition's batch, send all their outputs at once,
+        then save each batch."""
+        started = time.perf_counter()
+        ready: dict[TP, Prepared] = {}
+        touched: set[str] = set()  # users of the batches in ready
+        for tp, messages in fetch.parts.items():
+            batch = await redis_call(prepare, tp, messages)
+            if not touched.isdisjoint(batch.profiles):
+                # A user of an earlier batch again (a re-keyed user, say): this batch read
+                # the profile before that one's changes. Finish those, then read again.
+                await finish(fetch, ready)
+                ready, touched = {}, set()
+                batch = await redis_call(prepare, tp, messages)
+            ready[tp] = batch
+            touched.update(batch.profiles)
+        await finish(fetch, ready)
+        metrics.FETCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def finish(fetch: Fetch, ready: dict[TP, Prepared]) -> None:
+        await send(*ready.values())
+        for tp, first in ready.items():
+            batch = await save(tp, first, fetch.parts[tp])
+            count_batch(tp.topic, len(fetch.parts[tp]), batch)
+            log.debug(
+                "batch applied",
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "events": len(fetch.parts[tp]),
+                    "outputs": len(batch.outputs),
+                    "dead": len(batch.dead),
+                    "skipped": batch.skipped,
+                },
+            )
+
+    app.batch_topics = frozenset(sources)
+    for topic in (events, rekeyed):
+        app.topics.add(topic)  # subscribed; their messages arrive a fetch at a time
+    fetches = app.channel(maxsize=FETCHES_AHEAD)
+
+    async def deliver(fetch: Fetch) -> None:
+        await fetches.put(cast(Any, fetch))  # a channel carries any value, not only events
+
+    app.on_fetch = deliver
+
+    # A crash (a bug, or conflicts that never end) stops the worker rather than
+    # restarting the agent: a restart would leave the fetch in hand neither applied nor
+    # fetched again until the next rebalance. A restarted process resumes from the
+    # committed offsets.
+    @app.agent(fetches, supervisor_strategy=CrashingSupervisor)
+    async def process(stream: Any) -> None:
+        consumer = app.consumer
+        async for fetch in stream:
+            messages = [message for part in fetch.parts.values() for message in part]
+            if messages[0].generation_id != app.consumer_generation_id:
+                continue  # fetched before a rebalance: seek and fetch again did or will
+            for message in messages:
+                consumer.track_message(message)  # a rebalance waits for it to be acked
             async with lock:
-                for partition, records in by_partition.items():
-                    await handle(partition, records, f"{source_prefix}{partition}", check_keys)
-            for event in taken:
-                await stream.ack(event)
-
-    @app.agent(events)
-    async def process(stream: Any) -> None:  # a faust.Stream: its noack_take is not typed
-        await consume(stream, "", check_keys=True)
-
-    @app.agent(rekeyed)
-    async def process_rekeyed(stream: Any) -> None:
-        # Keyed by user id by construction; its offsets are kept apart as r0, r1, ...
-        await consume(stream, "r", check_keys=False)
+                await handle(fetch)
+            for message in messages:
+                consumer.ack(message)
 
     async def sweep() -> None:
         assigned = {
@@ -162,6 +211,7 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
                     try:
                         await redis_call(pipeline.save, batch)
                     except StoreConflictError as conflict:
+                        metrics.STORE_CONFLICTS.inc()
                         log.warning("sweep skipped users changed meanwhile: %s", conflict)
 
     app.timer(settings.sweep_interval)(sweep)
@@ -170,7 +220,8 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
 
 
 def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
-    """GET /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON."""
+    """GET /metrics (Prometheus text), and GET /profiles/{user_id} and
+    GET /tags/{tag}/members?after=&limit= as JSON."""
 
     async def profile_view(view: Any, request: Any, user_id: str) -> Any:
         found = (await redis_call(store.load, [user_id])).get(user_id)
@@ -189,8 +240,23 @@ def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
         more = len(members) == limit
         return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
 
+    async def metrics_view(view: Any, request: Any) -> Any:
+        # In headers: aiohttp refuses a content_type argument that carries a charset.
+        return view.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    app.page("/metrics")(metrics_view)
     app.page("/profiles/{user_id}")(profile_view)
     app.page("/tags/{tag}/members")(members_view)
+
+
+def count_batch(topic: str, events: int, batch: Prepared) -> None:
+    """Count a saved batch and its events by outcome."""
+    metrics.BATCHES.labels(topic).inc()
+    dead, rekeyed = len(batch.dead), len(batch.rekey)
+    metrics.EVENTS.labels("applied").inc(events - dead - rekeyed - batch.skipped)
+    metrics.EVENTS.labels("redelivered").inc(batch.skipped)
+    metrics.EVENTS.labels("dead").inc(dead)
+    metrics.EVENTS.labels("rekeyed").inc(rekeyed)
 
 
 async def redis_call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -207,8 +273,13 @@ async def redis_call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     delay = 0.1
     while True:
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as error:
+            metrics.REDIS_ERRORS.labels(type(error).__name__).inc()
+            metrics.REDIS_UP.set(0)
             log.warning("redis unreachable, retrying in %.1fs: %s", delay, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+        else:
+            metrics.REDIS_UP.set(1)
+            return result

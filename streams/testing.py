@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.local_stack import (
     RedisServer,
@@ -153,6 +154,17 @@ def get_json(url: str) -> Any:
         body = orjson.loads(error.read())
         error.close()
         return body
+
+
+def get_metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET a Prometheus text page: (sample name, sorted labels) -> value."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -29,29 +29,61 @@ def bootstrap(settings: Settings) -> str:
     return settings.broker_url.split("://", 1)[-1].replace(";", ",")
 
 
+class TopicLayoutError(RuntimeError):
+    """The input topics are laid out so that a user's events would reach two workers."""
+
+
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create missing topics with ``settings.partitions`` partitions; return those created."""
+    """Create missing topics; return those created.
+
+    New topics get ``settings.partitions`` partitions, except the re-keyed topic, which
+    gets as many as the events topic has: a user's events from both must land on the
+    same partition number, which Faust assigns to one worker (it co-partitions topics of
+    equal partition count), and whose timers that worker sweeps. Raises
+    TopicLayoutError if the two topics already exist with different counts.
+    """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="tagger-admin")
     try:
         existing = set(admin.list_topics())
-        missing = [name for name in topic_names(settings) if name not in existing]
+        counts = (
+            partition_counts(admin, [settings.events_topic])
+            if settings.events_topic in existing
+            else {}
+        )
         created = []
-        for name in missing:
+        for name in topic_names(settings):
+            if name in existing:
+                continue
+            partitions = settings.partitions
+            if name == settings.rekeyed_topic:
+                partitions = counts.get(settings.events_topic, settings.partitions)
             try:
                 admin.create_topics(
-                    [
-                        NewTopic(
-                            name,
-                            num_partitions=settings.partitions,
-                            replication_factor=settings.replication_factor,
-                        )
-                    ]
+                    [NewTopic(name, partitions, replication_factor=settings.replication_factor)]
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another worker created it meanwhile
         if created:
             log.info("created topics", extra={"topics": created})
+        inputs = partition_counts(admin, [settings.events_topic, settings.rekeyed_topic])
+        if len(set(inputs.values())) > 1:
+            raise TopicLayoutError(
+                f"{settings.events_topic} has {inputs[settings.events_topic]} partitions and "
+                f"{settings.rekeyed_topic} has {inputs[settings.rekeyed_topic]}: they must be "
+                "equal, so that a user's events from both reach the same worker. Once "
+                f"{settings.rekeyed_topic} is drained (it only holds events on their way to "
+                "being applied), recreate it with the same count."
+            )
         return created
     finally:
         admin.close()
+
+
+def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """How many partitions each of these (existing) topics has."""
+    # kafka-python 2.1+ names the field "name"; older releases "topic".
+    return {
+        found.get("name") or found["topic"]: len(found["partitions"])
+        for found in admin.describe_topics(names)
+    }

@@ -6,6 +6,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAs:
+    """What a store last read or wrote of a profile: the version to compare on the next
+    write, and the tags as stored (so audiences change by the difference)."""
+
+    version: str
+    tags: frozenset[str]
+
+
 @dataclass(slots=True)
 class Profile:
     """The state of one user.
@@ -26,6 +35,9 @@ class Profile:
     clock: int = 0
     due: int | None = None
     events: int = 0
+    # The store's bookkeeping, carried with the profile rather than kept by the store for
+    # every user it ever saw; not part of the profile's data.
+    stored: StoredAs | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-native data. Shallow: it shares the nested dicts and lists
@@ -38,4 +50,4 @@ class Profile:
         return cls(**data)
 
 
-_FIELDS = tuple(f.name for f in fields(Profile))
+_FIELDS = tuple(f.name for f in fields(Profile) if f.name != "stored")

@@ -31,7 +31,7 @@ from typing import Any, Final
 import orjson
 import redis
 
-from taggers.profile import Profile
+from taggers.profile import Profile, StoredAs
 
 FUNCTION_LIBRARY: Final = """#!lua name=tagger
 -- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, source, offset.
@@ -90,15 +90,13 @@ class RedisStore:
     """A ProfileStore on Redis (see the module docstring for the layout and guarantees).
 
     ``save`` writes only profiles read through this store (or new users), comparing the
-    version it read; ``offsets`` (user -> offset of a source) make a redelivered write a
-    no-op.
+    version it read (carried in ``Profile.stored``, so the store keeps nothing per user);
+    ``offsets`` (user -> offset of a source) make a redelivered write a no-op.
     """
 
     def __init__(self, client: redis.Redis, *, prefix: str = "tagger") -> None:
         self.client = client
         self.keys = Keys(prefix)
-        self._versions: dict[str, str] = {}
-        self._tags: dict[str, frozenset[str]] = {}
         self.load_functions()
 
     def load_functions(self) -> None:
@@ -125,14 +123,12 @@ class RedisStore:
         found: dict[str, Profile] = {}
         applied: dict[str, int] = {}
         for user, (data, version, offset) in zip(user_ids, pipe.execute(), strict=True):
-            self._versions[user] = (version or b"0").decode()
             if offset_field and offset is not None:
                 applied[user] = int(offset)
             if data is None:
-                self._tags[user] = frozenset()
-                continue
+                continue  # a new user: written with version 0 and no tags before
             profile = Profile.from_dict(orjson.loads(data))
-            self._tags[user] = frozenset(profile.tags)
+            profile.stored = StoredAs((version or b"0").decode(), frozenset(profile.tags))
             found[user] = profile
         return found, applied
 
@@ -182,18 +178,15 @@ class RedisStore:
                 continue
             results[user] = REDELIVERED if reply == 0 else SAVED
             if reply != 0:
-                self._versions[user] = str(reply)
-            self._tags[user] = frozenset(profile.tags)
+                profile.stored = StoredAs(str(reply), frozenset(profile.tags))
         if conflicts:
-            for user in conflicts:
-                self._versions.pop(user, None)
             raise StoreConflictError(conflicts)
         return results
 
     def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
         user = profile.user_id
         tags = frozenset(profile.tags)
-        before = self._tags.get(user, frozenset())
+        before = frozenset() if profile.stored is None else profile.stored.tags
         for tag in tags - before:
             pipe.zadd(self.keys.audience(tag), {user: 0})
         for tag in before - tags:
@@ -220,7 +213,7 @@ class RedisStore:
                 1,
                 self.keys.user(user),
                 orjson.dumps(profile.to_dict()),
-                self._versions.get(user, "0"),
+                "0" if profile.stored is None else profile.stored.version,
                 "" if offset is None else source,
                 "" if offset is None else str(offset),
             )

@@ -41,8 +41,11 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(default=8, ge=1, description="Partitions of topics created at start")
     replication_factor: int = Field(default=1, ge=1, description="Of topics created at start")
-    batch_size: int = Field(default=1000, ge=1, description="Most events per batch")
-    batch_wait: float = Field(default=0.05, gt=0, description="Seconds to wait to fill a batch")
+    batch_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Most events one fetch hands over; each partition's share is one batch",
+    )
     fetch_max_wait_ms: int = Field(
         default=500, ge=1, description="How long a fetch may wait on the broker for data"
     )

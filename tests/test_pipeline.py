@@ -17,12 +17,14 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.local_stack import RedisServer, TansuBroker, start_worker
 from streams.testing import (
     clock_ticks,
     event_times,
     get_json,
+    get_metrics,
     partition_of,
     pipeline_settings,
     produce,
@@ -30,7 +32,7 @@ from streams.testing import (
     running_worker,
     wait_for,
 )
-from streams.topics import ensure_topics
+from streams.topics import TopicLayoutError, bootstrap, ensure_topics, partition_counts
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.profile import Profile
@@ -143,6 +145,15 @@ def test_the_pipeline_equals_the_replay(
         views = {user: get_json(f"{web}/profiles/{user}") for user in reference.users[:5]}
         audience = get_json(f"{web}/tags/source_wecom/members?limit=3")
         missing = get_json(f"{web}/profiles/nobody")
+        counted = get_metrics(f"{web}/metrics")
+
+    def events(outcome: str) -> float:
+        return counted[("tagger_events_total", (("outcome", outcome),))]
+
+    assert events("applied") + events("redelivered") == len(reference.stream) - reference.bad
+    assert events("dead") == reference.bad
+    outputs = sum(v for (name, _), v in counted.items() if name == "tagger_outputs_total")
+    assert outputs >= len(reference.outputs)  # sent at least once each
 
     dead = found[settings.dlq_topic]
     assert {d["reason"] for d in dead} <= {"invalid_json", "schema", "too_large", "too_deep"}
@@ -242,10 +253,14 @@ def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> No
                 assert worker.poll() is None, "the worker must survive a Redis outage"
                 server.start()
                 assert_same_result(reference, settings, client, tmp_path / "worker.log")
+                counted = get_metrics(f"http://127.0.0.1:{settings.web_port}/metrics")
         finally:
             client.close()
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert "redis unreachable, retrying" in log
+    errors = [v for (name, _), v in counted.items() if name == "tagger_redis_errors_total"]
+    assert sum(errors) >= 1
+    assert counted[("tagger_redis_up", ())] == 1
 
 
 def fuzzed(rng: random.Random, good: list[str]) -> bytes:
@@ -295,3 +310,23 @@ def test_floods_of_bad_input_go_to_the_dlq_and_good_events_are_all_applied(
     assert reasons == {"not_utf8", "invalid_json", "schema", "too_large"}
     binary = [d for d in found[settings.dlq_topic] if "value_base64" in d]
     assert binary, "bytes that are not UTF-8 are kept as base64"
+
+
+def test_the_rekeyed_topic_follows_the_events_topic_and_a_mismatch_is_refused(
+    broker: TansuBroker, redis_server: RedisServer
+) -> None:
+    settings = pipeline_settings(broker, redis_server)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(settings))
+    try:
+        admin.create_topics([NewTopic(settings.events_topic, 3, replication_factor=1)])
+        ensure_topics(settings)  # TAGGER_PARTITIONS is 4: the events topic's 3 win
+        names = [settings.events_topic, settings.rekeyed_topic, settings.alerts_topic]
+        assert partition_counts(admin, names) == dict(zip(names, [3, 3, 4], strict=True))
+
+        other = pipeline_settings(broker, redis_server)
+        admin.create_topics([NewTopic(other.events_topic, 2, replication_factor=1)])
+        admin.create_topics([NewTopic(other.rekeyed_topic, 5, replication_factor=1)])
+        with pytest.raises(TopicLayoutError, match=f"{other.events_topic} has 2 partitions"):
+            ensure_topics(other)
+    finally:
+        admin.close()

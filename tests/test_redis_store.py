@@ -82,6 +82,25 @@ def test_a_second_writer_is_refused(redis_client: redis.Redis) -> None:
     assert RedisStore(redis_client).load(["u1"])["u1"].aggs["spend_total"] == 10
 
 
+def test_one_store_refuses_a_write_from_a_read_older_than_its_own_last_write(
+    redis_client: redis.Redis,
+) -> None:
+    # The worker may read a user for two batches of one fetch (an event topic and the
+    # re-keyed topic): the read a write came from decides, not the store's last write.
+    engine = Engine(RULES)
+    store = RedisStore(redis_client)
+    store.save([engine.new_profile("u1")])
+    first, second = store.load(["u1"])["u1"], store.load(["u1"])["u1"]
+    engine.apply(first, make_event("purchase", amount=10))
+    engine.apply(second, make_event("purchase", amount=99))
+    store.save([first])
+    with pytest.raises(StoreConflictError):
+        store.save([second])
+    engine.apply(first, make_event("purchase", amount=5))
+    store.save([first])  # the writer's own next write is fine: it knows what it wrote
+    assert store.load(["u1"])["u1"].aggs["spend_total"] == 15
+
+
 def test_audiences_page_by_user_id(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client)
     engine = Engine(RULES)
