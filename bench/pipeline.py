@@ -1,8 +1,9 @@
 """Pipeline throughput and latency on the local stack (tansu broker, redis-server).
 
-    python bench/pipeline.py [--events 60000] [--rate 2000] [--seconds 15]
+    python bench/pipeline.py [--events 60000] [--rate 2000] [--seconds 15] [--rounds 3]
 
-In one run, on the same simulated events (pre-produced to a fresh topic each time):
+In one run, on the same simulated events (pre-produced to a fresh topic each time), each
+measured ``--rounds`` times, interleaved, with medians and ratios of medians:
 - drain throughput (events/s, first to last event applied in Redis) of
   - the floor: a bare aiokafka consumer, orjson decoding, one pipelined Redis write per
     event (hiredis, socket_timeout=None), one pipeline per fetch; no engine;
@@ -29,6 +30,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -187,39 +190,47 @@ def run_role(role: str, settings: Settings, folder: Path) -> subprocess.Popen[by
 # --- measurements ---------------------------------------------------------------------------
 
 
-def fresh_settings(broker: TansuBroker, server: RedisServer, client: redis.Redis) -> Settings:
-    client.flushall()
-    return pipeline_settings(broker, server, batch_size=1000, app_id=f"b-{uuid.uuid4().hex[:6]}")
+@contextmanager
+def fresh_stack() -> Iterator[tuple[Settings, RedisServer, redis.Redis]]:
+    """A broker and a Redis of their own for one measurement: nothing an earlier one left
+    (topics held in the broker's memory, keys) can slow it down."""
+    with TansuBroker() as broker, RedisServer() as server:
+        client = redis.Redis.from_url(server.url, socket_timeout=None)
+        try:
+            app_id = f"bench-{uuid.uuid4().hex[:6]}"
+            settings = pipeline_settings(broker, server, batch_size=1000, app_id=app_id)
+            ensure_topics(settings)
+            yield settings, server, client
+        finally:
+            client.close()
 
 
-def drain(
-    name: str,
-    broker: TansuBroker,
-    server: RedisServer,
-    client: redis.Redis,
-    lines: list[bytes],
-    folder: Path,
-) -> float:
-    settings = fresh_settings(broker, server, client)
-    ensure_topics(settings)
-    last = produce_all(settings, lines)
-    if name == "ours":
-        process = start_worker(settings, folder)
-        prefix = f"{settings.redis_prefix}:u:"
-    else:
-        process = run_role(name, settings, folder)
-        prefix = f"{name}:"
-    try:
-        seconds = wait_drained(client, lambda user: f"{prefix}{{{user}}}", last)
-    finally:
-        stop_worker(process)
+def drain(name: str, lines: list[bytes], folder: Path) -> float:
+    with fresh_stack() as (settings, _, client):
+        last = produce_all(settings, lines)
+        if name == "ours":
+            process = start_worker(settings, folder)
+            prefix = f"{settings.redis_prefix}:u:"
+        else:
+            process = run_role(name, settings, folder)
+            prefix = f"{name}:"
+        try:
+            seconds = wait_drained(client, lambda user: f"{prefix}{{{user}}}", last)
+        finally:
+            stop_worker(process)
     rate = len(lines) / seconds
     print(f"{name:>6}: drained {len(lines)} events in {seconds:.1f} s = {rate:,.0f} events/s")
     return rate
 
 
-def latency(
-    broker: TansuBroker,
+def latency(lines: list[bytes], rate: int, seconds: float, folder: Path) -> list[float]:
+    """Event-to-Redis latencies (ms) of every 20th event sent at ``rate`` events/s."""
+    with fresh_stack() as (settings, server, client):
+        return measure_latency(settings, server, client, lines, rate, seconds, folder)
+
+
+def measure_latency(
+    settings: Settings,
     server: RedisServer,
     client: redis.Redis,
     lines: list[bytes],
@@ -227,9 +238,7 @@ def latency(
     seconds: float,
     folder: Path,
 ) -> list[float]:
-    """Event-to-Redis latencies (ms) of every 20th event sent at ``rate`` events/s."""
-    settings = fresh_settings(broker, server, client).model_copy(update={"clock": "wall"})
-    ensure_topics(settings)
+    settings = settings.model_copy(update={"clock": "wall"})
     worker = start_worker(settings, folder)
     producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks=1, linger_ms=0)
     prefix = f"{settings.redis_prefix}:u:"
@@ -299,6 +308,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each, for medians")
     parser.add_argument("--role", choices=["floor", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "floor":
@@ -313,19 +323,28 @@ def main() -> None:
     lines = lines[: args.events]
     print(f"{len(lines)} simulated events, {users} users, {PARTITIONS} partitions")
     folder = Path(tempfile.mkdtemp(prefix="tagger-bench-"))
-    with TansuBroker() as broker, RedisServer() as server:
-        client = redis.Redis.from_url(server.url, socket_timeout=None)
-        rates = {name: drain(name, broker, server, client, lines, folder)
-                 for name in ("floor", "naive", "ours")}  # fmt: skip
-        print(f"ours / naive: {rates['ours'] / rates['naive']:.1f}x")
-        print(f"ours / floor: {rates['ours'] / rates['floor']:.0%}")
-        found = latency(broker, server, client, lines, args.rate, args.seconds, folder)
-        if found:
-            print(
-                f"latency at {args.rate} events/s ({len(found)} samples): "
-                f"p50 {statistics.median(found):.0f} ms, p99 {percentile(found, 0.99):.0f} ms"
-            )
-        client.close()
+    runs: dict[str, list[float]] = {"floor": [], "naive": [], "ours": []}
+    for _ in range(args.rounds):  # interleaved, so that a slow spell hits all three
+        for name, rates in runs.items():
+            rates.append(drain(name, lines, folder))
+    median = {name: statistics.median(rates) for name, rates in runs.items()}
+    for name, rate in median.items():
+        print(f"median {name:>5}: {rate:,.0f} events/s")
+    print(f"ours / naive: {median['ours'] / median['naive']:.1f}x")
+    print(f"ours / floor: {median['ours'] / median['floor']:.0%}")
+    p50s, p99s = [], []
+    for _ in range(args.rounds):
+        found = latency(lines, args.rate, args.seconds, folder)
+        if not found:
+            print("latency: no samples, see the worker log")
+            continue
+        p50s.append(statistics.median(found))
+        p99s.append(percentile(found, 0.99))
+        print(f"latency at {args.rate} events/s ({len(found)} samples): "
+              f"p50 {p50s[-1]:.0f} ms, p99 {p99s[-1]:.0f} ms")  # fmt: skip
+    if p99s:
+        print(f"median latency at {args.rate} events/s: p50 {statistics.median(p50s):.0f} ms, "
+              f"p99 {statistics.median(p99s):.0f} ms")  # fmt: skip
     print(f"logs: {folder}")
 
 

@@ -1,8 +1,9 @@
 """The Faust worker: behaviour events in, profiles in Redis, decisions out. Wiring only.
 
-Per batch of a partition: decode and apply (``Pipeline.prepare``), send outputs and dead
-letters and wait for the broker's acks, save to Redis in one round trip, then ack the
-messages so that Faust commits their offsets. A crash anywhere redoes the batch: outputs
+The transport hands the agent a whole fetch (see ``streams.transport``). Per fetch: decode
+and apply each partition's batch (``Pipeline.prepare``), send all outputs and dead letters
+and wait for the broker's acks, save each batch to Redis in one round trip, then ack the
+messages so that Faust commits their offsets. A crash anywhere redoes the fetch: outputs
 repeat with the same ids and Redis refuses what it already has.
 """
 
@@ -223,7 +224,7 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
                         log.warning("sweep skipped users changed meanwhile: %s", conflict)
 
     app.timer(settings.sweep_interval)(sweep)
-    add_views(app, pipeline.engine, RedisStore(store.client, prefix=settings.redis_prefix))
+    add_views(app, pipeline.engine, store)
     return app
 
 
