@@ -8,6 +8,7 @@ and floods of bad input.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.local_stack import RedisServer, TansuBroker, start_worker
+from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
 from streams.testing import (
     clock_ticks,
     event_times,
@@ -235,6 +236,35 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
     assert kills == 3
     with running_worker(settings, tmp_path):
         assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
+
+
+def test_a_second_worker_joining_mid_run_shares_the_work_and_changes_nothing(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=600, days=200, seed=17))]
+    reference = reference_for(lines)
+    settings = pipeline_settings(broker, redis_server, batch_size=200)
+    ensure_topics(settings)
+
+    def trickle() -> None:
+        for start in range(0, len(reference.stream), 1000):
+            produce(settings, reference.stream[start : start + 1000])
+            time.sleep(0.6)  # events keep coming while the second worker joins
+
+    producer = threading.Thread(target=trickle)
+    second = settings.model_copy(update={"web_port": free_port()})
+    (tmp_path / "second").mkdir()
+    with running_worker(settings, tmp_path):
+        producer.start()
+        wait_for(lambda: writes(redis_client, settings) > 50, 90, "the first worker to start")
+        try:
+            with running_worker(second, tmp_path / "second"):
+                # The group rebalances while events flow; both workers then share them.
+                assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
+                counted = get_metrics(f"http://127.0.0.1:{second.web_port}/metrics")
+        finally:
+            producer.join()
+    assert counted[("tagger_events_total", (("outcome", "applied"),))] > 0
 
 
 def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> None:
