@@ -20,14 +20,14 @@ from taggers.replay import BadLine, Replay
 from taggers.rulefile import RuleFile
 from taggers.ruleset import RuleSet, load_rules
 from taggers.ruletests import run_tests
-from taggers.settings import Settings
+from taggers.settings import SettingsError, load_settings, unknown_variables
 from taggers.simulate import SimulationConfig, simulate
 from taggers.store import MemoryStore
 from taggers.yaml_source import RuleSetError
 
 
 def _rules_dir(given: str | None) -> Path:
-    return Path(given) if given else Settings().resolved_rules_dir()
+    return Path(given) if given else load_settings().resolved_rules_dir()
 
 
 def _load(directory: Path, err: IO[str]) -> RuleSet | None:
@@ -98,7 +98,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 1
     engine = Engine(rules)
     store = MemoryStore()
-    replay = Replay(engine, store, max_event_bytes=Settings().max_event_bytes)
+    replay = Replay(engine, store, max_event_bytes=load_settings().max_event_bytes)
     try:
         lines = _input_lines(args.events)
         out = sys.stdout.buffer
@@ -171,21 +171,34 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the streaming worker against the configured broker and Redis."""
+    import redis  # noqa: PLC0415
     from faust.worker import Worker  # noqa: PLC0415  (the worker's imports are heavy)
+    from kafka.errors import KafkaError  # noqa: PLC0415
 
     from streams.app import create_app  # noqa: PLC0415
     from streams.topics import TopicLayoutError, ensure_topics  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
+    for name in unknown_variables():
+        print(f"tagger run: ignoring {name}: no such setting", file=sys.stderr)
     rules = _load(_rules_dir(args.rules), sys.stderr)
     if rules is None:
         return 1
     try:
         ensure_topics(settings)
+        app = create_app(settings, rules)
     except TopicLayoutError as error:
         print(f"tagger run: {error}", file=sys.stderr)
         return 1
-    app = create_app(settings, rules)
+    except KafkaError as error:
+        print(
+            f"tagger run: cannot use the broker ({settings.broker_url}): {error}", file=sys.stderr
+        )
+        return 1
+    except redis.RedisError as error:
+        # The URL may hold a password: name the variable, not its value.
+        print(f"tagger run: cannot use Redis (TAGGER_REDIS_URL): {error}", file=sys.stderr)
+        return 1
     worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG so that
     # every debug record turns it: a LogRecord per message sent (measured: a third of
@@ -207,7 +220,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     """Print one user's profile from Redis: stage, tags with reasons, aggregates."""
     from taggers.redis_store import RedisStore, connect  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     rules = _load(_rules_dir(args.rules), sys.stderr)
     if rules is None:
         return 1
@@ -321,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except SettingsError as error:
+        print(f"tagger {args.command}: bad settings: {error}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error. Point stdout at devnull so
         # that Python's own flush at exit does not fail again.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -73,3 +76,31 @@ class Settings(BaseSettings):
             return self.rules_dir
         local = Path("rules")
         return local if local.is_dir() else BUNDLED_RULES
+
+
+class SettingsError(Exception):
+    """A ``TAGGER_*`` variable holds a value its setting cannot take."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; SettingsError names each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = [
+            f"TAGGER_{'_'.join(str(p) for p in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        ]
+        raise SettingsError("; ".join(problems)) from None
+
+
+def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """``TAGGER_*`` variables that are no setting (a typo is otherwise silently ignored),
+    each with the setting it probably meant, if one is close."""
+    known = [f"TAGGER_{name.upper()}" for name in Settings.model_fields]
+    found = []
+    for name in sorted(environ):
+        if name.startswith("TAGGER_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found

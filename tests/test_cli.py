@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from taggers.cli import main
-from taggers.settings import BUNDLED_RULES
+from taggers.settings import BUNDLED_RULES, unknown_variables
 from taggers.simulate import SimulationConfig, simulate
 
 TAGGER = [sys.executable, "-m", "taggers.cli"]
@@ -153,3 +153,21 @@ def test_the_console_script_pipeline(tmp_path: Path) -> None:
         assert error["reason"] in {"too_large", "invalid_json", "too_deep", "schema"}
         assert 1 <= error["line"] <= len(lines)
     assert len([r for r in records if r["kind"] == "profile"]) == 50
+
+
+def test_a_bad_setting_is_named_and_nothing_starts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAGGER_PARTITIONS", "eight")
+    code, _, err = run(capsys, "run")
+    assert code == 2
+    assert "tagger run: bad settings: TAGGER_PARTITIONS:" in err
+    assert "valid integer" in err
+
+
+def test_unknown_variables_are_reported_with_the_setting_they_resemble() -> None:
+    environ = {"TAGGER_REDIS_ULR": "x", "TAGGER_BATCH_SIZE": "10", "TAGGER_NOPE": "1", "HOME": "/"}
+    assert unknown_variables(environ) == [
+        "TAGGER_NOPE",
+        "TAGGER_REDIS_ULR (did you mean TAGGER_REDIS_URL?)",
+    ]
