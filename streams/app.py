@@ -38,6 +38,7 @@ P = ParamSpec("P")
 MAX_BACKOFF_SECONDS = 5.0
 MAX_CONFLICT_RETRIES = 5
 FETCHES_AHEAD = 1  # fetches waiting for the agent: more only adds queueing latency
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
 
@@ -232,8 +233,12 @@ def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
     """GET /metrics (Prometheus text), and GET /profiles/{user_id} and
     GET /tags/{tag}/members?after=&limit= as JSON."""
 
+    # A reader gets a 503 at once while Redis is away; only the worker's own work waits.
     async def profile_view(view: Any, request: Any, user_id: str) -> Any:
-        found = (await redis_call(store.load, [user_id])).get(user_id)
+        try:
+            found = store.load([user_id]).get(user_id)
+        except REDIS_DOWN:
+            return view.json({"error": "Redis is unreachable, try again"}, status=503)
         if found is None:
             return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
         return view.json(engine.describe(found))
@@ -243,9 +248,13 @@ def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
         try:
             limit = min(int(query.get("limit", DEFAULT_PAGE)), MAX_PAGE)
         except ValueError:
-            return view.json({"error": "limit must be a number"}, status=400)
-        after = query.get("after", "")
-        members = await redis_call(store.tag_members, tag, after=after, limit=limit)
+            limit = 0
+        if limit < 1:
+            return view.json({"error": "limit must be a whole number from 1"}, status=400)
+        try:
+            members = store.tag_members(tag, after=query.get("after", ""), limit=limit)
+        except REDIS_DOWN:
+            return view.json({"error": "Redis is unreachable, try again"}, status=503)
         more = len(members) == limit
         return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
 
@@ -283,7 +292,7 @@ async def redis_call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     while True:
         try:
             result = function(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as error:
+        except REDIS_DOWN as error:
             metrics.REDIS_ERRORS.labels(type(error).__name__).inc()
             metrics.REDIS_UP.set(0)
             log.warning("redis unreachable, retrying in %.1fs: %s", delay, error)

@@ -65,9 +65,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             ensure_topics(settings)
             log_path = Path(folder.name, "worker.log")
             worker = start_worker(settings, log_path.parent)
+            web = f"http://127.0.0.1:{settings.web_port}"
             print(
-                f"worker started (log: {log_path}); profiles at "
-                f"http://127.0.0.1:{settings.web_port}/profiles/<user_id>",
+                f"worker started (log: {log_path}); profiles at {web}/profiles/<user_id>, "
+                f"metrics at {web}/metrics",
                 file=out,
                 flush=True,
             )

@@ -146,6 +146,7 @@ def test_the_pipeline_equals_the_replay(
         views = {user: get_json(f"{web}/profiles/{user}") for user in reference.users[:5]}
         audience = get_json(f"{web}/tags/source_wecom/members?limit=3")
         missing = get_json(f"{web}/profiles/nobody")
+        bad_limit = get_json(f"{web}/tags/source_wecom/members?limit=0")
         counted = get_metrics(f"{web}/metrics")
 
     def events(outcome: str) -> float:
@@ -169,6 +170,7 @@ def test_the_pipeline_equals_the_replay(
     assert audience["members"] == reference.memory.tag_members("source_wecom")[:3]
     assert audience["next"] == audience["members"][-1]
     assert missing == {"error": "no profile for user 'nobody'"}
+    assert bad_limit == {"error": "limit must be a whole number from 1"}
 
 
 def test_unkeyed_events_are_rekeyed_by_user_and_applied_in_order(
@@ -281,6 +283,10 @@ def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> No
                 server.stop()
                 time.sleep(4)  # the worker keeps retrying meanwhile
                 assert worker.poll() is None, "the worker must survive a Redis outage"
+                web = f"http://127.0.0.1:{settings.web_port}"
+                assert get_json(f"{web}/profiles/{reference.users[0]}") == {
+                    "error": "Redis is unreachable, try again"
+                }
                 server.start()
                 assert_same_result(reference, settings, client, tmp_path / "worker.log")
                 counted = get_metrics(f"http://127.0.0.1:{settings.web_port}/metrics")
