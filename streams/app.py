@@ -83,6 +83,7 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
     }
     rekeyed = app.topic(settings.rekeyed_topic, partitions=settings.partitions, **raw)
     store = RedisStore(connect(settings.redis_url), prefix=settings.redis_prefix)
+    metrics.REDIS_UP.set(1)  # the store has just loaded its functions into Redis
     pipeline = Pipeline(Engine(rules), store, settings.max_event_bytes)
     lock = asyncio.Lock()  # batches and sweeps of this worker take turns on Redis
 

@@ -154,6 +154,7 @@ def test_the_pipeline_equals_the_replay(
 
     assert events("applied") + events("redelivered") == len(reference.stream) - reference.bad
     assert events("dead") == reference.bad
+    assert counted[("tagger_redis_up", ())] == 1
     outputs = sum(v for (name, _), v in counted.items() if name == "tagger_outputs_total")
     assert outputs >= len(reference.outputs)  # sent at least once each
 
