@@ -9,6 +9,7 @@ outputs with the same ids (at least once; subscribers drop duplicates by id).
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,18 @@ from taggers.outputs import Output
 from taggers.profile import Profile
 from taggers.replay import fire_due
 from taggers.store import ProfileStore
+
+log = logging.getLogger(__name__)
+
+
+ENGINE_ERROR = "engine_error"  # the DLQ reason of an event the engine failed on
+
+
+class _EngineError(Exception):
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +108,40 @@ class Pipeline:
         With ``check_keys``, an event whose message key is not its user id is not applied
         here but returned in ``rekey``, to be sent on keyed by user id: a user's events
         must all pass through one partition to be applied in order.
+
+        An event the engine fails on (a bug, not bad input: the engine does not raise on
+        any valid event) goes to the DLQ as ``engine_error`` instead of stopping the
+        partition for good, and the batch is prepared again without it from profiles read
+        afresh, so nothing of the failed event stays in a profile. This needs a store that
+        hands out copies, as Redis does.
         """
+        failed: dict[int, str] = {}  # offset -> what the engine raised
+        while True:
+            try:
+                return self._prepare(partition, records, source, check_keys, failed)
+            except _EngineError as failure:
+                log.error(
+                    "engine failed on an event; it goes to the DLQ",
+                    extra={"partition": partition, "offset": failure.offset},
+                    exc_info=failure.__cause__,
+                )
+                failed[failure.offset] = failure.message
+
+    def _prepare(
+        self,
+        partition: int,
+        records: list[Record],
+        source: str | None,
+        check_keys: bool,
+        failed: dict[int, str],
+    ) -> Prepared:
         origin = str(partition) if source is None else source
         batch = Prepared(partition, origin)
         events = []
         for record in records:
+            if record.offset in failed:
+                batch.dead.append(DeadLetter(record, ENGINE_ERROR, failed[record.offset]))
+                continue
             try:
                 event = decode_event(record.value or b"", max_bytes=self.max_event_bytes)
             except EventError as error:
@@ -119,7 +161,10 @@ class Pipeline:
             profile = profiles.get(user)
             if profile is None:
                 profile = profiles[user] = self.engine.new_profile(user)
-            batch.outputs.extend(self.engine.apply(profile, event))
+            try:
+                batch.outputs.extend(self.engine.apply(profile, event))
+            except Exception as error:  # any bug: the partition must not stop for it
+                raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
             batch.profiles[user] = profile
             batch.offsets[user] = record.offset
             if event.ts > self.watermarks.get(partition, 0):

@@ -7,9 +7,12 @@ import pytest
 import redis
 
 from streams.local_stack import RedisServer
+from streams.pipeline import Pipeline, Record
 from taggers.cli import main
 from taggers.engine import Engine
-from taggers.outputs import output_to_dict
+from taggers.events import MAX_EVENT_BYTES, BehaviourEvent
+from taggers.outputs import Output, output_to_dict
+from taggers.profile import Profile
 from taggers.redis_store import REDELIVERED, SAVED, RedisStore, StoreConflictError
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import load_rules
@@ -99,6 +102,41 @@ def test_one_store_refuses_a_write_from_a_read_older_than_its_own_last_write(
     engine.apply(first, make_event("purchase", amount=5))
     store.save([first])  # the writer's own next write is fine: it knows what it wrote
     assert store.load(["u1"])["u1"].aggs["spend_total"] == 15
+
+
+class _FailsOnRefunds(Engine):
+    """An engine with a bug: it raises on refunds, after changing the profile."""
+
+    def apply(
+        self, profile: Profile, event: BehaviourEvent, cause: str | None = None
+    ) -> list[Output]:
+        outputs = super().apply(profile, event, cause)
+        if event.type == "refund":
+            raise ZeroDivisionError("division by zero")
+        return outputs
+
+
+def test_an_event_the_engine_fails_on_goes_to_the_dlq_and_leaves_no_trace(
+    redis_client: redis.Redis,
+) -> None:
+    good = [make_event("purchase", amount=100), make_event("purchase", day=2, amount=50)]
+    refund = make_event("refund", day=1, amount=100)
+    stream = [good[0], refund, good[1]]
+    records = [Record(0, n, event.model_dump_json().encode()) for n, event in enumerate(stream)]
+    pipeline = Pipeline(_FailsOnRefunds(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
+
+    batch = pipeline.prepare(0, records)
+    pipeline.save(batch)
+
+    assert [(d.record.offset, d.reason, d.message) for d in batch.dead] == [
+        (1, "engine_error", "ZeroDivisionError: division by zero")
+    ]
+    assert batch.offsets == {"u1": 2}  # the refund is consumed: a redelivery skips it too
+    engine = Engine(RULES)
+    want = engine.new_profile("u1")
+    for event in good:
+        engine.apply(want, event)
+    assert RedisStore(redis_client).load(["u1"])["u1"] == want
 
 
 def test_audiences_page_by_user_id(redis_client: redis.Redis) -> None:
