@@ -7,7 +7,7 @@ N days" rules fire during a replay exactly as they would live.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from taggers.engine import Engine
@@ -27,18 +27,36 @@ class BadLine:
 
 
 def fire_due(
-    engine: Engine, store: ProfileStore, until: int, *, partition: int = 0, limit: int = 1000
+    engine: Engine,
+    store: ProfileStore,
+    until: int,
+    *,
+    partition: int = 0,
+    limit: int = 1000,
+    on_error: Callable[[str, Exception], None] | None = None,
 ) -> tuple[list[Output], dict[str, Profile]]:
     """Fire the deadlines of up to ``limit`` users due by ``until``; return the outputs and
-    the advanced profiles, not yet saved (deadlines of users with no profile are dropped)."""
+    the advanced profiles, not yet saved (deadlines of users with no profile are dropped).
+
+    With ``on_error``, a user the engine fails on (a bug) is reported to it and left out:
+    their profile is not returned and their deadline is dropped, so that the next sweep
+    does not fail on them again (their next event sets a deadline anew).
+    """
     due = store.due(until, partition=partition, limit=limit)
     if not due:
         return [], {}  # the usual case: a replay asks at every event
     profiles = store.load(due)
     outputs: list[Output] = []
     for user in due:
-        if user in profiles:
+        if user not in profiles:
+            continue
+        try:
             outputs.extend(engine.advance(profiles[user], until))
+        except Exception as error:
+            if on_error is None:
+                raise
+            on_error(user, error)
+            del profiles[user]
     store.drop_deadlines([u for u in due if u not in profiles], partition=partition)
     return outputs, profiles
 

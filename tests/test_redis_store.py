@@ -139,6 +139,35 @@ def test_an_event_the_engine_fails_on_goes_to_the_dlq_and_leaves_no_trace(
     assert RedisStore(redis_client).load(["u1"])["u1"] == want
 
 
+class _FailsOnDeadlines(Engine):
+    """An engine with a bug: it raises when advancing one user's clock."""
+
+    def advance(self, profile: Profile, now: int) -> list[Output]:
+        if profile.user_id == "u2":
+            raise KeyError("oops")
+        return super().advance(profile, now)
+
+
+def test_a_deadline_the_engine_fails_on_is_dropped_and_the_others_fire(
+    redis_client: redis.Redis,
+) -> None:
+    store = RedisStore(redis_client)
+    engine = Engine(RULES)
+    first = {u: engine.new_profile(u) for u in ("u1", "u2")}
+    for user, profile in first.items():
+        engine.apply(profile, make_event("purchase", user=user, amount=100))
+    store.save(first.values())
+    due = max(p.due or 0 for p in first.values())
+    pipeline = Pipeline(_FailsOnDeadlines(RULES), store, MAX_EVENT_BYTES)
+
+    batch = pipeline.sweep(0, due)
+    pipeline.save(batch)
+
+    assert list(batch.profiles) == ["u1"]  # u1's timers fired; u2's profile is untouched
+    assert store.load(["u2"])["u2"] == first["u2"]
+    assert store.due(due) == [] and pipeline.sweep(0, due).profiles == {}
+
+
 def test_audiences_page_by_user_id(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client)
     engine = Engine(RULES)
