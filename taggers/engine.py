@@ -27,6 +27,7 @@ from taggers.ruleset import Alert as AlertRule
 from taggers.ruleset import Transition as TransitionRule
 
 MAX_DEADLINES_PER_ADVANCE: Final = 100_000
+RECENT_EVENT_IDS: Final = 32  # a retry comes soon after the original: 32 ids is ample
 MAX_CACHED_FAMILY_NAMES: Final = 100_000
 EXPIRED: Final = "expired:"
 Reader = Callable[[Profile, int, BehaviourEvent | None], Any]
@@ -156,8 +157,15 @@ class Engine:
 
         The profile is updated in place (no copy on the hot path). ``cause`` names the
         event's origin for output ids (e.g. topic partition and offset); by default the
-        event id. Returns the outputs in the order they happened.
+        event id. Returns the outputs in the order they happened. An event whose id is
+        among the user's latest ``RECENT_EVENT_IDS`` is a producer's retry: nothing happens.
         """
+        recent = profile.recent_ids
+        if event.event_id in recent:
+            return []
+        recent.append(event.event_id)
+        if len(recent) > RECENT_EVENT_IDS:
+            del recent[0]
         outputs: list[Output] = []
         if profile.due is not None and profile.due <= event.ts:
             outputs = self.advance(profile, event.ts)

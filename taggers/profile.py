@@ -22,7 +22,9 @@ class Profile:
     ``tags`` maps a tag name to its record (since, expires, rule, version, values);
     ``aggs`` holds aggregate states by name; ``alerts_on`` the edge-triggered alerts that
     are currently true; ``fired`` the timers already fired (by anchor) and expiry latches;
-    ``clock`` the latest time applied to this user; ``due`` the next deadline, if any.
+    ``clock`` the latest time applied to this user; ``due`` the next deadline, if any;
+    ``recent_ids`` the ids of the user's latest events, so that a producer's retry of one
+    of them (the same ``event_id`` in a new message) is not applied twice.
     """
 
     user_id: str
@@ -35,6 +37,7 @@ class Profile:
     clock: int = 0
     due: int | None = None
     events: int = 0
+    recent_ids: list[str] = field(default_factory=list)
     # The store's bookkeeping, carried with the profile rather than kept by the store for
     # every user it ever saw; not part of the profile's data.
     stored: StoredAs | None = field(default=None, compare=False, repr=False)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taggers.durations import DAY_MS
-from taggers.engine import Engine, family_member
+from taggers.engine import RECENT_EVENT_IDS, Engine, family_member
 from taggers.outputs import Alert, Output, TagChange, Transition, output_to_dict
 from taggers.profile import Profile
 from taggers.replay import BadLine, Replay, sweep
@@ -112,6 +112,20 @@ def test_a_late_event_never_moves_the_users_clock_back() -> None:
     engine.apply(profile, make_event("purchase", day=10, amount=10))
     engine.apply(profile, make_event("purchase", day=2, amount=10))
     assert profile.clock == START_MS + 10 * DAY_MS
+    assert engine.value_of("orders", profile, profile.clock) == 2
+
+
+def test_a_producers_retry_of_a_recent_event_is_not_applied_again() -> None:
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    first = make_event("purchase", day=1, amount=10, event_id="order-1")
+    assert engine.apply(profile, first)
+    before = snapshot(profile)
+    assert engine.apply(profile, first.model_copy()) == []  # the retry: a new message
+    assert snapshot(profile) == before
+    for n in range(RECENT_EVENT_IDS):  # enough later events push the id out of memory
+        engine.apply(profile, make_event("view", day=2, category="美妆", event_id=f"v{n}"))
+    engine.apply(profile, first)
     assert engine.value_of("orders", profile, profile.clock) == 2
 
 
