@@ -163,6 +163,10 @@ class Pipeline:
         users = list(dict.fromkeys(event.user_id for _, event in events))
         profiles, applied = self.store.load_applied(users, origin)
         for record, event in events:
+            # Seen, even if Redis has it already: a worker that takes over a partition
+            # whose last events were all applied must still sweep up to their time.
+            if event.ts > self.watermarks.get(partition, 0):
+                self.watermarks[partition] = event.ts
             user = event.user_id
             if record.offset <= applied.get(user, -1):
                 batch.skipped += 1
@@ -176,8 +180,6 @@ class Pipeline:
                 raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
             batch.profiles[user] = profile
             batch.offsets[user] = record.offset
-            if event.ts > self.watermarks.get(partition, 0):
-                self.watermarks[partition] = event.ts
         return batch
 
     def sweep(self, partition: int, now: int, limit: int = 1000) -> Prepared:

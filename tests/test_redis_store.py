@@ -139,6 +139,22 @@ def test_an_event_the_engine_fails_on_goes_to_the_dlq_and_leaves_no_trace(
     assert RedisStore(redis_client).load(["u1"])["u1"] == want
 
 
+def test_events_redis_already_has_still_move_the_partitions_watermark(
+    redis_client: redis.Redis,
+) -> None:
+    # A worker taking over a partition whose last events the previous owner applied (but
+    # did not commit) sees them again: its event-time sweeps must still reach their time.
+    events = [make_event("purchase", day=d, amount=10) for d in (1, 5)]
+    records = [Record(0, n, event.model_dump_json().encode()) for n, event in enumerate(events)]
+    first = Pipeline(Engine(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
+    first.save(first.prepare(0, records))
+
+    taker = Pipeline(Engine(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
+    batch = taker.prepare(0, records)
+    assert batch.skipped == 2 and not batch.profiles
+    assert taker.watermarks[0] == events[-1].ts
+
+
 class _FailsOnDeadlines(Engine):
     """An engine with a bug: it raises when advancing one user's clock."""
 
