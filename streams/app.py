@@ -197,35 +197,45 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
                 consumer.track_message(message)  # a rebalance waits for it to be acked
             async with lock:
                 await handle(fetch)
+                if settings.clock == "event":
+                    # The timers this fetch's events made due fire before its offsets can
+                    # be committed: a worker that takes over the partition cannot miss them.
+                    for partition in sorted({tp.partition for tp in fetch.parts}):
+                        now = pipeline.watermarks.get(partition)
+                        while now is not None and await fire_due_batch(partition, now):
+                            pass
             for message in messages:
                 consumer.ack(message)
 
-    async def sweep() -> None:
+    async def fire_due_batch(partition: int, now: int) -> bool:
+        """Fire up to one sweep's worth of a partition's deadlines due by ``now`` (the
+        caller holds the lock); whether there were any."""
+        batch = await redis_call(pipeline.sweep, partition, now)
+        if not batch.profiles:
+            return False
+        await send(batch)
+        try:
+            await redis_call(pipeline.save, batch)
+        except StoreConflictError as conflict:
+            metrics.STORE_CONFLICTS.inc()
+            log.warning("sweep skipped users changed meanwhile: %s", conflict)
+        return True
+
+    async def sweep_by_wall_clock() -> None:
         assigned = {
             tp.partition
             for tp in app.consumer.assignment()
             if tp.topic in (settings.events_topic, settings.rekeyed_topic)
         }
         for partition in sorted(assigned):
-            if settings.clock == "wall":
-                now = int(time.time() * 1000)
-            elif partition in pipeline.watermarks:
-                now = pipeline.watermarks[partition]  # both topics' events of this partition
-            else:
-                continue  # event time: nothing seen on this partition yet
+            now = int(time.time() * 1000)
             while True:
-                async with lock:
-                    batch = await redis_call(pipeline.sweep, partition, now)
-                    if not batch.profiles:
+                async with lock:  # per sweep batch, so that events are not held up long
+                    if not await fire_due_batch(partition, now):
                         break
-                    await send(batch)
-                    try:
-                        await redis_call(pipeline.save, batch)
-                    except StoreConflictError as conflict:
-                        metrics.STORE_CONFLICTS.inc()
-                        log.warning("sweep skipped users changed meanwhile: %s", conflict)
 
-    app.timer(settings.sweep_interval)(sweep)
+    if settings.clock == "wall":
+        app.timer(settings.sweep_interval)(sweep_by_wall_clock)
     add_views(app, pipeline.engine, store)
     return app
 

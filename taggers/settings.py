@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         description="wall: timers fire by the wall clock; event: by each partition's event time",
     )
     sweep_interval: float = Field(
-        default=1.0, gt=0, description="Seconds between timer sweeps of due deadlines"
+        default=1.0, gt=0, description="Seconds between timer sweeps of due deadlines (wall clock)"
     )
     web_port: int = Field(default=6066, description="HTTP port: /metrics, /profiles, /tags")
     web_bind: str = Field(default="0.0.0.0", description="HTTP bind address")
