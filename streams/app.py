@@ -39,6 +39,7 @@ MAX_BACKOFF_SECONDS = 5.0
 MAX_CONFLICT_RETRIES = 5
 FETCHES_AHEAD = 1  # fetches waiting for the agent: more only adds queueing latency
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+REDIS_UNREACHABLE = {"error": "Redis is unreachable, try again"}
 DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
 
@@ -222,11 +223,7 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
         return True
 
     async def sweep_by_wall_clock() -> None:
-        assigned = {
-            tp.partition
-            for tp in app.consumer.assignment()
-            if tp.topic in (settings.events_topic, settings.rekeyed_topic)
-        }
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in sources}
         for partition in sorted(assigned):
             now = int(time.time() * 1000)
             while True:
@@ -249,7 +246,7 @@ def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
         try:
             found = store.load([user_id]).get(user_id)
         except REDIS_DOWN:
-            return view.json({"error": "Redis is unreachable, try again"}, status=503)
+            return view.json(REDIS_UNREACHABLE, status=503)
         if found is None:
             return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
         return view.json(engine.describe(found))
@@ -265,7 +262,7 @@ def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
         try:
             members = store.tag_members(tag, after=query.get("after", ""), limit=limit)
         except REDIS_DOWN:
-            return view.json({"error": "Redis is unreachable, try again"}, status=503)
+            return view.json(REDIS_UNREACHABLE, status=503)
         more = len(members) == limit
         return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
 

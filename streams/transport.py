@@ -9,9 +9,10 @@ awaits ``wait_first(callback(message), suspend_flow.wait())``, which creates fou
 tasks per message; behind it come a channel queue, an Event and the stream's iterator,
 again per message. For topics the app lists in ``TaggerApp.batch_topics`` this consumer
 hands over a whole fetch as one :class:`Fetch` instead (its messages grouped by
-partition), through ``TaggerApp.on_fetch``. Everything else about the loop is Faust's: read offsets,
-offset gaps, commit cadence, flow control (a hand-over still ends when flow is suspended
-for a rebalance, and the messages are fetched again from the committed offsets).
+partition), through ``TaggerApp.on_fetch``. Everything else about the loop is Faust's:
+read offsets, offset gaps, commit cadence, flow control (a hand-over still ends when flow
+is suspended for a rebalance, and the messages are fetched again from the committed
+offsets).
 """
 
 from __future__ import annotations
