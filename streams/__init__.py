@@ -2,9 +2,10 @@
 
 Modules: ``app`` (the Faust worker; imported by ``tagger run``), ``pipeline`` (what a
 worker does with a batch, apart from Kafka), ``topics``, ``transport`` (Faust's aiokafka
-transport with our fetch wait and batch delivery), ``metrics`` (Prometheus),
-``local_stack`` (tansu and redis-server on free ports), ``demo`` (``tagger demo``) and
-``testing`` (helpers for the integration tests). The names below do not import Faust.
+transport with our fetch wait and batch delivery), ``live_rules`` (rule reload and the
+recompute after), ``redis_retry`` (Redis calls that wait out an outage), ``metrics``
+(Prometheus), ``local_stack`` (tansu and redis-server on free ports), ``demo`` (``tagger
+demo``) and ``testing`` (helpers for the integration tests). The names below do not import Faust.
 """
 
 from streams.local_stack import RedisServer, TansuBroker, start_worker, stop_process

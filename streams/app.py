@@ -13,32 +13,29 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, cast
 
 import faust
 import orjson
-import redis
 from faust.types import TP, Message
 from mode import CrashingSupervisor
 
 from streams import metrics
+from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.pipeline import Pipeline, Prepared, Record
+from streams.redis_retry import REDIS_DOWN, redis_call
 from streams.transport import Fetch, FetchHandler, Transport
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.redis_store import RedisStore, StoreConflictError, connect
+from taggers.rules_board import RulesBoard
 from taggers.ruleset import RuleSet
 from taggers.settings import Settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-P = ParamSpec("P")
-MAX_BACKOFF_SECONDS = 5.0
 MAX_CONFLICT_RETRIES = 5
 FETCHES_AHEAD = 1  # fetches waiting for the agent: more only adds queueing latency
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 REDIS_UNREACHABLE = {"error": "Redis is unreachable, try again"}
 DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
@@ -51,13 +48,20 @@ class TaggerApp(faust.App):
     fetch_max_wait_ms: int = 1500
     batch_topics: frozenset[str] = frozenset()
     on_fetch: FetchHandler | None = None
+    live_rules: LiveRules | None = None
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
 
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        if self.live_rules is not None:
+            self.live_rules.stopped()
 
-def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
-    """Build the worker app for these settings and rules."""
+
+def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp:
+    """Build the worker app for these settings and rules (loaded from ``rules_dir``,
+    which it watches for changes)."""
     app = TaggerApp(
         settings.app_id,
         broker=settings.broker_url,
@@ -233,11 +237,32 @@ def create_app(settings: Settings, rules: RuleSet) -> TaggerApp:
 
     if settings.clock == "wall":
         app.timer(settings.sweep_interval)(sweep_by_wall_clock)
-    add_views(app, pipeline.engine, store)
+
+    async def send_one(batch: Prepared) -> None:
+        await send(batch)
+
+    board = RulesBoard(store.client, settings.redis_prefix)
+    live = LiveRules(
+        rules,
+        rules_dir,
+        pipeline,
+        store,
+        board,
+        lock,
+        send_one,
+        recompute_rate=settings.recompute_rate,
+    )
+    live.started()
+    app.live_rules = live
+    if settings.rules_poll_interval > 0:
+        app.timer(settings.rules_poll_interval)(live.poll)
+    if settings.recompute_rate > 0:
+        app.timer(RECOMPUTE_INTERVAL)(live.recompute_step)
+    add_views(app, pipeline, store)
     return app
 
 
-def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
+def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore) -> None:
     """GET /metrics (Prometheus text), and GET /profiles/{user_id} and
     GET /tags/{tag}/members?after=&limit= as JSON."""
 
@@ -249,7 +274,7 @@ def add_views(app: TaggerApp, engine: Engine, store: RedisStore) -> None:
             return view.json(REDIS_UNREACHABLE, status=503)
         if found is None:
             return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
-        return view.json(engine.describe(found))
+        return view.json(pipeline.engine.describe(found))
 
     async def members_view(view: Any, request: Any, tag: str) -> Any:
         query = request.query
@@ -283,29 +308,3 @@ def count_batch(topic: str, events: int, batch: Prepared) -> None:
     metrics.EVENTS.labels("redelivered").inc(batch.skipped)
     metrics.EVENTS.labels("dead").inc(dead)
     metrics.EVENTS.labels("rekeyed").inc(rekeyed)
-
-
-async def redis_call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a store call until Redis answers, backing off while it is away.
-
-    The call runs on the event loop itself, not in a thread: it is CPU-bound Python (the
-    engine) plus sub-millisecond loopback round trips, and a worker thread would fight the
-    loop for the GIL on every socket wake-up (measured: 4x slower). The Redis client's
-    socket timeout bounds how long a hung Redis can block the loop.
-
-    Nothing moves on meanwhile: the batch is neither saved nor acked, so no offset is
-    committed for work Redis does not have.
-    """
-    delay = 0.1
-    while True:
-        try:
-            result = function(*args, **kwargs)
-        except REDIS_DOWN as error:
-            metrics.REDIS_ERRORS.labels(type(error).__name__).inc()
-            metrics.REDIS_UP.set(0)
-            log.warning("redis unreachable, retrying in %.1fs: %s", delay, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
-        else:
-            metrics.REDIS_UP.set(1)
-            return result

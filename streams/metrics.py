@@ -15,8 +15,13 @@ __all__ = [
     "EVENTS",
     "FETCH_SECONDS",
     "OUTPUTS",
+    "RECOMPUTE_RUNNING",
+    "RECOMPUTE_SCANNED",
+    "RECOMPUTE_USERS",
     "REDIS_ERRORS",
     "REDIS_UP",
+    "RULES_INFO",
+    "RULE_RELOADS",
     "STORE_CONFLICTS",
     "exposition",
 ]
@@ -47,6 +52,29 @@ REDIS_UP = Gauge("tagger_redis_up", "1 when the last Redis call succeeded, 0 whi
 STORE_CONFLICTS = Counter(
     "tagger_store_conflicts_total",
     "Batches redone because another writer changed a profile first",
+)
+
+RULES_INFO = Gauge(
+    "tagger_rules_info", "The live rule set: 1 for its version (a content hash)", ["version"]
+)
+RULE_RELOADS = Counter(
+    "tagger_rule_reloads_total",
+    "Changed rule sets seen in the rule directory, by result: loaded or rejected",
+    ["result"],
+)
+RECOMPUTE_USERS = Counter(
+    "tagger_recompute_users_total",
+    "Stored profiles this worker re-evaluated after a rule change, by result: changed, "
+    "unchanged or failed",
+    ["result"],
+)
+RECOMPUTE_SCANNED = Gauge(
+    "tagger_recompute_scanned_users",
+    "Users the current recompute has re-evaluated so far (all workers); see "
+    "tagger_recompute_running",
+)
+RECOMPUTE_RUNNING = Gauge(
+    "tagger_recompute_running", "1 while a recompute of the live rule set has users to go"
 )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,6 +30,7 @@ from streams.local_stack import (
 )
 from streams.topics import bootstrap
 from taggers.events import EventError, decode_event
+from taggers.redis_store import RedisStore
 from taggers.settings import Settings
 
 PARTITIONS = 4
@@ -110,9 +112,10 @@ def produce(
 
 
 def read_topics(
-    settings: Settings, want: int, timeout: float, *, distinct_ids: bool = False
+    settings: Settings, want: int | None, timeout: float, *, distinct_ids: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every record of the output topics and the DLQ, once ``want`` of them have arrived.
+    """Every record of the output topics and the DLQ, once ``want`` of them have arrived
+    (``None``: every record on them when called).
 
     With ``distinct_ids`` duplicates (same output id, or same DLQ source offset) count once,
     as after a crash the same outputs are sent again.
@@ -130,6 +133,7 @@ def read_topics(
         parts = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for part, records in consumer.poll(timeout_ms=500).items():
@@ -138,11 +142,28 @@ def read_topics(
                     found[part.topic].append(data)
                     seen.add(data.get("id") or (data.get("partition"), data.get("offset")))
             count = len(seen) if distinct_ids else sum(len(v) for v in found.values())
-            if count >= want:
+            if want is None:
+                if all(consumer.position(part) >= end for part, end in ends.items()):
+                    break
+            elif count >= want:
                 break
     finally:
         consumer.close()
     return found
+
+
+def all_applied(client: redis.Redis, settings: Settings, stream: list[str | bytes]) -> bool:
+    """Whether the last event of every partition is applied (then all before it are):
+    ``stream`` is what ``produce`` sent, keyed."""
+    last: dict[int, tuple[str, int]] = {}
+    counts: dict[int, int] = {}
+    for line in stream:
+        user = str(orjson.loads(line)["user_id"])
+        partition = partition_of(user.encode())
+        counts[partition] = counts.get(partition, 0) + 1
+        last[partition] = (user, counts[partition] - 1)
+    store = RedisStore(client, prefix=settings.redis_prefix)
+    return all(store.offsets(user).get(str(p), -1) >= offset for p, (user, offset) in last.items())
 
 
 def get_json(url: str) -> Any:

@@ -17,8 +17,9 @@ from taggers.engine import Engine
 from taggers.events import event_json_schema
 from taggers.outputs import Alert, output_to_dict
 from taggers.replay import BadLine, Replay
+from taggers.rulediff import SAMPLE_SIZE, diff_outcomes, new_aggregates
 from taggers.rulefile import RuleFile
-from taggers.ruleset import RuleSet, load_rules
+from taggers.ruleset import RuleSet, load_rules, rules_version
 from taggers.ruletests import run_tests
 from taggers.settings import SettingsError, load_settings, unknown_variables
 from taggers.simulate import SimulationConfig, simulate
@@ -51,6 +52,12 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         f"ok: {rules.directory}: {len(visible)} aggregates, {len(rules.tags)} tags,"
         f" {stages} stages, {len(rules.alerts)} alerts (version {rules.version})"
     )
+    if args.against:
+        live = _load(Path(args.against), sys.stderr)
+        if live is None:
+            return 1
+        for notice in new_aggregates(live, rules):
+            print(f"note: {notice}")
     return 0
 
 
@@ -81,6 +88,122 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         print(f"no tests found in {tests_dir}", file=sys.stderr)
         return 1
     return 1 if failed else 0
+
+
+def cmd_rules_diff(args: argparse.Namespace) -> int:
+    """Replay events under two rule directories; who gains or loses each tag, stage, alert."""
+    old = _load(Path(args.old), sys.stderr)
+    new = _load(Path(args.new), sys.stderr)
+    if old is None or new is None:
+        return 1
+    if args.events == "-":
+        lines = list(sys.stdin.buffer)  # read once, replayed twice
+        result = diff_outcomes(old, new, lambda: lines)
+    else:
+        path = Path(args.events)
+        if not path.is_file():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            return 1
+        result = diff_outcomes(old, new, lambda: _input_lines(args.events))
+    if args.json:
+        print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(
+        f"{result.users} users, {result.events} events applied"
+        f" ({result.bad_lines} bad lines): version {result.old_version} -> {result.new_version}"
+    )
+    sections = (("tag", result.tags, _tag_display(new)), ("stage", result.stages, _stages(new)))
+    for kind, changes, names in (*sections, ("alert", result.alerts, _alerts(new))):
+        for name, change in sorted(changes.items()):
+            label = f"{kind} {name}" + (f" ({names[name]})" if names.get(name) else "")
+            print(f"  {label}: +{len(change.gain)} -{len(change.lose)}")
+            for sign, users in (("+", change.gain), ("-", change.lose)):
+                if users:
+                    sample = " ".join(sorted(users)[:SAMPLE_SIZE])
+                    more = (
+                        f" (+{len(users) - SAMPLE_SIZE} more)" if len(users) > SAMPLE_SIZE else ""
+                    )
+                    print(f"      {sign} {sample}{more}")
+    if not (result.tags or result.stages or result.alerts):
+        print("  no user's tags, stage or alerts change")
+    for notice in result.notices:
+        print(f"note: {notice}")
+    return 0
+
+
+def cmd_rules_status(args: argparse.Namespace) -> int:
+    """What the deployment runs: each worker's rule-set version and last rejection, and
+    the progress of the recompute (from Redis); and the local rule directory's version."""
+    import dataclasses  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415
+
+    from taggers.redis_store import connect  # noqa: PLC0415
+    from taggers.rules_board import RulesBoard  # noqa: PLC0415
+
+    settings = load_settings()
+    directory = Path(args.dir) if args.dir else settings.resolved_rules_dir()
+    try:
+        local: str | None = rules_version(directory)
+    except OSError:
+        local = None
+    try:
+        board = RulesBoard(connect(settings.redis_url, timeout=5), settings.redis_prefix)
+        workers, recompute = board.workers(), board.recompute()
+    except redis.RedisError as error:
+        print(f"tagger rules status: cannot use Redis (TAGGER_REDIS_URL): {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        report = {
+            "directory": str(directory),
+            "directory_version": local,
+            "workers": [dataclasses.asdict(w) for w in workers],
+            "recompute": dataclasses.asdict(recompute) if recompute else None,
+        }
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"rule directory {directory}: version {local or '(unreadable)'}")
+    if not workers:
+        print("no worker has reported (none running, or another TAGGER_REDIS_PREFIX)")
+    for worker in workers:
+        print(
+            f"worker {worker.worker}: version {worker.version} live since {worker.loaded_at}"
+            f" (last seen {worker.seen_at}, rules from {worker.directory})"
+        )
+        if worker.rejected is not None:
+            rejected = worker.rejected
+            print(
+                f"  last rejected: version {rejected.version} at {rejected.at},"
+                f" {len(rejected.problems)} problem(s):"
+            )
+            for problem in rejected.problems:
+                print(f"    {problem}")
+    versions = {worker.version for worker in workers}
+    if len(versions) > 1:
+        listed = ", ".join(sorted(versions))
+        print(f"warning: the workers run {len(versions)} different versions: {listed}")
+    if recompute is None:
+        print("recompute: none yet")
+    else:
+        state = "running" if recompute.running else f"done at {recompute.finished_at}"
+        print(
+            f"recompute for version {recompute.version} (from {recompute.previous or 'start'}):"
+            f" {state}; {recompute.scanned} users re-evaluated, {recompute.changed} changed,"
+            f" started {recompute.started_at}"
+        )
+    return 0
+
+
+def _tag_display(rules: RuleSet) -> dict[str, str | None]:
+    return {tag.name: tag.display for tag in rules.tags}
+
+
+def _stages(rules: RuleSet) -> dict[str, str | None]:
+    return dict(rules.lifecycle.stages) if rules.lifecycle else {}
+
+
+def _alerts(rules: RuleSet) -> dict[str, str | None]:
+    return {name: alert.display for name, alert in rules.alerts.items()}
 
 
 def _input_lines(path: str) -> Iterator[bytes]:
@@ -181,12 +304,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     for name in unknown_variables():
         print(f"tagger run: ignoring {name}: no such setting", file=sys.stderr)
-    rules = _load(_rules_dir(args.rules), sys.stderr)
+    directory = Path(args.rules) if args.rules else settings.resolved_rules_dir()
+    rules = _load(directory, sys.stderr)
     if rules is None:
         return 1
     try:
         ensure_topics(settings)
-        app = create_app(settings, rules)
+        app = create_app(settings, rules, directory)
     except TopicLayoutError as error:
         print(f"tagger run: {error}", file=sys.stderr)
         return 1
@@ -278,7 +402,30 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "dir", nargs="?", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)"
     )
+    check.add_argument(
+        "--against",
+        metavar="LIVE_DIR",
+        help="also name the aggregates the rules live now never kept (they start empty)",
+    )
     check.set_defaults(func=cmd_rules_check)
+    diff = rules_commands.add_parser(
+        "diff", help="replay events under two rule directories: who gains or loses what"
+    )
+    diff.add_argument("old", metavar="OLD_DIR", help="the rules live now")
+    diff.add_argument("new", metavar="NEW_DIR", help="the rules to compare")
+    diff.add_argument(
+        "--events", required=True, help="a JSON-lines event file, or - for standard input"
+    )
+    diff.add_argument("--json", action="store_true", help="print JSON")
+    diff.set_defaults(func=cmd_rules_diff)
+    status = rules_commands.add_parser(
+        "status", help="what the workers run, the last rejection, and recompute progress"
+    )
+    status.add_argument(
+        "dir", nargs="?", help="rule directory to compare (default: $TAGGER_RULES_DIR, ./rules)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_rules_status)
     test = rules_commands.add_parser("test", help="run the rule tests in DIR/tests")
     test.add_argument("dir", nargs="?", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")

@@ -73,6 +73,7 @@ class _Step:
     outputs: list[Output] = field(default_factory=list)
     moved: bool = False
     renewed: bool = False  # a tag's expiry was pushed back
+    renews: bool = True  # whether a confirmed tag's expiry is pushed back (not in recompute)
     dues: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # by id(timer)
 
 
@@ -125,12 +126,12 @@ class Engine:
             {t.anchor for t in timers}.union(*(t.after.reads for t in timers))
             | {a.name for a in self._watched if a.window is None}
         )
-        self._windows = tuple((a.name, a.window) for a in self._watched if a.window is not None)
-        self._watched_windows = frozenset(name for name, _ in self._windows)
-        self._clock_watched = tuple(a for a in self._watched if a.window is None)
-        self._pending_aggregates = tuple(
-            name for name, a in rules.aggregates.items() if a.kind is None
+        self._windows = tuple(
+            (a.name, a.key, a.window) for a in self._watched if a.window is not None
         )
+        self._watched_windows = frozenset(name for name, _, _ in self._windows)
+        self._clock_watched = tuple(a for a in self._watched if a.window is None)
+        self._pending_keys = tuple(a.key for a in rules.aggregates.values() if a.kind is None)
         self._expiring = any(tag.expires_ms is not None for tag in rules.tags)
         alert_timers = tuple(
             (a.timer, "alert:" + a.name) for a in self._timer_alerts if a.timer is not None
@@ -140,6 +141,9 @@ class Engine:
             self._timers_in[stage] = alert_timers + tuple(
                 (t.timer, t.rule) for t in rules_from if t.timer is not None
             )
+        self._tag_rules = frozenset(tag.name for tag in rules.tags)
+        self._state_keys = frozenset(a.key for a in rules.aggregates.values())
+        self._every_name = frozenset(rules.types) | {"stage"}
         self._families: dict[tuple[str, object], str | None] = {}
         names = ["stage", "event", "lists", *rules.params, *rules.aggregates]
         self._readers: dict[str, Reader] = {name: self._reader(name) for name in names}
@@ -202,6 +206,55 @@ class Engine:
             self._deadline(profile, max(due, profile.clock), outputs)
         return outputs
 
+    def recompute(self, profile: Profile) -> list[Output]:
+        """Re-evaluate a stored profile under this rule set with no event, as of the user's
+        own clock (``profile.clock``): what a rule change means for a user with no new
+        events. Tags, stages and edge alerts are decided afresh; tags whose rule is gone
+        are removed, as is the state of aggregates this rule set does not define.
+
+        Outputs have the cause ``r:VERSION``: recomputing the same profile twice under
+        one rule set gives the same ids, and the second time nothing changes.
+        """
+        now = profile.clock
+        step = _Step(profile, now, f"r:{self.version}", _Values(self, profile, now, None))
+        step.renews = False  # no event confirmed anything
+        for name, record in list(profile.tags.items()):
+            if record.get("rule") not in self._tag_rules:
+                why = Reason(str(record.get("rule")), self.version, {}, "rule removed")
+                self._remove_tag(step, name, why)
+        for key in [key for key in profile.aggs if key not in self._state_keys]:
+            del profile.aggs[key]
+        for gone in [name for name in profile.alerts_on if name not in self.rules.alerts]:
+            del profile.alerts_on[gone]
+        lifecycle = self.rules.lifecycle
+        if lifecycle is not None and profile.events:
+            if profile.stage not in lifecycle.stages:
+                # No stage, or one the rules no longer have: start over from the initial.
+                self._enter_initial(step, lifecycle.initial, old=profile.stage)
+            for rule in lifecycle.by_stage.get(profile.stage or "", ()):
+                if rule.on is not None:
+                    continue
+                if rule.timer is not None:
+                    if not self._timer_fires(step, rule.timer, rule.rule):
+                        continue
+                    decider = rule.timer.after
+                elif rule.when is None:
+                    continue
+                else:
+                    decider = rule.when
+                if rule.when is None or _truth(rule.when, step.values):
+                    self._move(step, rule, decider)
+                    break
+        self._evaluate(step, self._every_name)
+        for alert in self._timer_alerts:
+            assert alert.timer is not None
+            if self._timer_fires(step, alert.timer, "alert:" + alert.name) and (
+                alert.when is None or _truth(alert.when, step.values)
+            ):
+                self._raise(step, alert, {"after": alert.timer.after.source})
+        profile.due = self._next_deadline(step)
+        return step.outputs
+
     def value_of(
         self, name: str, profile: Profile, now: int, event: BehaviourEvent | None = None
     ) -> Any:
@@ -221,17 +274,17 @@ class Engine:
             param = self.rules.params[name]
             return lambda _profile, _now, _event: param
         aggregate = self.rules.aggregates[name]
-        kind, window, limit = aggregate.kind, aggregate.window, aggregate.limit
+        kind, window, limit, key = aggregate.kind, aggregate.window, aggregate.limit, aggregate.key
         if kind is None:  # pending: the items not yet due
             return lambda profile, now, _event: sum(
-                1 for item in (profile.aggs.get(name) or {}).values() if item[0] > now
+                1 for item in (profile.aggs.get(key) or {}).values() if item[0] > now
             )
         if window is not None:
             return lambda profile, now, _event: window.value(
-                kind, profile.aggs.get(name), now, limit
+                kind, profile.aggs.get(key), now, limit
             )
         result = kind.result
-        return lambda profile, now, _event: result(profile.aggs.get(name), now)
+        return lambda profile, now, _event: result(profile.aggs.get(key), now)
 
     def aggregate_values(self, profile: Profile, now: int | None = None) -> dict[str, Any]:
         """Every declared aggregate's value for a profile (internal timer anchors left out)."""
@@ -279,7 +332,7 @@ class Engine:
         moves_deadline = False
         aggs = profile.aggs
         for aggregate in self.rules.aggregates_for(event.type):
-            name = aggregate.name
+            name, key = aggregate.name, aggregate.key
             if aggregate.kind is None:
                 if self._update_pending(profile, aggregate, event):
                     changed.append(name)
@@ -290,7 +343,7 @@ class Engine:
                 value = aggregate.extract(event)
                 if value is None:
                     continue
-            old = aggs.get(name)
+            old = aggs.get(key)
             if aggregate.window is not None:
                 oldest = old[0][0] if old else None
                 state = aggregate.window.add(
@@ -303,9 +356,9 @@ class Engine:
                 if state is old and not aggregate.kind.mutates:
                     continue
             if state is None:
-                aggs.pop(name, None)
+                aggs.pop(key, None)
             else:
-                aggs[name] = state
+                aggs[key] = state
             changed.append(name)
             if name in self._deadline_inputs:
                 moves_deadline = True
@@ -318,7 +371,7 @@ class Engine:
         key = value_key(aggregate.extract(event)) if aggregate.extract else None
         if key is None:
             return False
-        items: dict[str, list[int]] = profile.aggs.setdefault(aggregate.name, {})
+        items: dict[str, list[int]] = profile.aggs.setdefault(aggregate.key, {})
         changed = False
         if aggregate.types is None or event.type in aggregate.types:
             try:
@@ -333,7 +386,7 @@ class Engine:
         if event.type in aggregate.close_types and items.pop(key, None) is not None:
             changed = True
         if not items:
-            del profile.aggs[aggregate.name]
+            del profile.aggs[aggregate.key]
         return changed
 
     def _alerts_on(self, event_type: str) -> tuple[AlertRule, ...]:
@@ -386,17 +439,17 @@ class Engine:
         """The time-varying aggregates whose value moved by ``now``; prunes their windows."""
         changed: list[str] = []
         aggs = profile.aggs
-        for name, window in self._windows:
-            state = aggs.get(name)
+        for name, key, window in self._windows:
+            state = aggs.get(key)
             if state is not None and state[0][0] < window.first_bucket(now):
                 kept = window.prune(state, now)
                 if kept:
-                    aggs[name] = kept
+                    aggs[key] = kept
                 else:
-                    del aggs[name]
+                    del aggs[key]
                 changed.append(name)
         for aggregate in self._clock_watched:
-            state = aggs.get(aggregate.name)
+            state = aggs.get(aggregate.key)
             if state is None:
                 continue
             if aggregate.kind is None:
@@ -457,7 +510,7 @@ class Engine:
 
     def _pending_reminders(self, step: _Step, alert: AlertRule) -> None:
         assert alert.pending is not None
-        items = step.profile.aggs.get(alert.pending) or {}
+        items = step.profile.aggs.get(self.rules.aggregates[alert.pending].key) or {}
         for key, item in sorted(items.items()):
             due, reminded = item
             if not reminded and due - alert.before_ms <= step.now and due > step.now:
@@ -465,27 +518,27 @@ class Engine:
                 self._raise(step, alert, {"key": key, "due": format_ts(due)}, extra_id=key)
 
     def _drop_expired_pending(self, profile: Profile, now: int) -> None:
-        for name in self._pending_aggregates:
-            items = profile.aggs.get(name)
+        for key in self._pending_keys:
+            items = profile.aggs.get(key)
             if items:
-                for key in [k for k, item in items.items() if item[0] <= now]:
-                    del items[key]
+                for item_key in [k for k, item in items.items() if item[0] <= now]:
+                    del items[item_key]
                 if not items:
-                    del profile.aggs[name]
+                    del profile.aggs[key]
 
     def _next_deadline(self, step: _Step) -> int | None:
         profile = step.profile
         now = profile.clock
         aggs = profile.aggs
         candidates: list[int] = []
-        for name, window in self._windows:
-            state = aggs.get(name)
+        for _, key, window in self._windows:
+            state = aggs.get(key)
             if state is not None:
                 # Window.next_change, inlined on this hot path: watched windows are pruned
                 # as of now (a bucket leaving is a deadline), so the oldest bucket decides.
                 candidates.append((state[0][0] + window.buckets) * window.bucket_ms)
         for aggregate in self._clock_watched:
-            state = aggs.get(aggregate.name)
+            state = aggs.get(aggregate.key)
             if state is None:
                 continue
             if aggregate.kind is None:
@@ -493,7 +546,9 @@ class Engine:
             else:  # days_since: its value steps once a day
                 candidates.append(state + ((now - state) // DAY_MS + 1) * DAY_MS)
         for alert in self._pending_alerts:
-            for due, reminded in (aggs.get(alert.pending or "") or {}).values():
+            assert alert.pending is not None
+            pending = aggs.get(self.rules.aggregates[alert.pending].key) or {}
+            for due, reminded in pending.values():
                 if not reminded:
                     candidates.append(max(due - alert.before_ms, now))
         if self._expiring:
@@ -545,7 +600,7 @@ class Engine:
         elif record is None:
             if latch not in step.profile.fired:
                 self._add_tag(step, tag, tag.name, tag.display, decider)
-        elif tag.expires_ms is not None:
+        elif tag.expires_ms is not None and step.renews:
             record["expires"] = step.now + tag.expires_ms
             step.renewed = True
 
@@ -644,17 +699,18 @@ class Engine:
             )
         )
 
-    def _enter_initial(self, step: _Step, initial: str) -> None:
+    def _enter_initial(self, step: _Step, initial: str, old: str | None = None) -> None:
         profile = step.profile
         profile.stage = initial
         profile.stage_since = step.now
         step.values["stage"] = initial
-        reason = Reason("lifecycle.initial", self.version, {}, "first event")
+        note = "first event" if old is None else "stage removed from the rules"
+        reason = Reason("lifecycle.initial", self.version, {}, note)
         step.outputs.append(
             Transition(
                 output_id(profile.user_id, step.cause, self.version, "transition", "initial"),
                 profile.user_id,
-                None,
+                old,
                 initial,
                 step.now,
                 reason,

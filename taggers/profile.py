@@ -13,6 +13,7 @@ class StoredAs:
 
     version: str
     tags: frozenset[str]
+    partition: int = 0  # whose deadline set holds the user
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
 - ``P:u:{USER}``: a hash per user: ``p`` the profile (JSON), ``v`` a version that every
   write bumps (a compare-and-set token), ``o:SOURCE`` the last applied offset of each
   source (a topic partition: ``0``, ``1``... of the input topic, ``r0``... of the
-  re-keyed topic).
+  re-keyed topic), ``d`` the partition whose deadline set holds the user.
 - ``P:tag:{TAG}``: a tag's audience, a sorted set of user ids (score 0: ordered by id, so
   pages are stable).
 - ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
@@ -34,8 +34,8 @@ import redis
 from taggers.profile import Profile, StoredAs
 
 FUNCTION_LIBRARY: Final = """#!lua name=tagger
--- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, source, offset.
--- An empty source means a write with no offset (a timer sweep).
+-- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, source, offset,
+-- deadline partition. An empty source means a write with no offset (a timer sweep).
 local function offset_is_newer(stored, offset)
   if not stored then return true end
   if #offset ~= #stored then return #offset > #stored end
@@ -51,7 +51,7 @@ local function save_profile(keys, args)
     if not offset_is_newer(redis.call('HGET', key, field), args[4]) then return 0 end
     redis.call('HSET', key, field, args[4])
   end
-  redis.call('HSET', key, 'p', args[1])
+  redis.call('HSET', key, 'p', args[1], 'd', args[5])
   return redis.call('HINCRBY', key, 'v', 1)
 end
 
@@ -119,16 +119,18 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         offset_field = "" if source is None else f"o:{source}"
         for user in user_ids:
-            pipe.hmget(self.keys.user(user), "p", "v", offset_field or "v")
+            pipe.hmget(self.keys.user(user), "p", "v", "d", offset_field or "v")
         found: dict[str, Profile] = {}
         applied: dict[str, int] = {}
-        for user, (data, version, offset) in zip(user_ids, pipe.execute(), strict=True):
+        for user, (data, version, partition, offset) in zip(user_ids, pipe.execute(), strict=True):
             if offset_field and offset is not None:
                 applied[user] = int(offset)
             if data is None:
                 continue  # a new user: written with version 0 and no tags before
             profile = Profile.from_dict(orjson.loads(data))
-            profile.stored = StoredAs((version or b"0").decode(), frozenset(profile.tags))
+            profile.stored = StoredAs(
+                (version or b"0").decode(), frozenset(profile.tags), int(partition or 0)
+            )
             found[user] = profile
         return found, applied
 
@@ -178,10 +180,32 @@ class RedisStore:
                 continue
             results[user] = REDELIVERED if reply == 0 else SAVED
             if reply != 0:
-                profile.stored = StoredAs(str(reply), frozenset(profile.tags))
+                profile.stored = StoredAs(str(reply), frozenset(profile.tags), partition)
         if conflicts:
+            refused = [p for p in batch if p.user_id in set(conflicts)]
+            self._repair(refused)
             raise StoreConflictError(conflicts)
         return results
+
+    def _repair(self, refused: list[Profile]) -> None:
+        """Undo what a refused write's side effects did to audiences and deadlines: they
+        went in the same pipeline, before the refusal, and a stale profile's tags and
+        deadline are not the stored ones. Each user's touched entries are set again from
+        the stored profile."""
+        stored = self._load([p.user_id for p in refused], None)[0]
+        pipe = self.client.pipeline(transaction=False)
+        for profile in refused:
+            user = profile.user_id
+            current = stored.get(user)
+            before = frozenset() if profile.stored is None else profile.stored.tags
+            have = frozenset() if current is None else frozenset(current.tags)
+            for tag in (before | frozenset(profile.tags)) - have:
+                pipe.zrem(self.keys.audience(tag), user)
+            for tag in have:
+                pipe.zadd(self.keys.audience(tag), {user: 0})
+            if current is not None and current.due is not None and current.stored is not None:
+                pipe.zadd(self.keys.deadlines(current.stored.partition), {user: current.due})
+        pipe.execute()
 
     def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
         user = profile.user_id
@@ -216,6 +240,7 @@ class RedisStore:
                 "0" if profile.stored is None else profile.stored.version,
                 "" if offset is None else source,
                 "" if offset is None else str(offset),
+                str(partition),
             )
         replies: list[Any] = pipe.execute()
         return replies[-len(batch) :]
@@ -244,6 +269,13 @@ class RedisStore:
             num=limit,
         )
         return [_text(user) for user in found]
+
+    def users_page(self, cursor: int, count: int) -> tuple[int, list[str]]:
+        """One SCAN step over the stored users: the next cursor (0: done) and about
+        ``count`` user ids. A user stored for the whole scan is returned at least once."""
+        prefix = self.keys.user("")[:-2]
+        cursor, keys = self.client.scan(cursor, match=f"{prefix}{{*}}", count=count)
+        return int(cursor), [_text(key)[len(prefix) + 1 : -1] for key in keys]
 
     def users(self) -> Iterator[str]:
         """Every stored user id (a SCAN: for tools, not the hot path)."""

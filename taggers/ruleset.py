@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,6 +84,12 @@ class Aggregate:
     value_type: Type
     close_types: frozenset[str] = frozenset()
     due: Extractor | None = None
+    # What it is, as canonical text: a changed definition is a new aggregate. Its state in
+    # a profile is kept under ``key`` (name + a hash of the definition), so the state of an
+    # old definition is never read as the new one's (a count's int as a top's dict, 90
+    # days of buckets as 180).
+    definition: str = ""
+    key: str = ""
 
     @property
     def time_varying(self) -> bool:
@@ -191,6 +198,7 @@ class RuleSet:
     for_every_event: tuple[Aggregate, ...] = ()
     time_varying: frozenset[str] = frozenset()
     types: dict[str, Type] = field(default_factory=dict)  # of every name rules may read
+    declared_at: dict[str, Position] = field(default_factory=dict)  # aggregate -> where
     _affected: dict[frozenset[str], Affected] = field(default_factory=dict, repr=False)
 
     def aggregates_for(self, event_type: str) -> tuple[Aggregate, ...]:
@@ -363,6 +371,7 @@ class _Compiler:
                 if self.declare("aggregate", name, source, path):
                     aggregate = self.aggregate(name, spec, source, path)
                     if aggregate is not None:
+                        aggregate = _identified(aggregate, spec)
                         self.aggregates[name] = aggregate
                         self.names[name] = aggregate.value_type
 
@@ -460,8 +469,18 @@ class _Compiler:
         types = self.event_types(since, where)
         name = "_last:" + (",".join(sorted(types)) if types else ANY)
         if name not in self.aggregates:
+            # The name says all there is to it: it is its own definition and key.
             self.aggregates[name] = Aggregate(
-                name, "last_ts", KINDS["last_ts"], types, None, None, 1, TIMESTAMP
+                name,
+                "last_ts",
+                KINDS["last_ts"],
+                types,
+                None,
+                None,
+                1,
+                TIMESTAMP,
+                definition=name,
+                key=name,
             )
         return name
 
@@ -684,7 +703,16 @@ class _Compiler:
             for_every_event=tuple(a for a in self.aggregates.values() if a.types is None),
             time_varying=time_varying,
             types=dict(self.names),
+            declared_at={n: at for (section, n), at in self.seen.items() if section == "aggregate"},
         )
+
+
+def _identified(aggregate: Aggregate, spec: AggregateSpec) -> Aggregate:
+    definition = json.dumps(
+        spec.model_dump(exclude={"description"}, exclude_none=True), sort_keys=True
+    )
+    digest = hashlib.blake2b(definition.encode(), digest_size=3).hexdigest()
+    return replace(aggregate, definition=definition, key=f"{aggregate.name}@{digest}")
 
 
 def _problems_from_validation(error: ValidationError, source: SourceMap) -> Iterable[Problem]:
@@ -719,12 +747,10 @@ def load_rules(directory: str | Path) -> RuleSet:
     paths = rule_files(root)
     if not paths:
         raise RuleSetError([Problem(Position(str(root), 1, 1), "no *.yaml rule files here")])
-    digest = hashlib.sha256()
     problems: list[Problem] = []
     files: list[tuple[RuleFile, SourceMap]] = []
     for path in paths:
         display = str(path)
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         try:
             data, source = load_yaml(path, display)
         except RuleSetError as error:
@@ -735,9 +761,15 @@ def load_rules(directory: str | Path) -> RuleSet:
         except ValidationError as error:
             problems.extend(_problems_from_validation(error, source))
     compiler = _Compiler(files, root)
-    # List files feed the version too: a new sensitive word is a new rule set.
-    for list_file in sorted(root.rglob("*.txt")):
-        digest.update(list_file.name.encode() + b"\0" + list_file.read_bytes() + b"\0")
     if problems:
         raise RuleSetError(problems)
-    return compiler.compile(digest.hexdigest()[:12])
+    return compiler.compile(rules_version(root))
+
+
+def rules_version(directory: Path) -> str:
+    """The version of a rule directory: a hash of its rule and list files' names and
+    contents (a new sensitive word is a new rule set). Cheap: no parsing."""
+    digest = hashlib.sha256()
+    for path in [*rule_files(directory), *sorted(directory.rglob("*.txt"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]

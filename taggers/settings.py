@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(
         default=1.0, gt=0, description="Seconds between timer sweeps of due deadlines (wall clock)"
     )
+    rules_poll_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds between checks of the rule directory for changes; 0: no reload",
+    )
+    recompute_rate: int = Field(
+        default=1000,
+        ge=0,
+        description="Stored profiles re-evaluated per second after a rule change; 0: none",
+    )
     web_port: int = Field(default=6066, description="HTTP port: /metrics, /profiles, /tags")
     web_bind: str = Field(default="0.0.0.0", description="HTTP bind address")
 

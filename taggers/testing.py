@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import shutil
+from pathlib import Path
 from typing import Any
 
 from taggers.durations import DAY_MS
 from taggers.events import BehaviourEvent, to_epoch_ms
+from taggers.settings import BUNDLED_RULES
 from taggers.store import MemoryStore
 
 START_MS = to_epoch_ms("2026-01-01T00:00:00Z")
@@ -35,4 +38,17 @@ def make_event(
     )
 
 
-__all__ = ["START_MS", "MemoryStore", "make_event"]
+def edited_rules(target: Path, edits: dict[str, tuple[str, str]] | None = None) -> Path:
+    """A copy of the default pack in ``target`` with text replaced: file name -> (old,
+    new). An old text missing from its file raises, so a test cannot edit nothing."""
+    shutil.copytree(BUNDLED_RULES, target, ignore=shutil.ignore_patterns("tests"))
+    for name, (old, new) in (edits or {}).items():
+        path = target / name
+        text = path.read_text(encoding="utf-8")
+        if old not in text:
+            raise ValueError(f"{old!r} is not in {path}")
+        path.write_text(text.replace(old, new), encoding="utf-8")
+    return target
+
+
+__all__ = ["START_MS", "MemoryStore", "edited_rules", "make_event"]

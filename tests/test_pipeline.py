@@ -22,11 +22,11 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
 from streams.testing import (
+    all_applied,
     clock_ticks,
     event_times,
     get_json,
     get_metrics,
-    partition_of,
     pipeline_settings,
     produce,
     read_topics,
@@ -195,19 +195,6 @@ def writes(client: redis.Redis, settings: Settings) -> int:
     for key in client.scan_iter(match=f"{settings.redis_prefix}:u:*", count=1000):
         pipe.hget(key, "v")
     return sum(int(v) for v in pipe.execute() if v is not None)
-
-
-def all_applied(client: redis.Redis, settings: Settings, stream: list[str | bytes]) -> bool:
-    """Whether the last event of every partition is applied (then all before it are)."""
-    last: dict[int, tuple[str, int]] = {}
-    counts: dict[int, int] = {}
-    for line in stream:
-        user = str(orjson.loads(line)["user_id"])
-        partition = partition_of(user.encode())
-        counts[partition] = counts.get(partition, 0) + 1
-        last[partition] = (user, counts[partition] - 1)
-    store = RedisStore(client, prefix=settings.redis_prefix)
-    return all(store.offsets(user).get(str(p), -1) >= offset for p, (user, offset) in last.items())
 
 
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 import redis
@@ -50,6 +52,12 @@ def test_a_replay_on_redis_equals_the_replay_in_memory(redis_client: redis.Redis
         assert fresh.tag_members(tag) == memory.tag_members(tag)
 
 
+def _value(store: RedisStore, name: str) -> Any:
+    """An aggregate's value in u1's stored profile, as rules read it."""
+    profile = store.load(["u1"])["u1"]
+    return Engine(RULES).value_of(name, profile, profile.clock)
+
+
 def test_a_redelivered_write_changes_nothing(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client)
     engine = Engine(RULES)
@@ -62,7 +70,7 @@ def test_a_redelivered_write_changes_nothing(redis_client: redis.Redis) -> None:
     replayed = store.load(["u1"])["u1"]
     engine.apply(replayed, make_event("purchase", amount=100))
     assert store.save([replayed], partition=3, offsets={"u1": 41}) == {"u1": REDELIVERED}
-    assert RedisStore(redis_client).load(["u1"])["u1"].aggs["orders"] == 1
+    assert _value(RedisStore(redis_client), "orders") == 1
 
     # Offsets compare as numbers, not strings: 100 is past 41.
     assert store.save([replayed], partition=3, offsets={"u1": 100}) == {"u1": SAVED}
@@ -82,7 +90,7 @@ def test_a_second_writer_is_refused(redis_client: redis.Redis) -> None:
     with pytest.raises(StoreConflictError) as caught:
         zombie.save([stale])
     assert caught.value.user_ids == ["u1"]
-    assert RedisStore(redis_client).load(["u1"])["u1"].aggs["spend_total"] == 10
+    assert _value(RedisStore(redis_client), "spend_total") == 10
 
 
 def test_one_store_refuses_a_write_from_a_read_older_than_its_own_last_write(
@@ -101,7 +109,7 @@ def test_one_store_refuses_a_write_from_a_read_older_than_its_own_last_write(
         store.save([second])
     engine.apply(first, make_event("purchase", amount=5))
     store.save([first])  # the writer's own next write is fine: it knows what it wrote
-    assert store.load(["u1"])["u1"].aggs["spend_total"] == 15
+    assert _value(store, "spend_total") == 15
 
 
 class _FailsOnRefunds(Engine):
@@ -256,3 +264,24 @@ def test_tagger_profile_prints_a_stored_profile(
 
     assert main(["profile", "nobody"]) == 1
     assert "no profile for user 'nobody'" in capsys.readouterr().err
+
+
+def test_a_refused_write_leaves_audiences_and_deadlines_as_stored(
+    redis_client: redis.Redis,
+) -> None:
+    engine = Engine(RULES)
+    store, zombie = RedisStore(redis_client), RedisStore(redis_client)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", amount=1500))
+    store.save([profile], partition=2)
+    assert store.tag_members("high_value") == ["u1"]
+    mine, stale = store.load(["u1"])["u1"], zombie.load(["u1"])["u1"]
+    engine.apply(mine, make_event("purchase", day=1, amount=10))
+    store.save([mine], partition=2)
+    # The zombie's view: the tag gone and no deadline (as a stale profile may say).
+    del stale.tags["high_value"]
+    stale.due = None
+    with pytest.raises(StoreConflictError):
+        zombie.save([stale], partition=2)
+    assert store.tag_members("high_value") == ["u1"]
+    assert store.due(mine.due or 0, partition=2) == ["u1"]
