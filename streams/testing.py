@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,6 +28,7 @@ from streams.local_stack import (
     start_worker,
     stop_process,
 )
+from streams.produce import produce_lines
 from streams.topics import bootstrap
 from taggers.events import EventError, decode_event
 from taggers.redis_store import RedisStore
@@ -94,21 +95,7 @@ def produce(
 ) -> None:
     """Send lines to the events topic, keyed by user id where there is one; with
     ``keyed=False``, all unkeyed into partition 0 (in order), as a careless producer would."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks="all", linger_ms=5)
-    try:
-        for line in lines:
-            value = line.encode() if isinstance(line, str) else line
-            if not keyed:
-                producer.send(settings.events_topic, value=value, partition=0)
-                continue
-            try:
-                key = str(orjson.loads(value)["user_id"]).encode()
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                key = b"unkeyed"
-            producer.send(settings.events_topic, key=key, value=value, partition=partition_of(key))
-        producer.flush()
-    finally:
-        producer.close()
+    produce_lines(settings, lines, partition=None if keyed else 0)
 
 
 def read_topics(

@@ -7,6 +7,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -168,7 +169,7 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
     for worker in workers:
         print(
             f"worker {worker.worker}: version {worker.version} live since {worker.loaded_at}"
-            f" (last seen {worker.seen_at}, rules from {worker.directory})"
+            f" (last seen {_ago(worker.seen_at)}, rules from {worker.directory})"
         )
         if worker.rejected is not None:
             rejected = worker.rejected
@@ -192,6 +193,15 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
             f" started {recompute.started_at}"
         )
     return 0
+
+
+def _ago(iso: str) -> str:
+    """How long ago an ISO time was, for people ("12 s ago"); the text itself if it is none."""
+    try:
+        seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
+    except (ValueError, TypeError):
+        return iso
+    return f"{seconds:.0f} s ago"
 
 
 def _tag_display(rules: RuleSet) -> dict[str, str | None]:
@@ -332,6 +342,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Send an event file to the events topic, keyed by user id."""
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    from streams.produce import produce_lines  # noqa: PLC0415
+
+    settings = load_settings()
+    try:
+        sent = produce_lines(settings, _input_lines(args.events))
+    except FileNotFoundError as error:
+        print(f"error: {error.filename}: no such file", file=sys.stderr)
+        return 1
+    except KafkaError as error:
+        print(
+            f"tagger produce: cannot use the broker ({settings.broker_url}): {error}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"sent {sent} events to {settings.events_topic}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the product locally: broker, Redis, worker and simulator, all started here."""
     from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
@@ -454,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
+
+    send = commands.add_parser(
+        "produce", help="send events (JSON lines) to the events topic, keyed by user id"
+    )
+    send.add_argument("events", help="a JSON-lines file, or - for standard input")
+    send.set_defaults(func=cmd_produce)
 
     demo = commands.add_parser(
         "demo", help="run everything locally (broker, Redis, worker, simulator) and watch"

@@ -64,16 +64,17 @@ def _blocks() -> list[Block]:
     start: int | None = None
     lang = ""
     body: list[str] = []
+    indent = ""  # a block inside a list item is indented with it
     for number, line in enumerate(DOC_LINES, start=1):
         if start is None:
-            fence = re.match(r"^```(\S*)\s*$", line)
+            fence = re.match(r"^( *)```(\S*)\s*$", line)
             if fence:
-                start, lang, body = number, fence.group(1), []
-        elif line.rstrip() == "```":
+                start, indent, lang, body = number, fence.group(1), fence.group(2), []
+        elif line.rstrip() == indent + "```":
             blocks.append(Block(lang, start, "\n".join(body) + "\n"))
             start = None
         else:
-            body.append(line)
+            body.append(line.removeprefix(indent))
     assert start is None, f"rules.md:{start}: unclosed code block"
     return blocks
 
@@ -236,7 +237,8 @@ def test_excerpt_matches_the_default_pack(block: Block) -> None:
 
 
 def _tagger_commands(line: str) -> list[list[str]]:
-    """The tagger commands of a shell line: each command of a pipeline, no redirections."""
+    """The tagger commands of a shell line: each command of a pipeline, without
+    redirections and environment assignments."""
     lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     commands: list[list[str]] = [[]]
@@ -248,6 +250,8 @@ def _tagger_commands(line: str) -> list[list[str]]:
             next(tokens, None)  # the file name
         else:
             commands[-1].append(token)
+    # Leading VARIABLE=value words set the environment of the command, as in a shell.
+    commands = [c[next((i for i, w in enumerate(c) if "=" not in w), len(c)) :] for c in commands]
     return [c for c in commands if c and c[0] == "tagger"]
 
 

@@ -18,15 +18,18 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
 from streams.testing import (
+    PARTITIONS,
     all_applied,
     clock_ticks,
     event_times,
     get_json,
     get_metrics,
+    partition_of,
     pipeline_settings,
     produce,
     read_topics,
@@ -34,6 +37,7 @@ from streams.testing import (
     wait_for,
 )
 from streams.topics import TopicLayoutError, bootstrap, ensure_topics, partition_counts
+from taggers.cli import main
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.profile import Profile
@@ -172,6 +176,42 @@ def test_the_pipeline_equals_the_replay(
     assert audience["next"] == audience["members"][-1]
     assert missing == {"error": "no profile for user 'nobody'"}
     assert bad_limit == {"error": "limit must be a whole number from 1"}
+
+
+def test_tagger_produce_sends_a_file_keyed_by_user(
+    broker: TansuBroker,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = pipeline_settings(broker, redis_server)
+    ensure_topics(settings)
+    lines = [*simulate(SimulationConfig(users=40, days=30, seed=9)), "not json"]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    for name, value in settings.to_environment().items():
+        monkeypatch.setenv(name, value)
+    assert main(["produce", str(events)]) == 0
+    assert capsys.readouterr().out == f"sent {len(lines)} events to {settings.events_topic}\n"
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap(settings), fetch_max_wait_ms=100)
+    parts = [TopicPartition(settings.events_topic, p) for p in range(PARTITIONS)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    received: list[tuple[int, bytes | None, bytes]] = []
+    deadline = time.monotonic() + 30
+    while len(received) < len(lines) and time.monotonic() < deadline:
+        for part, records in consumer.poll(timeout_ms=500).items():
+            received += [(part.partition, r.key, r.value) for r in records]
+    consumer.close()
+    assert sorted(value.decode() for _, _, value in received) == sorted(lines)
+    for partition, key, raw in received:
+        if raw == b"not json":
+            assert key is None  # sent all the same: the worker dead-letters it
+            continue
+        assert key == str(orjson.loads(raw)["user_id"]).encode()
+        assert partition == partition_of(key)  # a user's events stay on one partition
 
 
 def test_unkeyed_events_are_rekeyed_by_user_and_applied_in_order(

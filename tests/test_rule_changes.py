@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -185,7 +187,8 @@ def test_rules_status_shows_each_worker_the_last_rejection_and_the_recompute(
     board = RulesBoard(redis_client)
     rejection = Rejection("2026-11-28T04:00:00+00:00", "bad000000000", ["tags.yaml:4:11: oops"])
     board.report(WorkerRules("a:1", RULES.version, "rules", "t0", "t1", rejection))
-    board.report(WorkerRules("b:2", "other0000000", "rules", "t0", "t1"))
+    seen = datetime.now(UTC).isoformat(timespec="seconds")
+    board.report(WorkerRules("b:2", "other0000000", "rules", "t0", seen))
     assert board.start_recompute(RULES.version, "other0000000", "t2")
     assert not board.start_recompute(RULES.version, None, "t3")  # already the current one
     monkeypatch.setenv("TAGGER_REDIS_URL", redis_server.url)
@@ -196,6 +199,7 @@ def test_rules_status_shows_each_worker_the_last_rejection_and_the_recompute(
     assert f"worker a:1: version {RULES.version}" in out
     assert "last rejected: version bad000000000" in out and "tags.yaml:4:11: oops" in out
     assert "warning: the workers run 2 different versions" in out
+    assert re.search(r"worker b:2: version other0000000 .*\(last seen \d+ s ago,", out)
     assert f"recompute for version {RULES.version} (from other0000000): running" in out
 
     assert main(["rules", "status", "--json"]) == 0
