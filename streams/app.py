@@ -100,6 +100,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         pending = []
         for batch in batches:
             for dead in batch.dead:
+                metrics.DEAD_LETTERS.labels(dead.reason).inc()
                 value = dead.to_json(settings.events_topic)
                 pending.append(
                     await producer.send(settings.dlq_topic, None, value, None, None, None)
@@ -110,7 +111,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
                     await producer.send(settings.rekeyed_topic, key, value, None, None, None)
                 )
             for output in batch.outputs:
-                metrics.OUTPUTS.labels(output.kind).inc()
+                metrics.count_output(output)
                 key, value = output.user_id.encode(), orjson.dumps(output_to_dict(output))
                 topic = output_topics[output.kind]
                 pending.append(await producer.send(topic, key, value, None, None, None))
@@ -263,8 +264,9 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
 
 
 def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore) -> None:
-    """GET /metrics (Prometheus text), and GET /profiles/{user_id} and
-    GET /tags/{tag}/members?after=&limit= as JSON."""
+    """GET /metrics (Prometheus text); GET /healthz (alive) and /readyz (partitions
+    assigned, Redis reachable, rules loaded: else 503 with the problems); GET
+    /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON."""
 
     # A reader gets a 503 at once while Redis is away; only the worker's own work waits.
     async def profile_view(view: Any, request: Any, user_id: str) -> Any:
@@ -295,6 +297,31 @@ def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore) -> None:
         # In headers: aiohttp refuses a content_type argument that carries a charset.
         return view.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
+    async def health_view(view: Any, request: Any) -> Any:
+        return view.json({"status": "ok"})  # the loop answers: the process is alive
+
+    async def ready_view(view: Any, request: Any) -> Any:
+        problems = []
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic in app.batch_topics]
+        if not assigned:
+            problems.append("no partitions assigned")
+        try:
+            store.client.ping()
+        except REDIS_DOWN:
+            problems.append("Redis unreachable")
+        live = app.live_rules
+        if live is None:
+            problems.append("no rules loaded")
+        body = {
+            "ready": not problems,
+            "partitions": len(assigned),
+            "rules_version": None if live is None else live.rules.version,
+            "problems": problems,
+        }
+        return view.json(body, status=503 if problems else 200)
+
+    app.page("/healthz")(health_view)
+    app.page("/readyz")(ready_view)
     app.page("/metrics")(metrics_view)
     app.page("/profiles/{user_id}")(profile_view)
     app.page("/tags/{tag}/members")(members_view)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from taggers.outputs import Output, TagChange, Transition
+
 __all__ = [
+    "ALERTS",
     "BATCHES",
     "CONTENT_TYPE",
+    "DEAD_LETTERS",
     "EVENTS",
     "FETCH_SECONDS",
     "OUTPUTS",
@@ -23,6 +27,9 @@ __all__ = [
     "RULES_INFO",
     "RULE_RELOADS",
     "STORE_CONFLICTS",
+    "TAG_CHANGES",
+    "TRANSITIONS",
+    "count_output",
     "exposition",
 ]
 
@@ -43,6 +50,23 @@ FETCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 OUTPUTS = Counter("tagger_outputs_total", "Output events sent, by kind", ["kind"])
+# The business view of what was sent (a redone batch sends, and counts, its outputs again).
+# Label values come from the rule set, a bounded set: a tag family counts under its rule's
+# name (interest, not interest_美妆).
+TAG_CHANGES = Counter(
+    "tagger_tag_changes_total", "Tag changes sent, by tag rule and op (add, remove)", ["tag", "op"]
+)
+TRANSITIONS = Counter(
+    "tagger_transitions_total",
+    "Lifecycle transitions sent, by stage from (none: first seen) and to",
+    ["from_stage", "to_stage"],
+)
+ALERTS = Counter("tagger_alerts_total", "Alerts sent, by alert name", ["name"])
+DEAD_LETTERS = Counter(
+    "tagger_dead_letters_total",
+    "Events sent to the DLQ, by reason (invalid_json, schema, too_large, ...)",
+    ["reason"],
+)
 REDIS_ERRORS = Counter(
     "tagger_redis_errors_total",
     "Redis calls that failed and will be retried, by error class",
@@ -76,6 +100,17 @@ RECOMPUTE_SCANNED = Gauge(
 RECOMPUTE_RUNNING = Gauge(
     "tagger_recompute_running", "1 while a recompute of the live rule set has users to go"
 )
+
+
+def count_output(output: Output) -> None:
+    """Count one output sent, by kind and by what it says."""
+    OUTPUTS.labels(output.kind).inc()
+    if isinstance(output, TagChange):
+        TAG_CHANGES.labels(output.reason.rule, output.op).inc()
+    elif isinstance(output, Transition):
+        TRANSITIONS.labels(output.from_stage or "none", output.to_stage).inc()
+    else:
+        ALERTS.labels(output.name).inc()
 
 
 def exposition() -> bytes:

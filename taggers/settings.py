@@ -72,7 +72,9 @@ class Settings(BaseSettings):
         ge=0,
         description="Stored profiles re-evaluated per second after a rule change; 0: none",
     )
-    web_port: int = Field(default=6066, description="HTTP port: /metrics, /profiles, /tags")
+    web_port: int = Field(
+        default=6066, description="HTTP port: /metrics, /healthz, /readyz, /profiles, /tags"
+    )
     web_bind: str = Field(default="0.0.0.0", description="HTTP bind address")
 
     def to_environment(self) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,7 @@ def test_the_pipeline_equals_the_replay(
         missing = get_json(f"{web}/profiles/nobody")
         bad_limit = get_json(f"{web}/tags/source_wecom/members?limit=0")
         counted = get_metrics(f"{web}/metrics")
+        health, ready = get_json(f"{web}/healthz"), get_json(f"{web}/readyz")
 
     def events(outcome: str) -> float:
         return counted[("tagger_events_total", (("outcome", outcome),))]
@@ -162,7 +164,36 @@ def test_the_pipeline_equals_the_replay(
     outputs = sum(v for (name, _), v in counted.items() if name == "tagger_outputs_total")
     assert outputs >= len(reference.outputs)  # sent at least once each
 
+    assert health == {"status": "ok"}
+    assert ready == {
+        "ready": True,
+        "partitions": 2 * PARTITIONS,  # the events topic's and the re-keyed topic's
+        "rules_version": RULES.version,
+        "problems": [],
+    }
+
+    def by_label(name: str, *keys: str) -> Counter[tuple[str, ...]]:
+        found: Counter[tuple[str, ...]] = Counter()
+        for (sample, labels), value in counted.items():
+            if sample == name:
+                found[tuple(dict(labels)[key] for key in keys)] += int(value)
+        return found
+
     dead = found[settings.dlq_topic]
+    assert by_label("tagger_dead_letters_total", "reason") == Counter((d["reason"],) for d in dead)
+    sent = list(reference.outputs.values())
+    # Each output at least once (a redone batch sends its outputs again).
+    tag_changes = Counter((o["reason"]["rule"], o["op"]) for o in sent if o["kind"] == "tag_change")
+    moves = Counter((o["from"] or "none", o["to"]) for o in sent if o["kind"] == "transition")
+    alerts = Counter((o["name"],) for o in sent if o["kind"] == "alert")
+    for expected_counts, name, labels in (
+        (tag_changes, "tagger_tag_changes_total", ("tag", "op")),
+        (moves, "tagger_transitions_total", ("from_stage", "to_stage")),
+        (alerts, "tagger_alerts_total", ("name",)),
+    ):
+        got = by_label(name, *labels)
+        assert set(got) == set(expected_counts), name
+        assert all(got[key] >= count for key, count in expected_counts.items()), name
     assert {d["reason"] for d in dead} <= {"invalid_json", "schema", "too_large", "too_deep"}
     assert all(d["topic"] == settings.events_topic for d in dead)
     engine = Engine(RULES)
@@ -315,6 +346,8 @@ def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> No
                 assert get_json(f"{web}/profiles/{reference.users[0]}") == {
                     "error": "Redis is unreachable, try again"
                 }
+                unready = get_json(f"{web}/readyz")
+                assert not unready["ready"] and unready["problems"] == ["Redis unreachable"]
                 server.start()
                 assert_same_result(reference, settings, client, tmp_path / "worker.log")
                 counted = get_metrics(f"http://127.0.0.1:{settings.web_port}/metrics")
