@@ -239,9 +239,6 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     if settings.clock == "wall":
         app.timer(settings.sweep_interval)(sweep_by_wall_clock)
 
-    async def send_one(batch: Prepared) -> None:
-        await send(batch)
-
     board = RulesBoard(store.client, settings.redis_prefix)
     live = LiveRules(
         rules,
@@ -250,7 +247,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         store,
         board,
         lock,
-        send_one,
+        send,
         recompute_rate=settings.recompute_rate,
     )
     live.started()

@@ -231,27 +231,9 @@ class Engine:
             if profile.stage not in lifecycle.stages:
                 # No stage, or one the rules no longer have: start over from the initial.
                 self._enter_initial(step, lifecycle.initial, old=profile.stage)
-            for rule in lifecycle.by_stage.get(profile.stage or "", ()):
-                if rule.on is not None:
-                    continue
-                if rule.timer is not None:
-                    if not self._timer_fires(step, rule.timer, rule.rule):
-                        continue
-                    decider = rule.timer.after
-                elif rule.when is None:
-                    continue
-                else:
-                    decider = rule.when
-                if rule.when is None or _truth(rule.when, step.values):
-                    self._move(step, rule, decider)
-                    break
+            self._transitions_on_time(step, every_condition=True)
         self._evaluate(step, self._every_name)
-        for alert in self._timer_alerts:
-            assert alert.timer is not None
-            if self._timer_fires(step, alert.timer, "alert:" + alert.name) and (
-                alert.when is None or _truth(alert.when, step.values)
-            ):
-                self._raise(step, alert, {"after": alert.timer.after.source})
+        self._timer_alerts_due(step)
         profile.due = self._next_deadline(step)
         return step.outputs
 
@@ -424,12 +406,7 @@ class Engine:
             self._transitions_on_time(step)
         changed = self._changed_by_time(profile, now)
         self._evaluate(step, changed | {"stage"} if step.moved else changed)
-        for alert in self._timer_alerts:
-            assert alert.timer is not None
-            if self._timer_fires(step, alert.timer, "alert:" + alert.name) and (
-                alert.when is None or _truth(alert.when, step.values)
-            ):
-                self._raise(step, alert, {"after": alert.timer.after.source})
+        self._timer_alerts_due(step)
         for alert in self._pending_alerts:
             self._pending_reminders(step, alert)
         self._drop_expired_pending(profile, now)
@@ -459,7 +436,19 @@ class Engine:
                 changed.append(aggregate.name)  # days_since moves with every day
         return frozenset(changed)
 
-    def _transitions_on_time(self, step: _Step) -> None:
+    def _timer_alerts_due(self, step: _Step) -> None:
+        """Raise the timer alerts whose time has come (and whose ``when`` holds)."""
+        for alert in self._timer_alerts:
+            assert alert.timer is not None
+            if self._timer_fires(step, alert.timer, "alert:" + alert.name) and (
+                alert.when is None or _truth(alert.when, step.values)
+            ):
+                self._raise(step, alert, {"after": alert.timer.after.source})
+
+    def _transitions_on_time(self, step: _Step, *, every_condition: bool = False) -> None:
+        """Take the first transition from the current stage that time has made due: a
+        timer, or a ``when`` that reads a time-varying value (with ``every_condition``,
+        any ``when``: a rule change may have made it true)."""
         lifecycle = self.rules.lifecycle
         assert lifecycle is not None
         for rule in lifecycle.by_stage.get(step.profile.stage or "", ()):
@@ -477,7 +466,7 @@ class Engine:
             elif (
                 rule.on is None
                 and rule.when is not None
-                and rule.when.reads & self.rules.time_varying
+                and (every_condition or rule.when.reads & self.rules.time_varying)
                 and _truth(rule.when, step.values)
             ):
                 self._move(step, rule, rule.when)

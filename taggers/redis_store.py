@@ -182,8 +182,8 @@ class RedisStore:
             if reply != 0:
                 profile.stored = StoredAs(str(reply), frozenset(profile.tags), partition)
         if conflicts:
-            refused = [p for p in batch if p.user_id in set(conflicts)]
-            self._repair(refused)
+            refused = set(conflicts)
+            self._repair([p for p in batch if p.user_id in refused])
             raise StoreConflictError(conflicts)
         return results
 

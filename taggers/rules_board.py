@@ -10,7 +10,7 @@ worker that runs it (one at a time, with an expiry, so another takes over after 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -81,23 +81,17 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(dataclasses.asdict(value))
 
 
-@dataclass
 class RulesBoard:
     """Reads and writes the deployment's rule status in Redis."""
 
-    client: redis.Redis
-    prefix: str = "tagger"
-    _scripts: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        base = f"{self.prefix}:rules"
+    def __init__(self, client: redis.Redis, prefix: str = "tagger") -> None:
+        self.client = client
+        base = f"{prefix}:rules"
         self.workers_key = f"{base}:workers"
         self.recompute_key = f"{base}:recompute"
         self.lease_key = f"{base}:recompute:lease"
-        self._scripts = {
-            "save": self.client.register_script(_SAVE_IF_SAME),
-            "lease": self.client.register_script(_LEASE),
-        }
+        self._save_if_same = client.register_script(_SAVE_IF_SAME)
+        self._lease = client.register_script(_LEASE)
 
     def report(self, worker: WorkerRules) -> None:
         """Record a worker's rules (also its heartbeat: ``seen_at``)."""
@@ -133,11 +127,11 @@ class RulesBoard:
 
     def save_progress(self, progress: Recompute) -> bool:
         """Record progress, unless another recompute has started meanwhile."""
-        saved = self._scripts["save"](
+        saved = self._save_if_same(
             keys=[self.recompute_key], args=[progress.version, _json(progress)]
         )
         return bool(saved)
 
     def lease(self, worker: str, ttl_ms: int) -> bool:
         """Take or keep the right to run the recompute for ``ttl_ms``."""
-        return bool(self._scripts["lease"](keys=[self.lease_key], args=[worker, ttl_ms]))
+        return bool(self._lease(keys=[self.lease_key], args=[worker, ttl_ms]))

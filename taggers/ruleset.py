@@ -84,11 +84,10 @@ class Aggregate:
     value_type: Type
     close_types: frozenset[str] = frozenset()
     due: Extractor | None = None
-    # What it is, as canonical text: a changed definition is a new aggregate. Its state in
-    # a profile is kept under ``key`` (name + a hash of the definition), so the state of an
-    # old definition is never read as the new one's (a count's int as a top's dict, 90
-    # days of buckets as 180).
-    definition: str = ""
+    # A changed definition is a new aggregate: its state in a profile is kept under
+    # ``key`` (name + a hash of the definition), so the state of an old definition is
+    # never read as the new one's (a count's int as a top's dict, 90 days of buckets as
+    # 180).
     key: str = ""
 
     @property
@@ -469,7 +468,7 @@ class _Compiler:
         types = self.event_types(since, where)
         name = "_last:" + (",".join(sorted(types)) if types else ANY)
         if name not in self.aggregates:
-            # The name says all there is to it: it is its own definition and key.
+            # The name says all there is to it: it is its own key.
             self.aggregates[name] = Aggregate(
                 name,
                 "last_ts",
@@ -479,7 +478,6 @@ class _Compiler:
                 None,
                 1,
                 TIMESTAMP,
-                definition=name,
                 key=name,
             )
         return name
@@ -712,7 +710,7 @@ def _identified(aggregate: Aggregate, spec: AggregateSpec) -> Aggregate:
         spec.model_dump(exclude={"description"}, exclude_none=True), sort_keys=True
     )
     digest = hashlib.blake2b(definition.encode(), digest_size=3).hexdigest()
-    return replace(aggregate, definition=definition, key=f"{aggregate.name}@{digest}")
+    return replace(aggregate, key=f"{aggregate.name}@{digest}")
 
 
 def _problems_from_validation(error: ValidationError, source: SourceMap) -> Iterable[Problem]:
