@@ -39,9 +39,10 @@ import orjson
 import redis
 from kafka import KafkaProducer
 
+from streams.kafka_auth import bootstrap
 from streams.local_stack import RedisServer, TansuBroker, start_worker
 from streams.testing import PARTITIONS, partition_of, pipeline_settings, stop_worker
-from streams.topics import bootstrap, ensure_topics
+from streams.topics import ensure_topics
 from taggers.settings import Settings
 from taggers.simulate import SimulationConfig, simulate
 

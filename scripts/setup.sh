@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: system packages (Redis server), a virtualenv in .venv, the project.
+# Set up a fresh machine: system packages (Redis server; promtool and docker-compose, with
+# which the tests check the deploy/ files), a virtualenv in .venv, the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
-    else
-        sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null
-    fi
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # The prometheus package would start its server as a service: only promtool is needed.
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

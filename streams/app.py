@@ -22,13 +22,14 @@ from faust.types import TP, Message
 from mode import CrashingSupervisor
 
 from streams import metrics
+from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.pipeline import Pipeline, Prepared, Record
 from streams.redis_retry import REDIS_DOWN, redis_call
 from streams.transport import Fetch, FetchHandler, Transport
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
-from taggers.redis_store import RedisStore, StoreConflictError, connect
+from taggers.redis_store import RedisStore, StoreConflictError, client_for
 from taggers.rules_board import RulesBoard
 from taggers.ruleset import RuleSet
 from taggers.settings import Settings
@@ -39,6 +40,7 @@ FETCHES_AHEAD = 1  # fetches waiting for the agent: more only adds queueing late
 REDIS_UNREACHABLE = {"error": "Redis is unreachable, try again"}
 DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
+LAG_INTERVAL = 5.0  # seconds between consumer lag reports
 
 
 class TaggerApp(faust.App):
@@ -65,6 +67,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     app = TaggerApp(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(Path(tempfile.gettempdir(), f"tagger-{settings.app_id}")),
         topic_partitions=settings.partitions,
@@ -87,7 +90,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         "alert": settings.alerts_topic,
     }
     rekeyed = app.topic(settings.rekeyed_topic, partitions=settings.partitions, **raw)
-    store = RedisStore(connect(settings.redis_url), prefix=settings.redis_prefix)
+    store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
     metrics.REDIS_UP.set(1)  # the store has just loaded its functions into Redis
     pipeline = Pipeline(Engine(rules), store, settings.max_event_bytes)
     lock = asyncio.Lock()  # batches and sweeps of this worker take turns on Redis
@@ -165,7 +168,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         await send(*ready.values())
         for tp, first in ready.items():
             batch = await save(tp, first, fetch.parts[tp])
-            count_batch(tp.topic, len(fetch.parts[tp]), batch)
+            count_batch(tp.topic, fetch.parts[tp], batch)
             log.debug(
                 "batch applied",
                 extra={
@@ -174,7 +177,6 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
                     "events": len(fetch.parts[tp]),
                     "outputs": len(batch.outputs),
                     "dead": len(batch.dead),
-                    "skipped": batch.skipped,
                 },
             )
 
@@ -212,13 +214,17 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
                             pass
             for message in messages:
                 consumer.ack(message)
+            for tp, part in fetch.parts.items():
+                applied_up_to[tp] = part[-1].offset + 1
 
     async def fire_due_batch(partition: int, now: int) -> bool:
         """Fire up to one sweep's worth of a partition's deadlines due by ``now`` (the
         caller holds the lock); whether there were any."""
         batch = await redis_call(pipeline.sweep, partition, now)
+        metrics.TIMER_SWEEPS.inc()
         if not batch.profiles:
             return False
+        metrics.DEADLINES_FIRED.inc(len(batch.profiles))
         await send(batch)
         try:
             await redis_call(pipeline.save, batch)
@@ -238,6 +244,46 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
 
     if settings.clock == "wall":
         app.timer(settings.sweep_interval)(sweep_by_wall_clock)
+
+    applied_up_to: dict[TP, int] = {}  # the next offset to apply, per partition seen
+
+    async def report_lag() -> None:
+        """Set the lag gauge of each assigned input partition; drop those no longer ours."""
+        consumer = app.consumer
+        assigned = [tp for tp in consumer.assignment() if tp.topic in sources]
+        ends = await consumer.highwaters(*assigned) if assigned else {}
+        lags = {}
+        for tp in assigned:
+            position = applied_up_to.get(tp)
+            if position is None:
+                position = await consumer.position(tp)  # nothing applied here yet
+            if tp in ends and position is not None:
+                lags[tp] = max(0, ends[tp] - position)
+        for tp in reported - lags.keys():  # revoked: their new owner reports them
+            metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+        for tp, lag in lags.items():
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        reported.clear()
+        reported.update(lags)
+
+    reported: set[TP] = set()  # partitions with a lag gauge
+    app.timer(LAG_INTERVAL)(report_lag)
+
+    async def report_populations() -> None:
+        """Set the stage and audience gauges from Redis's set sizes (no scan)."""
+        lifecycle = pipeline.engine.rules.lifecycle
+        stages = [] if lifecycle is None else list(lifecycle.stages)
+        try:
+            by_stage, by_tag = store.population(stages)
+        except REDIS_DOWN:
+            return  # the worker's own calls report the outage
+        for stage, users in by_stage.items():
+            metrics.STAGE_USERS.labels(stage).set(users)
+        for tag, users in by_tag.items():
+            metrics.AUDIENCE_USERS.labels(tag).set(users)
+
+    if settings.stats_interval > 0:
+        app.timer(settings.stats_interval)(report_populations)
 
     board = RulesBoard(store.client, settings.redis_prefix)
     live = LiveRules(
@@ -324,11 +370,13 @@ def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore) -> None:
     app.page("/tags/{tag}/members")(members_view)
 
 
-def count_batch(topic: str, events: int, batch: Prepared) -> None:
-    """Count a saved batch and its events by outcome."""
+def count_batch(topic: str, messages: list[Message], batch: Prepared) -> None:
+    """Count a saved batch, its events by type and outcome, and how long they took from
+    their Kafka timestamp to Redis."""
     metrics.BATCHES.labels(topic).inc()
-    dead, rekeyed = len(batch.dead), len(batch.rekey)
-    metrics.EVENTS.labels("applied").inc(events - dead - rekeyed - batch.skipped)
-    metrics.EVENTS.labels("redelivered").inc(batch.skipped)
-    metrics.EVENTS.labels("dead").inc(dead)
-    metrics.EVENTS.labels("rekeyed").inc(rekeyed)
+    metrics.BATCH_SIZE.observe(len(messages))
+    for (event_type, outcome), count in batch.outcomes.items():
+        metrics.EVENTS.labels(event_type, outcome).inc(count)
+    saved = time.time()
+    for message in messages:
+        metrics.EVENT_TO_REDIS_SECONDS.observe(max(0.0, saved - message.timestamp))

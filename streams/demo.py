@@ -21,8 +21,9 @@ from typing import TextIO
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
-from streams.topics import bootstrap, ensure_topics
+from streams.topics import ensure_topics
 from taggers.display import describe_output
 from taggers.ruleset import load_rules
 from taggers.settings import Settings
@@ -92,13 +93,13 @@ def _lines(options: DemoOptions) -> Iterator[str]:
 def _stream(
     settings: Settings, options: DemoOptions, worker: subprocess.Popen[bytes], out: TextIO
 ) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap(settings), linger_ms=20)
+    producer = KafkaProducer(**client_options(settings), linger_ms=20)
     consumer = KafkaConsumer(
         settings.tag_changes_topic,
         settings.transitions_topic,
         settings.alerts_topic,
         settings.dlq_topic,
-        bootstrap_servers=bootstrap(settings),
+        **client_options(settings),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
     )

@@ -218,13 +218,13 @@ class LiveRules:
                 extra={"version": progress.version},
             )
 
-    def _advance(self, progress: Recompute, cursor: int, scanned: int, changed: int) -> None:
+    def _advance(self, progress: Recompute, cursor: str, scanned: int, changed: int) -> None:
         progress.cursor = cursor
         progress.scanned += scanned
         progress.changed += changed
         progress.updated_at = _now()
         progress.worker = self.worker
-        if cursor == 0:
+        if cursor == "0":
             progress.finished_at = progress.updated_at
 
     async def _recompute(self, users: list[str], engine: Engine) -> int:

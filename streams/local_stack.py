@@ -139,11 +139,14 @@ class RedisServer(_Server):
     the same data back on the same port (to test a Redis outage).
     """
 
-    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
+    def __init__(
+        self, port: int | None = None, *, persistent: bool = False, cluster: bool = False
+    ) -> None:
         super().__init__()
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.persistent = persistent  # an append-only file, fsynced on every write
+        self.cluster = cluster  # a node for a Redis Cluster, not yet joined to one
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
@@ -164,6 +167,7 @@ class RedisServer(_Server):
                 "--port", str(self.port),
                 "--save", "",
                 *(persistence if self.persistent else ["--appendonly", "no"]),
+                *(self._cluster_options() if self.cluster else []),
                 "--dir", self._folder.name,
                 "--logfile", str(log),
             ],
@@ -182,6 +186,10 @@ class RedisServer(_Server):
                 time.sleep(0.05)
         self.stop()
         raise ServerError(f"redis-server did not answer on port {self.port}")
+
+    def _cluster_options(self) -> list[str]:
+        # The bus port defaults to port + 10000, which may be taken or out of range.
+        return ["--cluster-enabled", "yes", "--cluster-port", str(free_port())]
 
     def stop(self) -> None:
         """Stop the server; a persistent one keeps its data for the next ``start``."""

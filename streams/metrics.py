@@ -13,21 +13,29 @@ from taggers.outputs import Output, TagChange, Transition
 
 __all__ = [
     "ALERTS",
+    "AUDIENCE_USERS",
     "BATCHES",
+    "BATCH_SIZE",
+    "CONSUMER_LAG",
     "CONTENT_TYPE",
+    "DEADLINES_FIRED",
     "DEAD_LETTERS",
     "EVENTS",
+    "EVENT_TO_REDIS_SECONDS",
     "FETCH_SECONDS",
     "OUTPUTS",
     "RECOMPUTE_RUNNING",
     "RECOMPUTE_SCANNED",
     "RECOMPUTE_USERS",
     "REDIS_ERRORS",
+    "REDIS_RETRIES",
     "REDIS_UP",
     "RULES_INFO",
     "RULE_RELOADS",
+    "STAGE_USERS",
     "STORE_CONFLICTS",
     "TAG_CHANGES",
+    "TIMER_SWEEPS",
     "TRANSITIONS",
     "count_output",
     "exposition",
@@ -37,18 +45,39 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 EVENTS = Counter(
     "tagger_events_total",
-    "Input events by outcome: applied, redelivered (Redis had it), dead (to the DLQ), "
-    "rekeyed (re-sent keyed by user id)",
-    ["outcome"],
+    "Input events by type (a known event type, other, or unknown when it did not decode) "
+    "and outcome: applied, redelivered (Redis had it), dead (to the DLQ), rekeyed (re-sent "
+    "keyed by user id)",
+    ["type", "outcome"],
 )
 BATCHES = Counter(
     "tagger_batches_total", "Batches (a partition's share of a fetch) applied, by topic", ["topic"]
+)
+BATCH_SIZE = Histogram(
+    "tagger_batch_size_events",
+    "Events per batch (a partition's share of a fetch)",
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
 )
 FETCH_SECONDS = Histogram(
     "tagger_fetch_seconds",
     "Time to apply a fetch: decode, engine, send outputs, save to Redis",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+EVENT_TO_REDIS_SECONDS = Histogram(
+    "tagger_event_to_redis_seconds",
+    "From an event's Kafka timestamp to its profile saved in Redis (applied events)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+CONSUMER_LAG = Gauge(
+    "tagger_consumer_lag_messages",
+    "Messages of an assigned input partition not yet applied (high watermark minus the "
+    "next offset to apply), by topic and partition",
+    ["topic", "partition"],
+)
+TIMER_SWEEPS = Counter(
+    "tagger_timer_sweeps_total", "Sweeps of a partition's due deadlines (timers)"
+)
+DEADLINES_FIRED = Counter("tagger_deadlines_fired_total", "Users whose due deadline a sweep fired")
 OUTPUTS = Counter("tagger_outputs_total", "Output events sent, by kind", ["kind"])
 # The business view of what was sent (a redone batch sends, and counts, its outputs again).
 # Label values come from the rule set, a bounded set: a tag family counts under its rule's
@@ -71,6 +100,9 @@ REDIS_ERRORS = Counter(
     "tagger_redis_errors_total",
     "Redis calls that failed and will be retried, by error class",
     ["error"],
+)
+REDIS_RETRIES = Counter(
+    "tagger_redis_retries_total", "Redis calls tried again after a failure (see errors)"
 )
 REDIS_UP = Gauge("tagger_redis_up", "1 when the last Redis call succeeded, 0 while retrying")
 STORE_CONFLICTS = Counter(
@@ -99,6 +131,16 @@ RECOMPUTE_SCANNED = Gauge(
 )
 RECOMPUTE_RUNNING = Gauge(
     "tagger_recompute_running", "1 while a recompute of the live rule set has users to go"
+)
+
+
+# The business view. Every worker reports the same deployment-wide numbers, read from
+# Redis's audience sizes (ZCARD, not a scan) every few seconds: aggregate with max().
+STAGE_USERS = Gauge(
+    "tagger_stage_users", "Users per lifecycle stage (whole deployment; use max())", ["stage"]
+)
+AUDIENCE_USERS = Gauge(
+    "tagger_audience_users", "Users holding each tag (whole deployment; use max())", ["tag"]
 )
 
 

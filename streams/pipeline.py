@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from taggers.engine import Engine
-from taggers.events import EventError, decode_event
+from taggers.events import EVENT_TYPES, EventError, decode_event
 from taggers.outputs import Output
 from taggers.profile import Profile
 from taggers.replay import fire_due
@@ -26,6 +27,13 @@ log = logging.getLogger(__name__)
 
 
 ENGINE_ERROR = "engine_error"  # the DLQ reason of an event the engine failed on
+UNDECODED = "unknown"  # the type of an event that went to the DLQ
+
+
+def type_label(event_type: str) -> str:
+    """A metric label for an event type: types outside the known set (events of any
+    other type are accepted) count as ``other``, so that labels stay a bounded set."""
+    return event_type if event_type in EVENT_TYPES else "other"
 
 
 class _EngineError(Exception):
@@ -92,7 +100,8 @@ class Prepared:
     rekey: list[tuple[str, bytes]] = field(default_factory=list)  # (user_id, raw event)
     profiles: dict[str, Profile] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
-    skipped: int = 0  # events Redis already had (a redelivery)
+    # (event type label, outcome) -> events: applied, redelivered (Redis had it), dead, rekeyed
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class Pipeline:
@@ -150,14 +159,17 @@ class Pipeline:
         for record in records:
             if record.offset in failed:
                 batch.dead.append(DeadLetter(record, ENGINE_ERROR, failed[record.offset]))
+                batch.outcomes[UNDECODED, "dead"] += 1
                 continue
             try:
                 event = decode_event(record.value or b"", max_bytes=self.max_event_bytes)
             except EventError as error:
                 batch.dead.append(DeadLetter(record, error.reason, error.message))
+                batch.outcomes[UNDECODED, "dead"] += 1
                 continue
             if check_keys and record.key != event.user_id.encode():
                 batch.rekey.append((event.user_id, record.value or b""))
+                batch.outcomes[type_label(event.type), "rekeyed"] += 1
                 continue
             events.append((record, event))
         users = list(dict.fromkeys(event.user_id for _, event in events))
@@ -169,7 +181,7 @@ class Pipeline:
                 self.watermarks[partition] = event.ts
             user = event.user_id
             if record.offset <= applied.get(user, -1):
-                batch.skipped += 1
+                batch.outcomes[type_label(event.type), "redelivered"] += 1
                 continue
             profile = profiles.get(user)
             if profile is None:
@@ -180,6 +192,7 @@ class Pipeline:
                 raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
             batch.profiles[user] = profile
             batch.offsets[user] = record.offset
+            batch.outcomes[type_label(event.type), "applied"] += 1
         return batch
 
     def sweep(self, partition: int, now: int, limit: int = 1000) -> Prepared:

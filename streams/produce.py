@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import orjson
 from kafka import KafkaProducer
 
-from streams.topics import bootstrap
+from streams.kafka_auth import client_options
 from taggers.settings import Settings
 
 
@@ -29,7 +29,7 @@ def produce_lines(
     """Send every non-blank line to ``settings.events_topic`` (keyed by user id, so that
     Kafka's partitioner keeps a user's events in order on one partition, or all into
     ``partition``), wait until the broker has them all; how many were sent."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap(settings), acks="all", linger_ms=5)
+    producer = KafkaProducer(**client_options(settings), acks="all", linger_ms=5)
     sent = 0
     try:
         for line in lines:

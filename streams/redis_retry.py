@@ -39,6 +39,7 @@ async def redis_call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
             log.warning("redis unreachable, retrying in %.1fs: %s", delay, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            metrics.REDIS_RETRIES.inc()
         else:
             metrics.REDIS_UP.set(1)
             return result

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.kafka_auth import client_options
 from streams.local_stack import (
     RedisServer,
     TansuBroker,
@@ -29,27 +30,26 @@ from streams.local_stack import (
     stop_process,
 )
 from streams.produce import produce_lines
-from streams.topics import bootstrap
 from taggers.events import EventError, decode_event
-from taggers.redis_store import RedisStore
+from taggers.redis_store import Client, RedisStore
 from taggers.settings import Settings
 
 PARTITIONS = 4
 
 
-def partition_of(key: bytes) -> int:
+def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
     """Kafka's default partitioner (murmur2 of the key)."""
     hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % PARTITIONS
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
-def clock_ticks(ts: int) -> list[str]:
+def clock_ticks(ts: int, partitions: int = PARTITIONS) -> list[str]:
     """One event per partition at ``ts``: in event time, every partition's clock reaches it."""
     ticks: dict[int, str] = {}
     n = 0
-    while len(ticks) < PARTITIONS:
+    while len(ticks) < partitions:
         user = f"clock-{n}"
-        ticks.setdefault(partition_of(user.encode()), user)
+        ticks.setdefault(partition_of(user.encode(), partitions), user)
         n += 1
     return [
         orjson.dumps(
@@ -67,7 +67,9 @@ def event_times(lines: list[str]) -> Iterator[int]:
             continue
 
 
-def pipeline_settings(broker: TansuBroker, redis_server: RedisServer, **overrides: Any) -> Settings:
+def pipeline_settings(
+    broker: TansuBroker, redis_server: RedisServer | LocalRedisCluster, **overrides: Any
+) -> Settings:
     name = uuid.uuid4().hex[:8]
     return Settings(
         app_id=f"tagger-{name}",
@@ -84,6 +86,7 @@ def pipeline_settings(broker: TansuBroker, redis_server: RedisServer, **override
         session_timeout=10,
         clock="event",
         sweep_interval=0.2,
+        stats_interval=1.0,
         batch_size=500,
         web_port=free_port(),
         web_bind="127.0.0.1",
@@ -113,11 +116,11 @@ def read_topics(
         settings.alerts_topic,
         settings.dlq_topic,
     ]
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap(settings), fetch_max_wait_ms=100)
+    consumer = KafkaConsumer(**client_options(settings), fetch_max_wait_ms=100)
     found: dict[str, list[dict[str, Any]]] = {topic: [] for topic in topics}
     seen: set[object] = set()
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        parts = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
@@ -139,14 +142,14 @@ def read_topics(
     return found
 
 
-def all_applied(client: redis.Redis, settings: Settings, stream: list[str | bytes]) -> bool:
+def all_applied(client: Client, settings: Settings, stream: list[str | bytes]) -> bool:
     """Whether the last event of every partition is applied (then all before it are):
     ``stream`` is what ``produce`` sent, keyed."""
     last: dict[int, tuple[str, int]] = {}
     counts: dict[int, int] = {}
     for line in stream:
         user = str(orjson.loads(line)["user_id"])
-        partition = partition_of(user.encode())
+        partition = partition_of(user.encode(), settings.partitions)
         counts[partition] = counts.get(partition, 0) + 1
         last[partition] = (user, counts[partition] - 1)
     store = RedisStore(client, prefix=settings.redis_prefix)
@@ -196,3 +199,40 @@ def running_worker(settings: Settings, folder: Path) -> Iterator[subprocess.Pope
         yield worker
     finally:
         stop_worker(worker)
+
+
+class LocalRedisCluster:
+    """A Redis Cluster of ``nodes`` primaries (no replicas) on loopback, created with
+    ``redis-cli --cluster create`` as an operator would; ``url`` names one node."""
+
+    def __init__(self, nodes: int = 3) -> None:
+        self.servers = [RedisServer(cluster=True) for _ in range(nodes)]
+        self.url = self.servers[0].url
+
+    def __enter__(self) -> LocalRedisCluster:
+        try:
+            for server in self.servers:
+                server.start()
+            addresses = [f"127.0.0.1:{server.port}" for server in self.servers]
+            subprocess.run(
+                ["redis-cli", "--cluster", "create", *addresses, "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            wait_for(self._ready, 30, "the Redis Cluster to be ready")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _ready(self) -> bool:
+        for server in self.servers:
+            with redis.Redis(port=server.port) as client:
+                if client.cluster("info").get("cluster_state") != "ok":
+                    return False
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.close()

@@ -7,6 +7,7 @@ import logging
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from streams.kafka_auth import client_options
 from taggers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,6 @@ def topic_names(settings: Settings) -> list[str]:
     ]
 
 
-def bootstrap(settings: Settings) -> str:
-    """host:port list of the broker URL (``kafka://a:9092;b:9092`` -> ``a:9092,b:9092``)."""
-    return settings.broker_url.split("://", 1)[-1].replace(";", ",")
-
-
 class TopicLayoutError(RuntimeError):
     """The input topics are laid out so that a user's events would reach two workers."""
 
@@ -42,7 +38,7 @@ def ensure_topics(settings: Settings) -> list[str]:
     equal partition count), and whose timers that worker sweeps. Raises
     TopicLayoutError if the two topics already exist with different counts.
     """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="tagger-admin")
+    admin = KafkaAdminClient(**client_options(settings), client_id="tagger-admin")
     try:
         existing = set(admin.list_topics())
         counts = (

@@ -139,7 +139,7 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
 
     import redis  # noqa: PLC0415
 
-    from taggers.redis_store import connect  # noqa: PLC0415
+    from taggers.redis_store import client_for  # noqa: PLC0415
     from taggers.rules_board import RulesBoard  # noqa: PLC0415
 
     settings = load_settings()
@@ -149,7 +149,7 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
     except OSError:
         local = None
     try:
-        board = RulesBoard(connect(settings.redis_url, timeout=5), settings.redis_prefix)
+        board = RulesBoard(client_for(settings, timeout=5), settings.redis_prefix)
         workers, recompute = board.workers(), board.recompute()
     except redis.RedisError as error:
         print(f"tagger rules status: cannot use Redis (TAGGER_REDIS_URL): {error}", file=sys.stderr)
@@ -374,16 +374,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     """Print one user's profile from Redis: stage, tags with reasons, aggregates."""
-    from taggers.redis_store import RedisStore, connect  # noqa: PLC0415
+    from taggers.redis_store import RedisStore, client_for, redacted  # noqa: PLC0415
 
     settings = load_settings()
     rules = _load(_rules_dir(args.rules), sys.stderr)
     if rules is None:
         return 1
-    store = RedisStore(connect(settings.redis_url), prefix=settings.redis_prefix)
+    store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
     profile = store.load([args.user_id]).get(args.user_id)
     if profile is None:
-        print(f"no profile for user {args.user_id!r} in {settings.redis_url}", file=sys.stderr)
+        where = redacted(settings.redis_url)
+        print(f"no profile for user {args.user_id!r} in {where}", file=sys.stderr)
         return 1
     view = Engine(rules).describe(profile)
     if args.json:

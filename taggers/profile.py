@@ -9,11 +9,12 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class StoredAs:
     """What a store last read or wrote of a profile: the version to compare on the next
-    write, and the tags as stored (so audiences change by the difference)."""
+    write, and the tags and stage as stored (so audiences change by the difference)."""
 
     version: str
     tags: frozenset[str]
     partition: int = 0  # whose deadline set holds the user
+    stage: str | None = None
 
 
 @dataclass(slots=True)

@@ -7,31 +7,35 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
   source (a topic partition: ``0``, ``1``... of the input topic, ``r0``... of the
   re-keyed topic), ``d`` the partition whose deadline set holds the user.
 - ``P:tag:{TAG}``: a tag's audience, a sorted set of user ids (score 0: ordered by id, so
-  pages are stable).
+  pages are stable); ``P:tags`` the set of tag names that ever had an audience.
+- ``P:stage:{STAGE}``: the users in a lifecycle stage, likewise.
 - ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
 
-A user's write is one Redis Function call on that user's hash, so it is atomic and all of a
-user's keys share one hash slot (Redis Cluster ready). The function refuses a write whose
-offset is not past the stored one (a redelivery) or whose version moved since the profile
-was read (another writer, such as a zombie worker after a rebalance). A batch of users is
-one pipeline: one round trip.
+A user's write is one Redis Function call on that user's hash, so it is atomic. Every
+command names one key, and a user's keys share one hash slot, so the store runs unchanged
+on Redis Cluster. The function refuses a write whose offset is not past the stored one (a
+redelivery) or whose version moved since the profile was read (another writer, such as a
+zombie worker after a rebalance). A batch of users is one pipeline: one round trip (two on
+a cluster, below).
 
-Audience and deadline updates go in the same pipeline, before the profile writes. On one
-Redis server a pipeline runs in order, so a profile is never newer than its audiences and
-deadlines; both are idempotent and a repeated deadline is harmless (the engine finds
-nothing due and moves on).
+Audience, stage and deadline updates go before the profile writes, so a profile is never
+newer than its indexes: on one Redis server the pipeline runs in order; a cluster client
+sends each node its share in parallel, so there they go in a first round trip. All are
+idempotent, and a repeated deadline is harmless (the engine finds nothing due and moves on).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import orjson
 import redis
+from redis.cluster import RedisCluster
 
 from taggers.profile import Profile, StoredAs
+from taggers.settings import Settings
 
 FUNCTION_LIBRARY: Final = """#!lua name=tagger
 -- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, source, offset,
@@ -60,6 +64,9 @@ redis.register_function('tagger_save_profile', save_profile)
 SAVED: Final = "saved"
 REDELIVERED: Final = "redelivered"
 CONFLICT: Final = "conflict"
+MAX_AUDIENCE_GAUGES: Final = 1000  # tags reported by population(); families can grow
+
+Client: TypeAlias = "redis.Redis | RedisCluster"
 
 
 class StoreConflictError(Exception):
@@ -82,6 +89,12 @@ class Keys:
     def audience(self, tag: str) -> str:
         return f"{self.prefix}:tag:{{{tag}}}"
 
+    def tag_names(self) -> str:
+        return f"{self.prefix}:tags"
+
+    def stage(self, stage: str) -> str:
+        return f"{self.prefix}:stage:{{{stage}}}"
+
     def deadlines(self, partition: int) -> str:
         return f"{self.prefix}:due:{{p{partition}}}"
 
@@ -94,9 +107,10 @@ class RedisStore:
     ``offsets`` (user -> offset of a source) make a redelivered write a no-op.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "tagger") -> None:
+    def __init__(self, client: Client, *, prefix: str = "tagger") -> None:
         self.client = client
         self.keys = Keys(prefix)
+        self.cluster = isinstance(client, RedisCluster)
         self.load_functions()
 
     def load_functions(self) -> None:
@@ -129,7 +143,10 @@ class RedisStore:
                 continue  # a new user: written with version 0 and no tags before
             profile = Profile.from_dict(orjson.loads(data))
             profile.stored = StoredAs(
-                (version or b"0").decode(), frozenset(profile.tags), int(partition or 0)
+                (version or b"0").decode(),
+                frozenset(profile.tags),
+                int(partition or 0),
+                profile.stage,
             )
             found[user] = profile
         return found, applied
@@ -180,7 +197,9 @@ class RedisStore:
                 continue
             results[user] = REDELIVERED if reply == 0 else SAVED
             if reply != 0:
-                profile.stored = StoredAs(str(reply), frozenset(profile.tags), partition)
+                profile.stored = StoredAs(
+                    str(reply), frozenset(profile.tags), partition, profile.stage
+                )
         if conflicts:
             refused = set(conflicts)
             self._repair([p for p in batch if p.user_id in refused])
@@ -203,6 +222,12 @@ class RedisStore:
                 pipe.zrem(self.keys.audience(tag), user)
             for tag in have:
                 pipe.zadd(self.keys.audience(tag), {user: 0})
+            stage = None if current is None else current.stage
+            before_stage = None if profile.stored is None else profile.stored.stage
+            for gone in {before_stage, profile.stage} - {None, stage}:
+                pipe.zrem(self.keys.stage(str(gone)), user)
+            if stage is not None:
+                pipe.zadd(self.keys.stage(stage), {user: 0})
             if current is not None and current.due is not None and current.stored is not None:
                 pipe.zadd(self.keys.deadlines(current.stored.partition), {user: current.due})
         pipe.execute()
@@ -213,8 +238,14 @@ class RedisStore:
         before = frozenset() if profile.stored is None else profile.stored.tags
         for tag in tags - before:
             pipe.zadd(self.keys.audience(tag), {user: 0})
+            pipe.sadd(self.keys.tag_names(), tag)
         for tag in before - tags:
             pipe.zrem(self.keys.audience(tag), user)
+        before_stage = None if profile.stored is None else profile.stored.stage
+        if before_stage is not None and before_stage != profile.stage:
+            pipe.zrem(self.keys.stage(before_stage), user)
+        if profile.stage is not None:  # always, as deadlines below
+            pipe.zadd(self.keys.stage(profile.stage), {user: 0})
         # Always written, not only when changed: an index entry left stale by a crash is
         # then corrected by the next write, and a sweep can never see the same user forever.
         if profile.due is None:
@@ -229,6 +260,8 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         for profile in batch:
             self._queue_side_effects(pipe, profile, partition)
+        if self.cluster:
+            pipe.execute()  # before the profiles, which may live on other nodes
         for profile in batch:
             user = profile.user_id
             offset = None if offsets is None else offsets.get(user)
@@ -244,6 +277,21 @@ class RedisStore:
             )
         replies: list[Any] = pipe.execute()
         return replies[-len(batch) :]
+
+    def population(self, stages: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Users per stage and per tag (audience sizes): set sizes, not a scan. Tags are
+        those that ever had an audience, at most MAX_AUDIENCE_GAUGES of them by name."""
+        names = sorted(_text(t) for t in self.client.smembers(self.keys.tag_names()))
+        tags = names[:MAX_AUDIENCE_GAUGES]
+        pipe = self.client.pipeline(transaction=False)
+        for stage in stages:
+            pipe.zcard(self.keys.stage(stage))
+        for tag in tags:
+            pipe.zcard(self.keys.audience(tag))
+        sizes = [int(size) for size in pipe.execute()]
+        return dict(zip(stages, sizes, strict=False)), dict(
+            zip(tags, sizes[len(stages) :], strict=True)
+        )
 
     def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
         """See ProfileStore.due, for one partition's deadlines; at most ``limit`` users."""
@@ -270,12 +318,30 @@ class RedisStore:
         )
         return [_text(user) for user in found]
 
-    def users_page(self, cursor: int, count: int) -> tuple[int, list[str]]:
-        """One SCAN step over the stored users: the next cursor (0: done) and about
-        ``count`` user ids. A user stored for the whole scan is returned at least once."""
+    def users_page(self, cursor: str, count: int) -> tuple[str, list[str]]:
+        """One SCAN step over the stored users: the next cursor ("0": done) and about
+        ``count`` user ids. A user stored for the whole scan is returned at least once.
+
+        On a cluster the nodes are scanned one after the other: the cursor is
+        ``NODE:CURSOR``, NODE an index into the primaries sorted by name."""
         prefix = self.keys.user("")[:-2]
-        cursor, keys = self.client.scan(cursor, match=f"{prefix}{{*}}", count=count)
-        return int(cursor), [_text(key)[len(prefix) + 1 : -1] for key in keys]
+        match = f"{prefix}{{*}}"
+        if not isinstance(self.client, RedisCluster):
+            at, keys = self.client.scan(int(cursor), match=match, count=count)
+            return str(at), [_text(key)[len(prefix) + 1 : -1] for key in keys]
+        cluster: Any = self.client  # redis-py's cluster methods are not typed
+        nodes = sorted(cluster.get_primaries(), key=lambda node: str(node.name))
+        index, _, at_text = cursor.partition(":")
+        node = int(index) if at_text else 0
+        cursors, keys = cluster.scan(
+            int(at_text or 0), match=match, count=count, target_nodes=nodes[node]
+        )
+        at = next(iter(cursors.values()))
+        if int(at) != 0:
+            following = f"{node}:{at}"
+        else:
+            following = f"{node + 1}:0" if node + 1 < len(nodes) else "0"
+        return following, [_text(key)[len(prefix) + 1 : -1] for key in keys]
 
     def users(self) -> Iterator[str]:
         """Every stored user id (a SCAN: for tools, not the hot path)."""
@@ -289,10 +355,53 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def connect(url: str, timeout: float = 10.0) -> redis.Redis:
+def connect(
+    url: str,
+    timeout: float = 10.0,
+    *,
+    cluster: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: str | None = None,
+) -> Client:
     """A Redis client for the store: hiredis replies, health checks, and a socket timeout
-    so that a Redis that hangs (rather than refuses) is noticed and retried."""
-    client: redis.Redis = redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=5, health_check_interval=30
-    )
+    so that a Redis that hangs (rather than refuses) is noticed and retried.
+
+    ``cluster``: the URL names one node of a Redis Cluster, which tells the rest.
+    ``username``/``password`` (AUTH; else those in the URL); ``ca_file`` checks a
+    ``rediss://`` server's certificate against that CA bundle.
+    """
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": 5}
+    if username is not None:
+        options["username"] = username
+    if password is not None:
+        options["password"] = password
+    if ca_file is not None:
+        options["ssl_ca_certs"] = ca_file
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    client: redis.Redis = redis.Redis.from_url(url, health_check_interval=30, **options)
     return client
+
+
+def client_for(settings: Settings, timeout: float = 10.0) -> Client:
+    """The Redis client the settings describe (URL, cluster, AUTH, TLS CA)."""
+    password = settings.redis_password
+    return connect(
+        settings.redis_url,
+        timeout,
+        cluster=settings.redis_cluster,
+        username=settings.redis_username,
+        password=None if password is None else password.get_secret_value(),
+        ca_file=None if settings.redis_ca_file is None else str(settings.redis_ca_file),
+    )
+
+
+def redacted(url: str) -> str:
+    """A URL fit for logs and messages: any password in it replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

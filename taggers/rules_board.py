@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-import redis
+
+from taggers.redis_store import Client
 
 # Set a key only while it still holds the same recompute (a newer rule change may have
 # started another meanwhile); and take or keep a lease. One key each: cluster-safe.
@@ -64,7 +65,7 @@ class Recompute:
     version: str
     previous: str | None
     started_at: str
-    cursor: int = 0  # the SCAN cursor to go on from
+    cursor: str = "0"  # the SCAN cursor to go on from (see RedisStore.users_page)
     scanned: int = 0
     changed: int = 0
     finished_at: str | None = None
@@ -84,7 +85,7 @@ def _json(value: Any) -> bytes:
 class RulesBoard:
     """Reads and writes the deployment's rule status in Redis."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "tagger") -> None:
+    def __init__(self, client: Client, prefix: str = "tagger") -> None:
         self.client = client
         base = f"{prefix}:rules"
         self.workers_key = f"{base}:workers"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -32,7 +32,32 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         description="Redis; rediss:// for TLS, redis://:PASSWORD@host:port/db with a password",
     )
+    redis_password: SecretStr | None = Field(
+        default=None, description="Redis AUTH password (instead of one in the URL)"
+    )
+    redis_username: str | None = Field(default=None, description="Redis ACL user name")
+    redis_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signs the Redis server's certificate (rediss://)"
+    )
+    redis_cluster: bool = Field(
+        default=False, description="The URL names a node of a Redis Cluster"
+    )
     redis_prefix: str = Field(default="tagger", description="Prefix of every Redis key")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How to reach the brokers: TLS (SSL), SASL, both"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism (SASL_* protocols)"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password")
+    kafka_ca_file: Path | None = Field(
+        default=None, description="CA bundle for the brokers' certificates (SSL, SASL_SSL)"
+    )
+    kafka_cert_file: Path | None = Field(
+        default=None, description="Client certificate for mutual TLS (with the key file)"
+    )
+    kafka_key_file: Path | None = Field(default=None, description="Client certificate's key")
     events_topic: str = "behaviour-events"
     tag_changes_topic: str = "user-tag-changes"
     transitions_topic: str = "lifecycle-transitions"
@@ -72,6 +97,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Stored profiles re-evaluated per second after a rule change; 0: none",
     )
+    stats_interval: float = Field(
+        default=15.0,
+        ge=0,
+        description="Seconds between refreshes of the stage and audience gauges; 0: none",
+    )
     web_port: int = Field(
         default=6066, description="HTTP port: /metrics, /healthz, /readyz, /profiles, /tags"
     )
@@ -80,7 +110,12 @@ class Settings(BaseSettings):
     def to_environment(self) -> dict[str, str]:
         """These settings as ``TAGGER_*`` variables, to hand to a worker process."""
         values = self.model_dump(exclude_none=True)
-        return {f"TAGGER_{name.upper()}": str(value) for name, value in values.items()}
+        return {
+            f"TAGGER_{name.upper()}": (
+                value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            )
+            for name, value in values.items()
+        }
 
     def resolved_rules_dir(self) -> Path:
         """The rule directory to load: the setting, else ./rules, else the bundled pack."""

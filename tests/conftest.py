@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from streams.local_stack import RedisServer
+from streams.testing import LocalRedisCluster
 
 
 @pytest.fixture(scope="session")
@@ -22,5 +24,21 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A client on an empty database."""
     client = redis.Redis.from_url(redis_server.url, socket_timeout=None)
     client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A three-node Redis Cluster for the session (flushed per test: ``cluster_client``)."""
+    with LocalRedisCluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: LocalRedisCluster) -> Iterator[RedisCluster]:
+    """A cluster client on an empty cluster."""
+    client = RedisCluster.from_url(redis_cluster.url, socket_timeout=None)
+    client.flushall(target_nodes=RedisCluster.PRIMARIES)
     yield client
     client.close()

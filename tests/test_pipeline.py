@@ -21,10 +21,14 @@ import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from redis.cluster import RedisCluster
 
+from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
+from streams.pipeline import UNDECODED, type_label
 from streams.testing import (
     PARTITIONS,
+    LocalRedisCluster,
     all_applied,
     clock_ticks,
     event_times,
@@ -35,14 +39,16 @@ from streams.testing import (
     produce,
     read_topics,
     running_worker,
+    stop_worker,
     wait_for,
 )
-from streams.topics import TopicLayoutError, bootstrap, ensure_topics, partition_counts
+from streams.topics import TopicLayoutError, ensure_topics, partition_counts
 from taggers.cli import main
 from taggers.engine import Engine
+from taggers.events import BehaviourEvent, EventError, decode_event
 from taggers.outputs import output_to_dict
 from taggers.profile import Profile
-from taggers.redis_store import RedisStore
+from taggers.redis_store import Client, RedisStore
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import load_rules
 from taggers.settings import BUNDLED_RULES, Settings
@@ -80,9 +86,16 @@ class Reference:
         return sorted(self.memory.users())
 
 
-def reference_for(lines: list[str | bytes]) -> Reference:
+def _decoded(line: str | bytes) -> BehaviourEvent | None:
+    try:
+        return decode_event(line)
+    except EventError:
+        return None
+
+
+def reference_for(lines: list[str | bytes], partitions: int = PARTITIONS) -> Reference:
     good = [line for line in lines if isinstance(line, str)]
-    return Reference([*lines, *clock_ticks(max(event_times(good)) + 1)])
+    return Reference([*lines, *clock_ticks(max(event_times(good)) + 1, partitions)])
 
 
 def snapshot(profile: Profile) -> dict[str, Any]:
@@ -92,7 +105,7 @@ def snapshot(profile: Profile) -> dict[str, Any]:
 
 
 def assert_same_result(
-    reference: Reference, settings: Settings, client: redis.Redis, worker_log: Path
+    reference: Reference, settings: Settings, client: Client, worker_log: Path
 ) -> dict[str, list[dict[str, Any]]]:
     """Wait for every output, then compare outputs (by id), dead letters and profiles."""
     want = len(reference.outputs) + reference.bad
@@ -145,6 +158,15 @@ def test_the_pipeline_equals_the_replay(
     settings = pipeline_settings(broker, redis_server)
     ensure_topics(settings)
     produce(settings, reference.stream)
+    counted: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def by_label(name: str, *keys: str) -> Counter[tuple[str, ...]]:
+        found: Counter[tuple[str, ...]] = Counter()
+        for (sample, labels), value in counted.items():
+            if sample == name:
+                found[tuple(dict(labels)[key] for key in keys)] += int(value)
+        return found
+
     with running_worker(settings, tmp_path):
         found = assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
         web = f"http://127.0.0.1:{settings.web_port}"
@@ -152,15 +174,39 @@ def test_the_pipeline_equals_the_replay(
         audience = get_json(f"{web}/tags/source_wecom/members?limit=3")
         missing = get_json(f"{web}/profiles/nobody")
         bad_limit = get_json(f"{web}/tags/source_wecom/members?limit=0")
-        counted = get_metrics(f"{web}/metrics")
         health, ready = get_json(f"{web}/healthz"), get_json(f"{web}/readyz")
 
-    def events(outcome: str) -> float:
-        return counted[("tagger_events_total", (("outcome", outcome),))]
+        def reported() -> bool:
+            # Lag and populations are reported every few seconds, not per event.
+            counted.update(get_metrics(f"{web}/metrics"))
+            lags = by_label("tagger_consumer_lag_messages", "topic", "partition")
+            stages = by_label("tagger_stage_users", "stage")
+            return len(lags) == 2 * PARTITIONS and not any(lags.values()) and stages == want_stages
 
-    assert events("applied") + events("redelivered") == len(reference.stream) - reference.bad
-    assert events("dead") == reference.bad
+        want_stages = Counter(
+            {(stage,): 0 for stage in RULES.lifecycle.stages} if RULES.lifecycle else {}
+        )
+        want_stages.update(
+            (p.stage,) for u in reference.users if (p := reference.memory.get(u)) and p.stage
+        )
+        wait_for(reported, 30, "lag and stage gauges to catch up")
+
+    good = [event for line in reference.stream if (event := _decoded(line)) is not None]
+    by_type = Counter(type_label(event.type) for event in good)
+    events = by_label("tagger_events_total", "type", "outcome")
+    assert {t: events[t, "applied"] + events[t, "redelivered"] for t in by_type} == by_type
+    assert events[UNDECODED, "dead"] == reference.bad
+    assert sum(events.values()) == len(reference.stream)
     assert counted[("tagger_redis_up", ())] == 1
+    batches = sum(v for (name, _), v in counted.items() if name == "tagger_batches_total")
+    assert counted[("tagger_batch_size_events_count", ())] == batches
+    assert counted[("tagger_batch_size_events_sum", ())] == len(reference.stream)
+    assert counted[("tagger_event_to_redis_seconds_count", ())] == len(reference.stream)
+    assert counted[("tagger_timer_sweeps_total", ())] > 0
+    assert counted[("tagger_deadlines_fired_total", ())] > 0
+    for tag in ("high_value", "source_wecom"):
+        size = len(reference.memory.tag_members(tag))
+        assert counted[("tagger_audience_users", (("tag", tag),))] == size
     outputs = sum(v for (name, _), v in counted.items() if name == "tagger_outputs_total")
     assert outputs >= len(reference.outputs)  # sent at least once each
 
@@ -171,13 +217,6 @@ def test_the_pipeline_equals_the_replay(
         "rules_version": RULES.version,
         "problems": [],
     }
-
-    def by_label(name: str, *keys: str) -> Counter[tuple[str, ...]]:
-        found: Counter[tuple[str, ...]] = Counter()
-        for (sample, labels), value in counted.items():
-            if sample == name:
-                found[tuple(dict(labels)[key] for key in keys)] += int(value)
-        return found
 
     dead = found[settings.dlq_topic]
     assert by_label("tagger_dead_letters_total", "reason") == Counter((d["reason"],) for d in dead)
@@ -226,7 +265,7 @@ def test_tagger_produce_sends_a_file_keyed_by_user(
     assert main(["produce", str(events)]) == 0
     assert capsys.readouterr().out == f"sent {len(lines)} events to {settings.events_topic}\n"
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap(settings), fetch_max_wait_ms=100)
+    consumer = KafkaConsumer(**client_options(settings), fetch_max_wait_ms=100)
     parts = [TopicPartition(settings.events_topic, p) for p in range(PARTITIONS)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
@@ -325,7 +364,82 @@ def test_a_second_worker_joining_mid_run_shares_the_work_and_changes_nothing(
                 counted = get_metrics(f"http://127.0.0.1:{second.web_port}/metrics")
         finally:
             producer.join()
-    assert counted[("tagger_events_total", (("outcome", "applied"),))] > 0
+    applied = [
+        value
+        for (name, labels), value in counted.items()
+        if name == "tagger_events_total" and ("outcome", "applied") in labels
+    ]
+    assert sum(applied) > 0
+
+
+def test_three_workers_over_eight_partitions_share_the_work_and_survive_a_kill_9(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=900, days=200, seed=31))]
+    reference = reference_for(lines, partitions=8)
+    settings = pipeline_settings(broker, redis_server, partitions=8, batch_size=200)
+    ensure_topics(settings)
+    group = [settings.model_copy(update={"web_port": free_port()}) for _ in range(3)]
+    workers = []
+    for number, member in enumerate(group):
+        (tmp_path / str(number)).mkdir()
+        workers.append(start_worker(member, tmp_path / str(number)))
+
+    def shares() -> list[int]:
+        found = []
+        for member in group:
+            try:
+                found.append(get_json(f"http://127.0.0.1:{member.web_port}/readyz")["partitions"])
+            except OSError:
+                found.append(0)
+        return found
+
+    try:
+        # Both input topics' 8 partitions, split three ways, before any event is sent.
+        wait_for(lambda: all(shares()) and sum(shares()) == 16, 120, "the group to settle")
+        producer = threading.Thread(target=produce, args=(settings, reference.stream))
+        producer.start()
+        wait_for(lambda: writes(redis_client, settings) > 2000, 90, "the workers to get going")
+        workers[0].kill()  # SIGKILL, mid-run: its partitions go to the other two
+        workers[0].wait()
+        producer.join()
+        assert_same_result(reference, settings, redis_client, tmp_path / "1" / "worker.log")
+        wait_for(lambda: shares()[1:] != [0, 0] and sum(shares()[1:]) == 16, 60, "a takeover")
+        applied = [
+            sum(
+                value
+                for (name, labels), value in get_metrics(
+                    f"http://127.0.0.1:{member.web_port}/metrics"
+                ).items()
+                if name == "tagger_events_total" and ("outcome", "applied") in labels
+            )
+            for member in group[1:]
+        ]
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+    assert all(count > 0 for count in applied), applied  # both survivors did work
+
+
+def test_the_pipeline_on_a_redis_cluster_equals_the_replay(
+    broker: TansuBroker,
+    redis_cluster: LocalRedisCluster,
+    cluster_client: RedisCluster,
+    tmp_path: Path,
+) -> None:
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=150, days=200, seed=22))]
+    reference = reference_for(lines)
+    settings = pipeline_settings(broker, redis_cluster, redis_cluster=True)
+    ensure_topics(settings)
+    produce(settings, reference.stream)
+    with running_worker(settings, tmp_path):
+        assert_same_result(reference, settings, cluster_client, tmp_path / "worker.log")
+        ready = get_json(f"http://127.0.0.1:{settings.web_port}/readyz")
+    assert ready["ready"], ready
+    # The profiles are spread over the three nodes, not all on one.
+    nodes = cluster_client.get_primaries()  # type: ignore[no-untyped-call]
+    keys = [cluster_client.dbsize(target_nodes=node) for node in nodes]
+    assert len(keys) == 3 and all(keys), keys
 
 
 def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> None:
@@ -413,7 +527,7 @@ def test_the_rekeyed_topic_follows_the_events_topic_and_a_mismatch_is_refused(
     broker: TansuBroker, redis_server: RedisServer
 ) -> None:
     settings = pipeline_settings(broker, redis_server)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap(settings))
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         admin.create_topics([NewTopic(settings.events_topic, 3, replication_factor=1)])
         ensure_topics(settings)  # TAGGER_PARTITIONS is 4: the events topic's 3 win

@@ -213,10 +213,10 @@ def test_recompute_progress_and_lease(redis_client: redis.Redis) -> None:
     board.start_recompute("v1", None, "t0")
     progress = board.recompute()
     assert progress is not None and progress.running
-    progress.scanned, progress.cursor = 10, 42
+    progress.scanned, progress.cursor = 10, "42"
     assert board.save_progress(progress)
     saved = board.recompute()
-    assert saved is not None and (saved.scanned, saved.cursor) == (10, 42)
+    assert saved is not None and (saved.scanned, saved.cursor) == (10, "42")
     # A newer rule change starts over; the old recompute's progress is not written.
     board.start_recompute("v2", "v1", "t1")
     assert not board.save_progress(progress)
