@@ -1,7 +1,8 @@
 """The engine wired to Kafka (Faust) and Redis, and a local stack to run it on.
 
 Modules: ``app`` (the Faust worker; imported by ``tagger run``), ``pipeline`` (what a
-worker does with a batch, apart from Kafka), ``topics``, ``transport`` (Faust's aiokafka
+worker does with a batch, apart from Kafka), ``topics``, ``kafka_auth`` (TLS and SASL
+for every Kafka client), ``transport`` (Faust's aiokafka
 transport with our fetch wait and batch delivery), ``live_rules`` (rule reload and the
 recompute after), ``redis_retry`` (Redis calls that wait out an outage), ``metrics``
 (Prometheus), ``local_stack`` (tansu and redis-server on free ports), ``demo`` (``tagger

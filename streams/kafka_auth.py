@@ -8,11 +8,12 @@ come from the settings (environment) and are handed to the clients only, never l
 from __future__ import annotations
 
 import ssl
-from typing import Any
-
-import faust
+from typing import TYPE_CHECKING, Any
 
 from taggers.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
@@ -29,6 +30,8 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 
 def faust_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
     """The Faust app's ``broker_credentials`` for the security protocol (None: plaintext)."""
+    import faust  # noqa: PLC0415  (topic creation and `tagger produce` need no Faust)
+
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None

@@ -48,11 +48,13 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) 
         process.wait()
 
 
-def start_worker(settings: Settings, folder: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Settings, folder: Path, loglevel: str = "warning"
+) -> subprocess.Popen[bytes]:
     """``tagger run`` in a process of its own, logging to ``folder/worker.log``."""
     with (folder / "worker.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "taggers.cli", "run", "--loglevel", "warning"],
+            [sys.executable, "-m", "taggers.cli", "run", "--loglevel", loglevel],
             env=os.environ | settings.to_environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -140,9 +142,15 @@ class RedisServer(_Server):
     """
 
     def __init__(
-        self, port: int | None = None, *, persistent: bool = False, cluster: bool = False
+        self,
+        port: int | None = None,
+        *,
+        persistent: bool = False,
+        cluster: bool = False,
+        password: str | None = None,
     ) -> None:
         super().__init__()
+        self.password = password  # AUTH required: the URL carries no password
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.persistent = persistent  # an append-only file, fsynced on every write
@@ -168,6 +176,7 @@ class RedisServer(_Server):
                 "--save", "",
                 *(persistence if self.persistent else ["--appendonly", "no"]),
                 *(self._cluster_options() if self.cluster else []),
+                *(["--requirepass", self.password] if self.password else []),
                 "--dir", self._folder.name,
                 "--logfile", str(log),
             ],
@@ -179,7 +188,9 @@ class RedisServer(_Server):
             if self._process.poll() is not None:
                 raise ServerError(f"redis-server exited: {log.read_text(errors='replace')[-500:]}")
             try:
-                with redis.Redis(port=self.port, socket_connect_timeout=0.2) as client:
+                with redis.Redis(
+                    port=self.port, password=self.password, socket_connect_timeout=0.2
+                ) as client:
                     client.ping()
                     return
             except redis.ConnectionError:

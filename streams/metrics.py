@@ -118,6 +118,8 @@ RULE_RELOADS = Counter(
     "Changed rule sets seen in the rule directory, by result: loaded or rejected",
     ["result"],
 )
+for _result in ("loaded", "rejected"):
+    RULE_RELOADS.labels(_result)  # exported from the start: a first rejection is an increase
 RECOMPUTE_USERS = Counter(
     "tagger_recompute_users_total",
     "Stored profiles this worker re-evaluated after a rule change, by result: changed, "

@@ -167,6 +167,16 @@ def get_json(url: str) -> Any:
         return body
 
 
+def assigned_partitions(settings: Settings) -> int:
+    """Input partitions the worker on these settings holds (its /readyz; 0 while it is
+    not up yet)."""
+    try:
+        partitions: int = get_json(f"http://127.0.0.1:{settings.web_port}/readyz")["partitions"]
+    except OSError:
+        return 0
+    return partitions
+
+
 def get_metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """GET a Prometheus text page: (sample name, sorted labels) -> value."""
     with urllib.request.urlopen(url, timeout=10) as response:

@@ -333,6 +333,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # The URL may hold a password: name the variable, not its value.
         print(f"tagger run: cannot use Redis (TAGGER_REDIS_URL): {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a TLS file (CA, certificate, key) that cannot be read
+        print(f"tagger run: {error.strerror}: {error.filename}", file=sys.stderr)
+        return 1
     worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG so that
     # every debug record turns it: a LogRecord per message sent (measured: a third of

@@ -17,6 +17,7 @@ import redis
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
 from streams.testing import (
     all_applied,
+    assigned_partitions,
     get_metrics,
     pipeline_settings,
     produce,
@@ -67,14 +68,6 @@ def metric(settings: Settings, name: str, **labels: str) -> float:
     return sum(v for (n, have), v in found.items() if n == name and wanted <= set(have))
 
 
-def reachable(settings: Settings) -> bool:
-    try:
-        get_metrics(f"http://127.0.0.1:{settings.web_port}/metrics")
-    except OSError:
-        return False
-    return True
-
-
 def test_rules_reload_under_load_and_outputs_carry_the_deciding_version(
     broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -101,11 +94,13 @@ def test_rules_reload_under_load_and_outputs_carry_the_deciding_version(
     (tmp_path / "second").mkdir()
     workers = (settings, other)
     with running_worker(settings, tmp_path), running_worker(other, tmp_path / "second"):
+        # The group settled before the first event: else, on a slow machine, one worker
+        # could apply the whole first half before the other joins.
+        wait_for(lambda: all(assigned_partitions(w) for w in workers), 120, "both workers to join")
         sender.start()
-        wait_for(lambda: all(reachable(w) for w in workers), 60, "the workers' web servers")
-        wait_for(  # both own partitions: the group is settled
+        wait_for(
             lambda: all(metric(w, "tagger_events_total", outcome="applied") > 0 for w in workers),
-            60,
+            120,
             "events flowing through both workers",
         )
         tags = directory / "tags.yaml"

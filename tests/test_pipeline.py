@@ -7,9 +7,14 @@ and floods of bad input.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +35,7 @@ from streams.testing import (
     PARTITIONS,
     LocalRedisCluster,
     all_applied,
+    assigned_partitions,
     clock_ticks,
     event_times,
     get_json,
@@ -346,8 +352,13 @@ def test_a_second_worker_joining_mid_run_shares_the_work_and_changes_nothing(
     settings = pipeline_settings(broker, redis_server, batch_size=200)
     ensure_topics(settings)
 
+    joined = threading.Event()
+    last_third = 2 * len(reference.stream) // 3
+
     def trickle() -> None:
         for start in range(0, len(reference.stream), 1000):
+            if start >= last_third:
+                joined.wait(120)  # on a slow machine the first worker could drain it all
             produce(settings, reference.stream[start : start + 1000])
             time.sleep(0.6)  # events keep coming while the second worker joins
 
@@ -359,10 +370,13 @@ def test_a_second_worker_joining_mid_run_shares_the_work_and_changes_nothing(
         wait_for(lambda: writes(redis_client, settings) > 50, 90, "the first worker to start")
         try:
             with running_worker(second, tmp_path / "second"):
+                wait_for(lambda: assigned_partitions(second) > 0, 120, "the second worker to join")
+                joined.set()
                 # The group rebalances while events flow; both workers then share them.
                 assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
                 counted = get_metrics(f"http://127.0.0.1:{second.web_port}/metrics")
         finally:
+            joined.set()
             producer.join()
     applied = [
         value
@@ -386,13 +400,7 @@ def test_three_workers_over_eight_partitions_share_the_work_and_survive_a_kill_9
         workers.append(start_worker(member, tmp_path / str(number)))
 
     def shares() -> list[int]:
-        found = []
-        for member in group:
-            try:
-                found.append(get_json(f"http://127.0.0.1:{member.web_port}/readyz")["partitions"])
-            except OSError:
-                found.append(0)
-        return found
+        return [assigned_partitions(member) for member in group]
 
     try:
         # Both input topics' 8 partitions, split three ways, before any event is sent.
@@ -440,6 +448,46 @@ def test_the_pipeline_on_a_redis_cluster_equals_the_replay(
     nodes = cluster_client.get_primaries()  # type: ignore[no-untyped-call]
     keys = [cluster_client.dbsize(target_nodes=node) for node in nodes]
     assert len(keys) == 3 and all(keys), keys
+
+
+def test_redis_auth_comes_from_the_environment_and_no_secret_is_logged_or_exported(
+    broker: TansuBroker, tmp_path: Path
+) -> None:
+    secret = f"pw-{uuid.uuid4().hex}"
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=40, days=120, seed=6))]
+    reference = reference_for(lines)
+    with RedisServer(password=secret) as server:
+        settings = pipeline_settings(broker, server, redis_password=secret)
+        ensure_topics(settings)
+        produce(settings, reference.stream)
+        client = redis.Redis.from_url(server.url, password=secret, socket_timeout=None)
+        try:
+            worker = start_worker(settings, tmp_path, loglevel="info")
+            try:
+                assert_same_result(reference, settings, client, tmp_path / "worker.log")
+                web = f"http://127.0.0.1:{settings.web_port}"
+                with urllib.request.urlopen(f"{web}/metrics", timeout=10) as response:
+                    exported = response.read().decode()
+                status = get_json(f"{web}/readyz")
+            finally:
+                stop_worker(worker)
+        finally:
+            client.close()
+        # Without the password, the worker says which setting to look at and stops.
+        refused = subprocess.run(
+            [sys.executable, "-m", "taggers.cli", "run"],
+            env=os.environ | settings.model_copy(update={"redis_password": None}).to_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert status["ready"], status
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert "tagger_events_total" in exported and len(log) > 0
+    assert secret not in log and secret not in exported
+    assert refused.returncode == 1
+    assert "cannot use Redis" in refused.stderr and secret not in refused.stderr
 
 
 def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> None:

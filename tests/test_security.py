@@ -1,0 +1,104 @@
+"""Secrets and TLS settings reach the Kafka and Redis clients, and nothing else.
+
+The Redis side (AUTH end to end, nothing in logs or metrics) is tested against a real
+redis-server in test_pipeline; the broker here has no SASL, so these check what the
+settings hand to the clients, which is all that is ours to get right.
+"""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+from pathlib import Path
+
+import faust
+import pytest
+
+from streams.kafka_auth import client_options, faust_credentials
+from taggers.redis_store import redacted
+from taggers.settings import Settings
+
+SECRET = "kafka-pw-8c1f"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and its key, made with openssl as an operator would."""
+    folder = tmp_path_factory.mktemp("certs")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=tagger-test", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_plaintext_is_the_default_and_needs_no_credentials() -> None:
+    settings = Settings(broker_url="kafka://a:9092;b:9092")
+    assert faust_credentials(settings) is None
+    assert client_options(settings) == {
+        "bootstrap_servers": "a:9092,b:9092",
+        "security_protocol": "PLAINTEXT",
+    }
+
+
+def test_sasl_over_tls_hands_the_password_to_both_clients(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="tagger",
+        kafka_sasl_password=SECRET,
+        kafka_ca_file=cert,
+        kafka_cert_file=cert,
+        kafka_key_file=key,
+    )
+    credentials = faust_credentials(settings)
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.protocol.value == "SASL_SSL"
+    assert credentials.mechanism.value == "SCRAM-SHA-512"
+    assert (credentials.username, credentials.password) == ("tagger", SECRET)
+    assert isinstance(credentials.ssl_context, ssl.SSLContext)
+    assert credentials.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert SECRET not in repr(credentials)
+
+    options = client_options(settings)
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == SECRET
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+    # The settings themselves never show the secret (logs, tracebacks, `repr`).
+    assert SECRET not in repr(settings) and SECRET not in str(settings)
+    # A worker process gets it from its environment.
+    assert settings.to_environment()["TAGGER_KAFKA_SASL_PASSWORD"] == SECRET
+
+
+def test_tls_without_sasl(certificate: tuple[Path, Path]) -> None:
+    cert, _ = certificate
+    settings = Settings(kafka_security_protocol="SSL", kafka_ca_file=cert)
+    credentials = faust_credentials(settings)
+    assert isinstance(credentials, faust.SSLCredentials)
+    assert "sasl_mechanism" not in client_options(settings)
+
+
+def test_a_missing_ca_file_is_an_error_at_start(tmp_path: Path) -> None:
+    settings = Settings(kafka_security_protocol="SSL", kafka_ca_file=tmp_path / "nope.pem")
+    with pytest.raises(FileNotFoundError):
+        client_options(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://user:s3cret@host:6380/1", "rediss://user:***@host:6380/1"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        ("redis://user@host:6379/0", "redis://user@host:6379/0"),
+    ],
+)
+def test_redis_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
