@@ -349,7 +349,7 @@ def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore) -> None:
         if not assigned:
             problems.append("no partitions assigned")
         try:
-            store.client.ping()
+            store.ping()
         except REDIS_DOWN:
             problems.append("Redis unreachable")
         live = app.live_rules

@@ -161,6 +161,9 @@ class RedisServer(_Server):
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.persistent = persistent  # an append-only file, fsynced on every write
         self.cluster = cluster  # a node for a Redis Cluster, not yet joined to one
+        # The bus port defaults to port + 10000, which may be taken or out of range; a
+        # restarted node keeps its own, as the others know it by it.
+        self.cluster_port = free_port() if cluster else None
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
@@ -205,8 +208,7 @@ class RedisServer(_Server):
         raise ServerError(f"redis-server did not answer on port {self.port}")
 
     def _cluster_options(self) -> list[str]:
-        # The bus port defaults to port + 10000, which may be taken or out of range.
-        return ["--cluster-enabled", "yes", "--cluster-port", str(free_port())]
+        return ["--cluster-enabled", "yes", "--cluster-port", str(self.cluster_port)]
 
     def stop(self) -> None:
         """Stop the server; a persistent one keeps its data for the next ``start``."""

@@ -15,7 +15,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 P = ParamSpec("P")
 MAX_BACKOFF_SECONDS = 5.0
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+# Redis away, or a Redis Cluster between states (a node down, a failover, slots moving).
+REDIS_DOWN = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
 
 
 async def redis_call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

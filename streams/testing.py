@@ -215,8 +215,8 @@ class LocalRedisCluster:
     """A Redis Cluster of ``nodes`` primaries (no replicas) on loopback, created with
     ``redis-cli --cluster create`` as an operator would; ``url`` names one node."""
 
-    def __init__(self, nodes: int = 3) -> None:
-        self.servers = [RedisServer(cluster=True) for _ in range(nodes)]
+    def __init__(self, nodes: int = 3, *, persistent: bool = False) -> None:
+        self.servers = [RedisServer(cluster=True, persistent=persistent) for _ in range(nodes)]
         self.url = self.servers[0].url
 
     def __enter__(self) -> LocalRedisCluster:
@@ -230,17 +230,24 @@ class LocalRedisCluster:
                 capture_output=True,
                 timeout=60,
             )
-            wait_for(self._ready, 30, "the Redis Cluster to be ready")
+            self.wait_ready()
         except BaseException:
             self.__exit__()
             raise
         return self
 
+    def wait_ready(self) -> None:
+        """Wait until every node says the cluster is ok (after a node came back, say)."""
+        wait_for(self._ready, 60, "the Redis Cluster to be ready")
+
     def _ready(self) -> bool:
         for server in self.servers:
-            with redis.Redis(port=server.port) as client:
-                if client.cluster("info").get("cluster_state") != "ok":
-                    return False
+            try:
+                with redis.Redis(port=server.port, socket_connect_timeout=1) as client:
+                    if client.cluster("info").get("cluster_state") != "ok":
+                        return False
+            except redis.ConnectionError:
+                return False
         return True
 
     def __exit__(self, *exc: object) -> None:

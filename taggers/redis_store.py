@@ -117,6 +117,13 @@ class RedisStore:
         """(Re)load the Redis Function library; Redis may have restarted without it."""
         self.client.function_load(FUNCTION_LIBRARY, replace=True)
 
+    def ping(self) -> None:
+        """Raise unless Redis answers: on a cluster, every primary (each holds slots)."""
+        if isinstance(self.client, RedisCluster):
+            self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            self.client.ping()
+
     def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
         """See ProfileStore.load: one round trip for all of them."""
         return self._load(user_ids, None)[0]

@@ -305,7 +305,7 @@ def test_unkeyed_events_are_rekeyed_by_user_and_applied_in_order(
     assert offsets and all(source.startswith("r") for source in offsets)
 
 
-def writes(client: redis.Redis, settings: Settings) -> int:
+def writes(client: Client, settings: Settings) -> int:
     """How many profile writes Redis has taken (the sum of the users' versions)."""
     pipe = client.pipeline(transaction=False)
     for key in client.scan_iter(match=f"{settings.redis_prefix}:u:*", count=1000):
@@ -448,6 +448,30 @@ def test_the_pipeline_on_a_redis_cluster_equals_the_replay(
     nodes = cluster_client.get_primaries()  # type: ignore[no-untyped-call]
     keys = [cluster_client.dbsize(target_nodes=node) for node in nodes]
     assert len(keys) == 3 and all(keys), keys
+
+
+def test_a_redis_cluster_node_going_down_loses_nothing(broker: TansuBroker, tmp_path: Path) -> None:
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=300, days=200, seed=23))]
+    reference = reference_for(lines)
+    with LocalRedisCluster(3, persistent=True) as cluster:
+        client = RedisCluster.from_url(cluster.url, socket_timeout=None)
+        settings = pipeline_settings(broker, cluster, redis_cluster=True, batch_size=100)
+        ensure_topics(settings)
+        produce(settings, reference.stream)
+        try:
+            with running_worker(settings, tmp_path) as worker:
+                wait_for(lambda: writes(client, settings) > 20, 90, "progress")
+                cluster.servers[1].stop()  # a third of the slots gone, no replica to promote
+                time.sleep(4)  # the worker keeps retrying meanwhile
+                assert worker.poll() is None, "the worker must survive a node going down"
+                status = get_json(f"http://127.0.0.1:{settings.web_port}/readyz")
+                assert not status["ready"], status
+                cluster.servers[1].start()
+                cluster.wait_ready()
+                assert_same_result(reference, settings, client, tmp_path / "worker.log")
+        finally:
+            client.close()
+    assert "redis unreachable, retrying" in (tmp_path / "worker.log").read_text(errors="replace")
 
 
 def test_redis_auth_comes_from_the_environment_and_no_secret_is_logged_or_exported(
