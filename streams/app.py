@@ -251,14 +251,20 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         """Set the lag gauge of each assigned input partition; drop those no longer ours."""
         consumer = app.consumer
         assigned = [tp for tp in consumer.assignment() if tp.topic in sources]
-        ends = await consumer.highwaters(*assigned) if assigned else {}
+        for tp in applied_up_to.keys() - set(assigned):
+            del applied_up_to[tp]  # if it comes back, another worker moved it on meanwhile
         lags = {}
-        for tp in assigned:
-            position = applied_up_to.get(tp)
-            if position is None:
-                position = await consumer.position(tp)  # nothing applied here yet
-            if tp in ends and position is not None:
-                lags[tp] = max(0, ends[tp] - position)
+        try:
+            ends = await consumer.highwaters(*assigned) if assigned else {}
+            for tp in assigned:
+                position = applied_up_to.get(tp)
+                if position is None:
+                    position = await consumer.position(tp)  # nothing applied here yet
+                if tp in ends and position is not None:
+                    lags[tp] = max(0, ends[tp] - position)
+        except Exception as error:  # a gauge must not stop the worker: the broker may be away
+            log.warning("consumer lag not reported: %s", error)
+            return
         for tp in reported - lags.keys():  # revoked: their new owner reports them
             metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
         for tp, lag in lags.items():
@@ -277,6 +283,9 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
             by_stage, by_tag = store.population(stages)
         except REDIS_DOWN:
             return  # the worker's own calls report the outage
+        except Exception as error:  # a gauge must not stop the worker
+            log.warning("stage and audience sizes not reported: %s", error)
+            return
         for stage, users in by_stage.items():
             metrics.STAGE_USERS.labels(stage).set(users)
         for tag, users in by_tag.items():
