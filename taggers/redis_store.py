@@ -296,9 +296,8 @@ class RedisStore:
         for tag in tags:
             pipe.zcard(self.keys.audience(tag))
         sizes = [int(size) for size in pipe.execute()]
-        return dict(zip(stages, sizes, strict=False)), dict(
-            zip(tags, sizes[len(stages) :], strict=True)
-        )
+        by_stage = dict(zip(stages, sizes[: len(stages)], strict=True))
+        return by_stage, dict(zip(tags, sizes[len(stages) :], strict=True))
 
     def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
         """See ProfileStore.due, for one partition's deadlines; at most ``limit`` users."""
