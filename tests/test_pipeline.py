@@ -208,6 +208,8 @@ def test_the_pipeline_equals_the_replay(
     assert counted[("tagger_batch_size_events_count", ())] == batches
     assert counted[("tagger_batch_size_events_sum", ())] == len(reference.stream)
     assert counted[("tagger_event_to_redis_seconds_count", ())] == len(reference.stream)
+    # Exported at 0 from the start, so that an alert's increase() sees the first one.
+    assert counted[("tagger_rule_reloads_total", (("result", "rejected"),))] == 0
     assert counted[("tagger_timer_sweeps_total", ())] > 0
     assert counted[("tagger_deadlines_fired_total", ())] > 0
     for tag in ("high_value", "source_wecom"):
