@@ -3,6 +3,7 @@ way to backfill a fresh deployment from an export (see docs/rules.md)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import orjson
@@ -24,15 +25,23 @@ def user_key(value: bytes) -> bytes | None:
 
 
 def produce_lines(
-    settings: Settings, lines: Iterable[bytes | str], *, partition: int | None = None
+    settings: Settings,
+    lines: Iterable[bytes | str],
+    *,
+    partition: int | None = None,
+    rate: int | None = None,
 ) -> int:
     """Send every non-blank line to ``settings.events_topic`` (keyed by user id, so that
     Kafka's partitioner keeps a user's events in order on one partition, or all into
-    ``partition``), wait until the broker has them all; how many were sent."""
+    ``partition``), at most ``rate`` a second if given; wait until the broker has them
+    all; how many were sent."""
     producer = KafkaProducer(**client_options(settings), acks="all", linger_ms=5)
     sent = 0
+    started = time.monotonic()
     try:
         for line in lines:
+            if rate is not None and (ahead := sent / rate - (time.monotonic() - started)) > 0:
+                time.sleep(ahead)
             value = line.encode() if isinstance(line, str) else line
             value = value.rstrip(b"\r\n")
             if not value.strip():

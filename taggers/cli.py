@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -14,8 +16,9 @@ from typing import IO, Any
 import orjson
 
 from taggers.display import describe_output, format_value, format_values
+from taggers.durations import DAY_MS
 from taggers.engine import Engine
-from taggers.events import event_json_schema
+from taggers.events import event_json_schema, to_epoch_ms
 from taggers.outputs import Alert, output_to_dict
 from taggers.replay import BadLine, Replay
 from taggers.rulediff import SAMPLE_SIZE, diff_outcomes, new_aggregates
@@ -295,6 +298,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     config = SimulationConfig(
         users=args.users, days=args.days, seed=args.seed, malformed=args.malformed
     )
+    if args.start == "now":  # the history ends now: a feed for workers on the wall clock
+        config = replace(config, start_ms=int(time.time() * 1000) - args.days * DAY_MS)
+    elif args.start is not None:
+        config = replace(config, start_ms=to_epoch_ms(args.start))
     out = sys.stdout
     for line in simulate(config):
         out.write(line)
@@ -353,7 +360,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
-        sent = produce_lines(settings, _input_lines(args.events))
+        sent = produce_lines(settings, _input_lines(args.events), rate=args.rate)
     except FileNotFoundError as error:
         print(f"error: {error.filename}: no such file", file=sys.stderr)
         return 1
@@ -425,6 +432,18 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _start(text: str) -> str:
+    """``now`` or an ISO-8601 time with a time zone (checked here, resolved when run)."""
+    if text != "now":
+        try:
+            to_epoch_ms(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                "must be 'now' or an ISO-8601 time with a time zone, e.g. 2026-01-01T00:00:00Z"
+            ) from None
+    return text
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -484,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--days", type=_positive, default=180)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument(
+        "--start",
+        type=_start,
+        help="time of the first day: ISO-8601 with a time zone, or 'now' for a history "
+        "that ends now (default 2026-01-01T00:00:00Z)",
+    )
+    sim.add_argument(
         "--malformed",
         type=_fraction,
         default=0.0,
@@ -500,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
         "produce", help="send events (JSON lines) to the events topic, keyed by user id"
     )
     send.add_argument("events", help="a JSON-lines file, or - for standard input")
+    send.add_argument(
+        "--rate", type=_positive, help="events per second at most (default: as fast as it can)"
+    )
     send.set_defaults(func=cmd_produce)
 
     demo = commands.add_parser(

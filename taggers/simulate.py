@@ -73,7 +73,7 @@ class _User:
         self.count += 1
         channel = self.channel if self.rng.random() < 0.8 else self.rng.choice(CHANNELS)[0]
         event = {
-            "event_id": f"{self.id}-{self.count}",
+            "event_id": f"{self.id}-{self.config.seed}-{self.count}",
             "user_id": self.id,
             "type": type_,
             "ts": self.timestamp(ts),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from taggers.cli import main
+from taggers.durations import DAY_MS
+from taggers.events import decode_event, to_epoch_ms
 from taggers.settings import BUNDLED_RULES, unknown_variables
 from taggers.simulate import SimulationConfig, simulate
 
@@ -130,6 +133,31 @@ def test_simulate_is_reproducible_by_seed(capsys: pytest.CaptureFixture[str]) ->
     assert first != other
     expected = [*simulate(SimulationConfig(users=30, days=60, seed=5))]
     assert first.splitlines() == expected
+
+
+def test_simulate_start_moves_the_history(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("simulate", "--users", "20", "--days", "10", "--seed", "3")
+    at = run(capsys, *args, "--start", "2025-05-01T00:00:00Z")[1]
+    times = [decode_event(line).ts for line in at.splitlines()]
+    start = to_epoch_ms("2025-05-01T00:00:00Z")
+    assert min(times) >= start and max(times) < start + 11 * DAY_MS
+    before = time.time() * 1000
+    now_lines = run(capsys, *args, "--start", "now")[1].splitlines()
+    recent = [decode_event(line).ts for line in now_lines]
+    # A history that ends now: its last day is today (the workers' wall clock).
+    assert before - 10 * DAY_MS <= min(recent) and before - DAY_MS <= max(recent)
+    assert max(recent) <= time.time() * 1000 + DAY_MS
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--start", "yesterday"])
+    assert exit_.value.code == 2
+    assert "--start: must be 'now' or an ISO-8601 time" in capsys.readouterr().err
+
+
+def test_simulated_event_ids_differ_by_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    # Rounds of a generator with new seeds must not look like a producer's retries.
+    outs = [run(capsys, "simulate", "--users", "5", "--days", "20", "--seed", s)[1] for s in "12"]
+    ids = [{decode_event(line).event_id for line in out.splitlines()} for out in outs]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]
 
 
 def test_the_console_script_pipeline(tmp_path: Path) -> None:

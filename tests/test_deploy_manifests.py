@@ -13,6 +13,7 @@ import fnmatch
 import importlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -26,6 +27,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from taggers.cli import build_parser
 from taggers.settings import Settings, SettingsError, load_settings, unknown_variables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +148,18 @@ def test_generator_runs_only_with_its_profile(compose: Doc) -> None:
     assert generator.get("profiles") == ["generator"]
     script = " ".join([*generator.get("entrypoint", []), *generator.get("command", [])])
     assert "tagger simulate" in script
-    assert "tagger produce -" in script
+    assert "tagger produce" in script
+    # Each tagger command of the script is one the CLI accepts (shell variables as 1).
+    commands = re.sub(r"\$+\{?(\w+)\}?", "1", script.replace("\\\n", " "))
+    argvs = [
+        shlex.split(part)
+        for line in commands.splitlines()
+        for part in line.split("|")
+        if part.strip().startswith("tagger ")
+    ]
+    assert [argv[:2] for argv in argvs] == [["tagger", "simulate"], ["tagger", "produce"]]
+    for argv in argvs:
+        build_parser().parse_args(argv[1:])  # exits (fails the test) on a bad option
     for name, service in compose["services"].items():
         if name != "generator":
             assert not service.get("profiles"), f"{name} would not start by default"

@@ -291,6 +291,14 @@ def test_tagger_produce_sends_a_file_keyed_by_user(
         assert key == str(orjson.loads(raw)["user_id"]).encode()
         assert partition == partition_of(key)  # a user's events stay on one partition
 
+    # --rate paces the sending (the compose generator's steady feed).
+    paced = tmp_path / "paced.jsonl"
+    paced.write_text("\n".join(lines[:30]) + "\n", encoding="utf-8")
+    started = time.monotonic()
+    assert main(["produce", "--rate", "20", str(paced)]) == 0
+    assert time.monotonic() - started >= 29 / 20
+    assert capsys.readouterr().out == f"sent 30 events to {settings.events_topic}\n"
+
 
 def test_unkeyed_events_are_rekeyed_by_user_and_applied_in_order(
     broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
