@@ -7,6 +7,7 @@ come from the settings (environment) and are handed to the clients only, never l
 
 from __future__ import annotations
 
+import errno
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,14 @@ if TYPE_CHECKING:
 def tls_context(settings: Settings) -> ssl.SSLContext:
     """The TLS context for the brokers: the system's CAs, or the CA file; a client
     certificate for mutual TLS if one is set."""
+    files = {
+        "TAGGER_KAFKA_CA_FILE": settings.kafka_ca_file,
+        "TAGGER_KAFKA_CERT_FILE": settings.kafka_cert_file,
+        "TAGGER_KAFKA_KEY_FILE": settings.kafka_key_file,
+    }
+    for name, path in files.items():
+        if path is not None and not path.is_file():  # ssl's own error names no file
+            raise FileNotFoundError(errno.ENOENT, f"{name}: no such file", str(path))
     context = ssl.create_default_context(
         cafile=None if settings.kafka_ca_file is None else str(settings.kafka_ca_file)
     )

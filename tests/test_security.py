@@ -15,6 +15,7 @@ import faust
 import pytest
 
 from streams.kafka_auth import client_options, faust_credentials
+from taggers.cli import main
 from taggers.redis_store import redacted
 from taggers.settings import Settings
 
@@ -85,10 +86,19 @@ def test_tls_without_sasl(certificate: tuple[Path, Path]) -> None:
     assert "sasl_mechanism" not in client_options(settings)
 
 
-def test_a_missing_ca_file_is_an_error_at_start(tmp_path: Path) -> None:
-    settings = Settings(kafka_security_protocol="SSL", kafka_ca_file=tmp_path / "nope.pem")
+def test_a_missing_ca_file_stops_the_worker_with_the_setting_and_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.pem"
+    settings = Settings(kafka_security_protocol="SSL", kafka_ca_file=missing)
     with pytest.raises(FileNotFoundError):
         client_options(settings)
+    monkeypatch.setenv("TAGGER_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("TAGGER_KAFKA_CA_FILE", str(missing))
+    assert main(["run"]) == 1  # before any connection is tried
+    assert capsys.readouterr().err == (
+        f"tagger run: TAGGER_KAFKA_CA_FILE: no such file: {missing}\n"
+    )
 
 
 @pytest.mark.parametrize(
