@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -106,6 +106,22 @@ class Settings(BaseSettings):
         default=6066, description="HTTP port: /metrics, /healthz, /readyz, /profiles, /tags"
     )
     web_bind: str = Field(default="0.0.0.0", description="HTTP bind address")
+
+    @field_validator("redis_ca_file")
+    @classmethod
+    def _redis_tls_only(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        url = str(info.data.get("redis_url", ""))
+        if value is not None and not url.startswith("rediss://"):
+            raise ValueError("is for TLS: TAGGER_REDIS_URL must start with rediss://")
+        return value
+
+    @field_validator("kafka_ca_file", "kafka_cert_file", "kafka_key_file")
+    @classmethod
+    def _kafka_tls_only(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        protocol = str(info.data.get("kafka_security_protocol", ""))
+        if value is not None and not protocol.endswith("SSL"):
+            raise ValueError("is for TLS: TAGGER_KAFKA_SECURITY_PROTOCOL must be SSL or SASL_SSL")
+        return value
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``TAGGER_*`` variables, to hand to a worker process."""

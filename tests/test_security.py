@@ -13,6 +13,7 @@ from pathlib import Path
 
 import faust
 import pytest
+from pydantic import ValidationError
 
 from streams.kafka_auth import client_options, faust_credentials
 from taggers.cli import main
@@ -112,3 +113,14 @@ def test_a_missing_ca_file_stops_the_worker_with_the_setting_and_path(
 )
 def test_redis_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
+
+
+def test_tls_files_without_tls_are_refused_rather_than_ignored(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, _ = certificate
+    with pytest.raises(ValidationError, match="TAGGER_REDIS_URL must start with rediss://"):
+        Settings(redis_url="redis://cache:6379/0", redis_ca_file=cert)
+    assert Settings(redis_url="rediss://cache:6380/0", redis_ca_file=cert).redis_ca_file == cert
+    with pytest.raises(ValidationError, match="must be SSL or SASL_SSL"):
+        Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_ca_file=cert)
