@@ -33,6 +33,7 @@ from streams.testing import (
     pipeline_settings,
     produce,
     stop_worker,
+    wait_for,
 )
 from streams.topics import ensure_topics
 from taggers.simulate import SimulationConfig, simulate
@@ -59,21 +60,22 @@ def measure(lines: list[str | bytes], workers: int, partitions: int, folder: Pat
                 log_folder = folder / f"{partitions}p-{workers}w-{number}"
                 log_folder.mkdir(exist_ok=True)
                 processes.append(start_worker(member, log_folder))
-            deadline = time.monotonic() + 180
             # Both input topics (events, re-keyed), every partition, shared by all.
-            while not (
-                all(shares := [assigned_partitions(m) for m in group])
-                and sum(shares) == 2 * partitions
-            ):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the group did not settle")
-                time.sleep(0.2)
+            wait_for(
+                lambda: (
+                    all(shares := [assigned_partitions(m) for m in group])
+                    and sum(shares) == 2 * partitions
+                ),
+                180,
+                "the group to settle",
+            )
             cpu_before = sum(cpu_seconds(p.pid) for p in processes)
             started = time.monotonic()
             produce(settings, lines)
             sent = time.monotonic() - started
-            while not all_applied(client, settings, lines):
-                if time.monotonic() > deadline + 600:
+            deadline = time.monotonic() + 600
+            while not all_applied(client, settings, lines):  # finer than wait_for: it is timed
+                if time.monotonic() > deadline:
                     raise TimeoutError("not drained")
                 time.sleep(0.05)
             seconds = time.monotonic() - started

@@ -11,7 +11,7 @@ import errno
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from taggers.settings import Settings
+from taggers.settings import Settings, revealed
 
 if TYPE_CHECKING:
     import faust
@@ -47,10 +47,9 @@ def faust_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCr
     context = tls_context(settings) if protocol.endswith("SSL") else None
     if protocol == "SSL":
         return faust.SSLCredentials(context)
-    password = settings.kafka_sasl_password
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username,
-        password=None if password is None else password.get_secret_value(),
+        password=revealed(settings.kafka_sasl_password),
         mechanism=settings.kafka_sasl_mechanism,
         ssl_context=context,
     )
@@ -70,10 +69,9 @@ def client_options(settings: Settings) -> dict[str, Any]:
     if settings.kafka_security_protocol.endswith("SSL"):
         options["ssl_context"] = tls_context(settings)
     if settings.kafka_security_protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password
         options |= {
             "sasl_mechanism": settings.kafka_sasl_mechanism,
             "sasl_plain_username": settings.kafka_sasl_username,
-            "sasl_plain_password": None if password is None else password.get_secret_value(),
+            "sasl_plain_password": revealed(settings.kafka_sasl_password),
         }
     return options

@@ -35,7 +35,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from taggers.profile import Profile, StoredAs
-from taggers.settings import Settings
+from taggers.settings import Settings, revealed
 
 FUNCTION_LIBRARY: Final = """#!lua name=tagger
 -- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, source, offset,
@@ -110,7 +110,6 @@ class RedisStore:
     def __init__(self, client: Client, *, prefix: str = "tagger") -> None:
         self.client = client
         self.keys = Keys(prefix)
-        self.cluster = isinstance(client, RedisCluster)
         self.load_functions()
 
     def load_functions(self) -> None:
@@ -267,7 +266,7 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         for profile in batch:
             self._queue_side_effects(pipe, profile, partition)
-        if self.cluster:
+        if isinstance(self.client, RedisCluster):
             pipe.execute()  # before the profiles, which may live on other nodes
         for profile in batch:
             user = profile.user_id
@@ -392,13 +391,12 @@ def connect(
 
 def client_for(settings: Settings, timeout: float = 10.0) -> Client:
     """The Redis client the settings describe (URL, cluster, AUTH, TLS CA)."""
-    password = settings.redis_password
     return connect(
         settings.redis_url,
         timeout,
         cluster=settings.redis_cluster,
         username=settings.redis_username,
-        password=None if password is None else password.get_secret_value(),
+        password=revealed(settings.redis_password),
         ca_file=None if settings.redis_ca_file is None else str(settings.redis_ca_file),
     )
 

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         return local if local.is_dir() else BUNDLED_RULES
 
 
+def revealed(secret: SecretStr | None) -> str | None:
+    """An optional secret setting's value, for the client that needs it (never to log)."""
+    return None if secret is None else secret.get_secret_value()
+
+
 class SettingsError(Exception):
     """A ``TAGGER_*`` variable holds a value its setting cannot take."""
 
