@@ -26,7 +26,7 @@ from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.pipeline import Pipeline, Prepared, Record
 from streams.redis_retry import REDIS_DOWN, redis_call
-from streams.transport import Fetch, FetchHandler, Transport
+from streams.transport import Fetch, FetchHandler, Transport, put_unless_cleared
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.redis_store import RedisStore, StoreConflictError, client_for
@@ -186,7 +186,9 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     fetches = app.channel(maxsize=FETCHES_AHEAD)
 
     async def deliver(fetch: Fetch) -> None:
-        await fetches.put(cast(Any, fetch))  # a channel carries any value, not only events
+        # A channel carries any value, not only events.
+        if not await put_unless_cleared(fetches.put(cast(Any, fetch))):
+            log.info("fetch dropped for a rebalance; it is fetched again")
 
     app.on_fetch = deliver
 

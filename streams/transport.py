@@ -39,6 +39,27 @@ class Fetch:
 FetchHandler = Callable[[Fetch], Awaitable[None]]
 
 
+async def put_unless_cleared(put: Awaitable[None]) -> bool:
+    """Await a put into one of Faust's flow-controlled queues: True once it is in, False if
+    the queue was cleared while the put waited for room.
+
+    A rebalance clears the agents' queues and cancels their waiting putters. Left as it is,
+    that cancellation reaches Faust's fetcher, which then "restarts" through a supervisor
+    it does not have and dies, leaving a worker in its group that fetches nothing. A
+    cleared put only means that the rebalance drops this fetch, and the messages are
+    fetched again from the committed offsets. A cancellation of the caller itself (the
+    worker stopping) still propagates.
+    """
+    try:
+        await put
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return False
+    return True
+
+
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
