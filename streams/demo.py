@@ -2,21 +2,30 @@
 
 Starts a Kafka-protocol broker (tansu) and a redis-server on free loopback ports, a worker
 (`tagger run`, on event time), and the simulator producing at a steady rate; prints tag
-changes, transitions and alerts as they come, with a running summary. Everything it
-started is stopped on exit, Ctrl-C included.
+changes, transitions and alerts as they come, with a running summary.
+
+Everything it started is stopped on exit, in order: the generator, then the worker (while
+the broker is still there, so that it commits and leaves its group), then redis-server
+and the broker. The children run in sessions of their own, so a terminal's Ctrl-C reaches
+only the demo; a second Ctrl-C (or SIGTERM, SIGHUP) while it stops kills what is left
+at once instead of waiting.
 """
 
 from __future__ import annotations
 
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import Any, Final, Self, TextIO
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
@@ -25,17 +34,23 @@ from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
 from streams.topics import ensure_topics
 from taggers.display import describe_output
-from taggers.ruleset import load_rules
-from taggers.settings import Settings
+from taggers.ruleset import RuleSet
+from taggers.settings import BUNDLED_RULES, Settings
 from taggers.simulate import SimulationConfig, simulate
 
-SUMMARY_EVERY_SECONDS = 5.0
+SUMMARY_EVERY_SECONDS: Final = 5.0
+WORKER_STOP_SECONDS: Final = 10.0  # a worker leaving its group takes about a second
+LOG_TAIL_LINES: Final = 20  # of a worker's log, printed when it dies
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
-    """What the demo runs: for how long, how fast, and which simulated shop."""
+    """What the demo runs: for how long, how fast, which simulated shop and which rules."""
 
+    rules_dir: Path  # absolute: the worker runs in a folder of its own
     duration: float | None = None  # seconds; None: until Ctrl-C
     rate: int = 300  # events per second
     users: int = 2000
@@ -45,42 +60,145 @@ class DemoOptions:
     show: int = 20  # most output lines printed per second (the summary counts them all)
 
 
-def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns the exit code. Stops everything it started, whatever happens."""
-    folder = tempfile.TemporaryDirectory(prefix="tagger-demo-")
-    worker: subprocess.Popen[bytes] | None = None
-    try:
-        print("starting a local broker (tansu) and redis-server ...", file=out, flush=True)
-        with TansuBroker() as broker, RedisServer() as redis_server:
-            settings = Settings(
-                broker_url=broker.url,
-                redis_url=redis_server.url,
-                partitions=4,
-                fetch_max_wait_ms=100,
-                session_timeout=10,
-                clock="event",
-                sweep_interval=0.5,
-                web_port=free_port(),
-                web_bind="127.0.0.1",
-            )
-            ensure_topics(settings)
-            log_path = Path(folder.name, "worker.log")
-            worker = start_worker(settings, log_path.parent)
-            web = f"http://127.0.0.1:{settings.web_port}"
-            print(
-                f"worker started (log: {log_path}); profiles at {web}/profiles/<user_id>, "
-                f"metrics at {web}/metrics",
-                file=out,
-                flush=True,
-            )
-            _stream(settings, options, worker, out)
-    except KeyboardInterrupt:
-        print("\nstopping ...", file=out, flush=True)
-    finally:
-        stop_process(worker, timeout=15)
-        folder.cleanup()
-    print("stopped: broker, redis-server and worker are gone.", file=out, flush=True)
-    return 0
+class _Interrupted(BaseException):  # as KeyboardInterrupt: no `except Exception` takes it
+    """The first stop signal: the demo stops everything, in order."""
+
+
+class _Signals:
+    """Ctrl-C as the demo reads it: the first one stops, any later one hurries the stop."""
+
+    def __init__(self) -> None:
+        self.stopping = False  # from now on a signal hurries the stop, never interrupts it
+        self.hurry = False  # kill what is left instead of waiting for it
+        self._announced = False
+        self._previous: dict[signal.Signals, _Handler] = {}
+
+    def __enter__(self) -> Self:
+        for number in STOP_SIGNALS:
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            self.hurry = True
+            return
+        self.stopping = True
+        raise _Interrupted
+
+    def begin_stop(self, out: TextIO) -> None:
+        """From here on the demo stops: say so once; a signal now only hurries it."""
+        self.stopping = True
+        if not self._announced:
+            self._announced = True
+            print("stopping (Ctrl-C again kills at once) ...", file=out, flush=True)
+
+    def hurried(self) -> bool:
+        """Whether a signal came while stopping (``stop_process`` asks as it waits)."""
+        return self.hurry
+
+
+def run_demo(options: DemoOptions, rules: RuleSet, out: TextIO = sys.stdout) -> int:
+    """Run the demo; returns the exit code (1 when the worker died). Stops all it started."""
+    with _Signals() as signals:
+        try:
+            return _run_and_stop(options, rules, signals, out)
+        except _Interrupted:  # a signal just as it stopped by itself: it was stopped anyway
+            return 0
+
+
+def _run_and_stop(options: DemoOptions, rules: RuleSet, signals: _Signals, out: TextIO) -> int:
+    code = 0
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tagger-demo-") as folder, ExitStack() as stack:
+        try:
+            code = _run(options, rules, Path(folder), stack, signals, out)
+        except _Interrupted:
+            pass
+        finally:
+            signals.begin_stop(out)
+        # leaving the stack stops what was started, last first
+    took = time.monotonic() - began
+    print(
+        f"stopped: broker, redis-server and worker are gone ({took:.0f}s in all).",
+        file=out,
+        flush=True,
+    )
+    return code
+
+
+def _run(
+    options: DemoOptions,
+    rules: RuleSet,
+    folder: Path,
+    stack: ExitStack,
+    signals: _Signals,
+    out: TextIO,
+) -> int:
+    print(
+        f"rules: {options.rules_dir} (version {rules.version})\n"
+        "starting a local broker (tansu) and redis-server ...",
+        file=out,
+        flush=True,
+    )
+    broker = TansuBroker()
+    stack.callback(_stop_step, "broker", broker.close, signals, out)
+    broker.start()
+    redis_server = RedisServer()
+    stack.callback(_stop_step, "redis-server", redis_server.close, signals, out)
+    redis_server.start()
+    settings = Settings(
+        broker_url=broker.url,
+        redis_url=redis_server.url,
+        rules_dir=options.rules_dir,
+        partitions=4,
+        fetch_max_wait_ms=100,
+        session_timeout=10,
+        clock="event",
+        sweep_interval=0.5,
+        web_port=free_port(),
+        web_bind="127.0.0.1",
+    )
+    ensure_topics(settings)
+    log_path = folder / "worker.log"
+    worker = start_worker(settings, folder, loglevel="info")
+    stack.callback(
+        _stop_step,
+        "worker",
+        lambda hurry: stop_process(worker, WORKER_STOP_SECONDS, hurry),
+        signals,
+        out,
+    )
+    web = f"http://127.0.0.1:{settings.web_port}"
+    look_up = _profile_command(settings, options.rules_dir)
+    print(
+        f"broker {broker.bootstrap} (pid {broker.pid}), redis {redis_server.url}"
+        f" (pid {redis_server.pid}), worker pid {worker.pid} (log: {log_path})\n"
+        f"profiles at {web}/profiles/<user_id>, metrics at {web}/metrics\n"
+        f"look up a user while it runs: {look_up} <user_id>\n"
+        "Ctrl-C stops everything.",
+        file=out,
+        flush=True,
+    )
+    return _stream(settings, options, rules, worker, log_path, look_up, signals, out)
+
+
+def _stop_step(
+    name: str, close: Callable[[Callable[[], bool]], bool], signals: _Signals, out: TextIO
+) -> None:
+    began = time.monotonic()
+    stopped = close(signals.hurried)
+    verb = "stopped" if stopped else "killed"
+    print(f"  {name} {verb} ({time.monotonic() - began:.1f}s)", file=out, flush=True)
+
+
+def _profile_command(settings: Settings, rules_dir: Path) -> str:
+    """A ``tagger profile`` line that works as is from another shell while the demo runs."""
+    rules = "" if rules_dir == BUNDLED_RULES else f" --rules {shlex.quote(str(rules_dir))}"
+    return f"TAGGER_REDIS_URL={settings.redis_url} tagger profile{rules}"
 
 
 def _lines(options: DemoOptions) -> Iterator[str]:
@@ -91,8 +209,15 @@ def _lines(options: DemoOptions) -> Iterator[str]:
 
 
 def _stream(
-    settings: Settings, options: DemoOptions, worker: subprocess.Popen[bytes], out: TextIO
-) -> None:
+    settings: Settings,
+    options: DemoOptions,
+    rules: RuleSet,
+    worker: subprocess.Popen[bytes],
+    log_path: Path,
+    look_up: str,
+    signals: _Signals,
+    out: TextIO,
+) -> int:
     producer = KafkaProducer(**client_options(settings), linger_ms=20)
     consumer = KafkaConsumer(
         settings.tag_changes_topic,
@@ -103,17 +228,17 @@ def _stream(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
     )
-    types = load_rules(settings.resolved_rules_dir()).types  # what the worker runs
     counts: Counter[str] = Counter()
     started = time.monotonic()
     next_summary = started + SUMMARY_EVERY_SECONDS
     lines = _lines(options)
     produced = 0
+    last_user = "<user_id>"
     try:
         while options.duration is None or time.monotonic() - started < options.duration:
             if worker.poll() is not None:
-                print("the worker stopped unexpectedly; see its log", file=out, flush=True)
-                return
+                _worker_died(worker, log_path, out)
+                return 1
             due = int((time.monotonic() - started) * options.rate)
             for line in lines:
                 key = _key(line)
@@ -129,18 +254,42 @@ def _stream(
                         counts["dead letters"] += 1
                         continue
                     counts[data["kind"]] += 1
+                    last_user = data["user_id"]
                     if data["kind"] == "alert":
                         counts[f"alert {data['name']}"] += 1
                     if shown < options.show:
-                        print(describe_output(data, types), file=out)
+                        print(describe_output(data, rules.types), file=out)
                         shown += 1
             out.flush()
             if time.monotonic() >= next_summary:
                 next_summary += SUMMARY_EVERY_SECONDS
                 _summary(out, produced, counts, time.monotonic() - started)
+                print(f"   look up a user: {look_up} {last_user}", file=out, flush=True)
+        return 0
     finally:
-        producer.close()
+        signals.begin_stop(out)  # closing the clients is part of the stop: never interrupted
+        _summary(out, produced, counts, time.monotonic() - started)
+        began = time.monotonic()
+        producer.close(timeout=1)  # what it has not sent by then is dropped
         consumer.close()
+        print(f"  generator stopped ({time.monotonic() - began:.1f}s)", file=out, flush=True)
+
+
+def _worker_died(worker: subprocess.Popen[bytes], log_path: Path, out: TextIO) -> None:
+    code = worker.returncode
+    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    if -code in signal.valid_signals():
+        how = f"killed by {signal.Signals(-code).name}"
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    with log_path.open(errors="replace") as log:
+        tail.extend(line.rstrip("\n") for line in log)
+    print(
+        f"the worker stopped unexpectedly ({how}); the last lines of its log:",
+        file=out,
+    )
+    for line in tail or ["(its log is empty)"]:
+        print(f"  | {line}", file=out)
+    out.flush()
 
 
 def _key(line: str) -> bytes | None:
