@@ -13,14 +13,16 @@ at once instead of waiting.
 
 from __future__ import annotations
 
+import queue
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +41,13 @@ from taggers.settings import BUNDLED_RULES, Settings
 from taggers.simulate import SimulationConfig, simulate
 
 SUMMARY_EVERY_SECONDS: Final = 5.0
-WORKER_STOP_SECONDS: Final = 10.0  # a worker leaving its group takes about a second
+# A running worker commits and leaves its group in 1-3 s; one stopped while it joins its
+# group waits for the join (tansu holds it about 5 s), and is killed instead: it has
+# nothing to commit yet, and the broker goes next.
+WORKER_STOP_SECONDS: Final = 6.0
 LOG_TAIL_LINES: Final = 20  # of a worker's log, printed when it dies
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FEED_AHEAD: Final = 10_000  # simulated lines made ahead of sending
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -60,17 +66,19 @@ class DemoOptions:
     show: int = 20  # most output lines printed per second (the summary counts them all)
 
 
-class _Interrupted(BaseException):  # as KeyboardInterrupt: no `except Exception` takes it
-    """The first stop signal: the demo stops everything, in order."""
-
-
 class _Signals:
-    """Ctrl-C as the demo reads it: the first one stops, any later one hurries the stop."""
+    """Ctrl-C as the demo reads it: the first one stops, any later one hurries the stop.
+
+    The handler only notes the signal; the demo looks between its steps, each bounded in
+    time. Raising from the handler (as KeyboardInterrupt does) would land inside
+    kafka-python, which takes any exception in its calls for its own and can then wait
+    forever (measured: a Ctrl-C just after the worker started hung the demo).
+    """
 
     def __init__(self) -> None:
-        self.stopping = False  # from now on a signal hurries the stop, never interrupts it
-        self.hurry = False  # kill what is left instead of waiting for it
-        self._announced = False
+        self.requested = False  # a stop signal came
+        self.hurry = False  # another one came, or one while stopping: kill, do not wait
+        self._stopping = False
         self._previous: dict[signal.Signals, _Handler] = {}
 
     def __enter__(self) -> Self:
@@ -83,41 +91,31 @@ class _Signals:
             signal.signal(number, handler)
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
-        if self.stopping:
+        if self.requested or self._stopping:
             self.hurry = True
-            return
-        self.stopping = True
-        raise _Interrupted
+        self.requested = True
 
     def begin_stop(self, out: TextIO) -> None:
-        """From here on the demo stops: say so once; a signal now only hurries it."""
-        self.stopping = True
-        if not self._announced:
-            self._announced = True
+        """From here on the demo stops: say so once; a signal now hurries it."""
+        if not self._stopping:
+            self._stopping = True
             print("stopping (Ctrl-C again kills at once) ...", file=out, flush=True)
 
     def hurried(self) -> bool:
-        """Whether a signal came while stopping (``stop_process`` asks as it waits)."""
+        """Whether to kill rather than wait (``stop_process`` asks as it waits)."""
         return self.hurry
 
 
 def run_demo(options: DemoOptions, rules: RuleSet, out: TextIO = sys.stdout) -> int:
     """Run the demo; returns the exit code (1 when the worker died). Stops all it started."""
-    with _Signals() as signals:
-        try:
-            return _run_and_stop(options, rules, signals, out)
-        except _Interrupted:  # a signal just as it stopped by itself: it was stopped anyway
-            return 0
-
-
-def _run_and_stop(options: DemoOptions, rules: RuleSet, signals: _Signals, out: TextIO) -> int:
-    code = 0
     began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="tagger-demo-") as folder, ExitStack() as stack:
+    with (
+        _Signals() as signals,
+        tempfile.TemporaryDirectory(prefix="tagger-demo-") as folder,
+        ExitStack() as stack,
+    ):
         try:
             code = _run(options, rules, Path(folder), stack, signals, out)
-        except _Interrupted:
-            pass
         finally:
             signals.begin_stop(out)
         # leaving the stack stops what was started, last first
@@ -138,17 +136,21 @@ def _run(
     signals: _Signals,
     out: TextIO,
 ) -> int:
+    """Start the stack, then stream; at each step, a stop signal ends it (code 0)."""
     print(
         f"rules: {options.rules_dir} (version {rules.version})\n"
         "starting a local broker (tansu) and redis-server ...",
         file=out,
         flush=True,
     )
+    feed = _Feed(options)  # it takes seconds before the first line: start it now
     broker = TansuBroker()
     stack.callback(_stop_step, "broker", broker.close, signals, out)
     broker.start()
     redis_server = RedisServer()
     stack.callback(_stop_step, "redis-server", redis_server.close, signals, out)
+    if signals.requested:
+        return 0
     redis_server.start()
     settings = Settings(
         broker_url=broker.url,
@@ -162,7 +164,11 @@ def _run(
         web_port=free_port(),
         web_bind="127.0.0.1",
     )
+    if signals.requested:
+        return 0
     ensure_topics(settings)
+    if signals.requested:
+        return 0
     log_path = folder / "worker.log"
     worker = start_worker(settings, folder, loglevel="info")
     stack.callback(
@@ -183,7 +189,7 @@ def _run(
         file=out,
         flush=True,
     )
-    return _stream(settings, options, rules, worker, log_path, look_up, signals, out)
+    return _stream(settings, options, rules, feed, worker, log_path, look_up, signals, out)
 
 
 def _stop_step(
@@ -201,17 +207,48 @@ def _profile_command(settings: Settings, rules_dir: Path) -> str:
     return f"TAGGER_REDIS_URL={settings.redis_url} tagger profile{rules}"
 
 
-def _lines(options: DemoOptions) -> Iterator[str]:
-    config = SimulationConfig(
-        users=options.users, days=options.days, seed=options.seed, malformed=options.malformed
-    )
-    yield from simulate(config)
+class _Feed:
+    """The simulator's lines, made in a thread of its own.
+
+    The simulator orders a whole history before its first line (seconds for the default
+    shop): made here, that happens while the stack starts, and the demo keeps hearing
+    Ctrl-C. A bounded queue keeps it from running far ahead.
+    """
+
+    def __init__(self, options: DemoOptions) -> None:
+        self.config = SimulationConfig(
+            users=options.users, days=options.days, seed=options.seed, malformed=options.malformed
+        )
+        self.ended = False  # every line was taken
+        self._lines: queue.Queue[str | None] = queue.Queue(maxsize=FEED_AHEAD)
+        # A daemon: a demo that stops does not wait for the rest of the history.
+        threading.Thread(target=self._make, name="demo-feed", daemon=True).start()
+
+    def _make(self) -> None:
+        for line in simulate(self.config):
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def take(self, most: int) -> list[str]:
+        """Up to ``most`` lines, of those ready now."""
+        taken: list[str] = []
+        while len(taken) < most and not self.ended:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self.ended = True
+            else:
+                taken.append(line)
+        return taken
 
 
 def _stream(
     settings: Settings,
     options: DemoOptions,
     rules: RuleSet,
+    feed: _Feed,
     worker: subprocess.Popen[bytes],
     log_path: Path,
     look_up: str,
@@ -231,21 +268,19 @@ def _stream(
     counts: Counter[str] = Counter()
     started = time.monotonic()
     next_summary = started + SUMMARY_EVERY_SECONDS
-    lines = _lines(options)
     produced = 0
     last_user = "<user_id>"
     try:
         while options.duration is None or time.monotonic() - started < options.duration:
+            if signals.requested:
+                return 0
             if worker.poll() is not None:
                 _worker_died(worker, log_path, out)
                 return 1
             due = int((time.monotonic() - started) * options.rate)
-            for line in lines:
-                key = _key(line)
-                producer.send(settings.events_topic, key=key, value=line.encode())
+            for line in feed.take(due - produced):
+                producer.send(settings.events_topic, key=_key(line), value=line.encode())
                 produced += 1
-                if produced >= due:
-                    break
             shown = 0
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
@@ -267,7 +302,7 @@ def _stream(
                 print(f"   look up a user: {look_up} {last_user}", file=out, flush=True)
         return 0
     finally:
-        signals.begin_stop(out)  # closing the clients is part of the stop: never interrupted
+        signals.begin_stop(out)
         _summary(out, produced, counts, time.monotonic() - started)
         began = time.monotonic()
         producer.close(timeout=1)  # what it has not sent by then is dropped

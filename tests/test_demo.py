@@ -28,7 +28,7 @@ from taggers.testing import edited_rules
 
 pytestmark = pytest.mark.integration
 STARTUP_SECONDS = 120  # tansu, redis-server and a Faust worker on a loaded machine
-STOP_SECONDS = 15.0  # bounded by the worker's stop (10 s) before it would be killed
+STOP_SECONDS = 10.0  # the worker's bounded stop (6 s), and the servers' (quick)
 STOP_LINES = ("generator stopped", "worker stopped", "redis-server stopped", "broker stopped")
 
 
@@ -67,6 +67,20 @@ def still_running(processes: dict[int, int]) -> list[int]:
         if found is not None and found[2] == started and found[0] != "Z":
             left.append(pid)
     return left
+
+
+def with_tmpdir_under(folder: Path) -> list[int]:
+    """Processes whose TMPDIR is ``folder`` or below: what a demo started, reparented or not."""
+    wanted = f"TMPDIR={folder}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            environment = Path(f"/proc/{entry}/environ").read_bytes()
+        except (OSError, ValueError):  # not a process, gone, or not ours to read
+            continue
+        if any(item.startswith(wanted) for item in environment.split(b"\0")):
+            found.append(int(entry))
+    return found
 
 
 class Demo:
@@ -140,10 +154,12 @@ class Demo:
         return self.process.stderr.read()
 
     def close(self) -> None:
-        """Kill it if it still runs (a failed test), and close its pipes."""
+        """Kill it and what it started if they still run (a failed test); close its pipes."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        for pid in with_tmpdir_under(self.scratch):  # in sessions of their own
+            os.kill(pid, signal.SIGKILL)
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
                 pipe.close()
@@ -156,6 +172,7 @@ class Demo:
     def assert_nothing_left(self) -> None:
         """No process it started still runs, and it left no temporary folder."""
         assert still_running(self.started) == [], f"left running:\n{self.output}"
+        assert with_tmpdir_under(self.scratch) == [], f"left running:\n{self.output}"
         assert list(self.scratch.iterdir()) == [], f"temporary folders left:\n{self.output}"
 
 
@@ -249,6 +266,22 @@ def test_two_ctrl_c_stop_at_once_without_a_traceback(
     errors = demo.stderr()
     assert code == 0, f"{demo.output}\n{errors}"
     assert took < 5.0, f"{took:.1f}s to stop:\n{demo.output}"
+    assert "Traceback" not in errors, errors
+    assert demo.lines[-1].startswith("stopped: broker, redis-server and worker are gone")
+    demo.assert_nothing_left()
+
+
+@pytest.mark.parametrize("after", ["starting a local broker", "broker "])
+def test_ctrl_c_while_it_starts_leaves_nothing(
+    tmp_path: Path, demos: Callable[..., Demo], after: str
+) -> None:
+    demo = demos(tmp_path)
+    demo.wait_for_line(lambda line: line.startswith(after))  # servers, then the worker, starting
+    demo.ctrl_c()
+    code, took = demo.wait(timeout=60)
+    errors = demo.stderr()
+    assert code == 0, f"{demo.output}\n{errors}"
+    assert took < STOP_SECONDS, f"{took:.1f}s to stop:\n{demo.output}"
     assert "Traceback" not in errors, errors
     assert demo.lines[-1].startswith("stopped: broker, redis-server and worker are gone")
     demo.assert_nothing_left()
