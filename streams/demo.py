@@ -79,6 +79,7 @@ class _Signals:
         self.requested = False  # a stop signal came
         self.hurry = False  # another one came, or one while stopping: kill, do not wait
         self._stopping = False
+        self.stop_began = 0.0  # time.monotonic() when the stop began
         self._previous: dict[signal.Signals, _Handler] = {}
 
     def __enter__(self) -> Self:
@@ -99,6 +100,7 @@ class _Signals:
         """From here on the demo stops: say so once; a signal now hurries it."""
         if not self._stopping:
             self._stopping = True
+            self.stop_began = time.monotonic()
             print("stopping (Ctrl-C again kills at once) ...", file=out, flush=True)
 
     def hurried(self) -> bool:
@@ -108,7 +110,6 @@ class _Signals:
 
 def run_demo(options: DemoOptions, rules: RuleSet, out: TextIO = sys.stdout) -> int:
     """Run the demo; returns the exit code (1 when the worker died). Stops all it started."""
-    began = time.monotonic()
     with (
         _Signals() as signals,
         tempfile.TemporaryDirectory(prefix="tagger-demo-") as folder,
@@ -119,9 +120,9 @@ def run_demo(options: DemoOptions, rules: RuleSet, out: TextIO = sys.stdout) -> 
         finally:
             signals.begin_stop(out)
         # leaving the stack stops what was started, last first
-    took = time.monotonic() - began
+    took = time.monotonic() - signals.stop_began
     print(
-        f"stopped: broker, redis-server and worker are gone ({took:.0f}s in all).",
+        f"stopped: broker, redis-server and worker are gone (in {took:.1f}s).",
         file=out,
         flush=True,
     )

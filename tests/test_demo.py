@@ -310,3 +310,22 @@ def test_a_dead_worker_fails_the_demo_with_the_end_of_its_log(
     assert any(f"[{worker}]" in line for line in tail), demo.output  # its log names its pid
     assert "Traceback" not in errors, errors
     demo.assert_nothing_left()
+
+
+def test_bad_rules_stop_the_demo_before_it_starts_anything(tmp_path: Path) -> None:
+    edited_rules(tmp_path / "shop", {"params.yaml": ("high_value_spend: ", "high_value_spend: [")})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    found = subprocess.run(
+        [sys.executable, "-m", "taggers.cli", "demo", "--rules", "shop"],
+        cwd=tmp_path,
+        env=os.environ | {"TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert re.search(r"params\.yaml:\d+:\d+: ", found.stderr), found.stderr
+    assert "nothing was loaded" in found.stderr and "Traceback" not in found.stderr
+    assert found.stdout == "" and list(scratch.iterdir()) == []
