@@ -2,21 +2,32 @@
 
 Starts a Kafka-protocol broker (tansu) and a redis-server on free loopback ports, a worker
 (`tagger run`, on event time), and the simulator producing at a steady rate; prints tag
-changes, transitions and alerts as they come, with a running summary. Everything it
-started is stopped on exit, Ctrl-C included.
+changes, transitions and alerts as they come, with a running summary.
+
+Everything it started is stopped on exit, in order: the generator, then the worker (while
+the broker is still there, so that it commits and leaves its group), then redis-server
+and the broker. The children run in sessions of their own, so a terminal's Ctrl-C reaches
+only the demo; a second Ctrl-C (or SIGTERM, SIGHUP) while it stops kills what is left
+at once instead of waiting.
 """
 
 from __future__ import annotations
 
+import queue
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import Any, Final, Self, TextIO
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
@@ -25,17 +36,27 @@ from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
 from streams.topics import ensure_topics
 from taggers.display import describe_output
-from taggers.ruleset import load_rules
-from taggers.settings import Settings
+from taggers.ruleset import RuleSet
+from taggers.settings import BUNDLED_RULES, Settings
 from taggers.simulate import SimulationConfig, simulate
 
-SUMMARY_EVERY_SECONDS = 5.0
+SUMMARY_EVERY_SECONDS: Final = 5.0
+# A running worker commits and leaves its group in 1-3 s; one stopped while it joins its
+# group waits for the join (tansu holds it about 5 s), and is killed instead: it has
+# nothing to commit yet, and the broker goes next.
+WORKER_STOP_SECONDS: Final = 6.0
+LOG_TAIL_LINES: Final = 20  # of a worker's log, printed when it dies
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FEED_AHEAD: Final = 10_000  # simulated lines made ahead of sending
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
-    """What the demo runs: for how long, how fast, and which simulated shop."""
+    """What the demo runs: for how long, how fast, which simulated shop and which rules."""
 
+    rules_dir: Path  # absolute: the worker runs in a folder of its own
     duration: float | None = None  # seconds; None: until Ctrl-C
     rate: int = 300  # events per second
     users: int = 2000
@@ -45,54 +66,196 @@ class DemoOptions:
     show: int = 20  # most output lines printed per second (the summary counts them all)
 
 
-def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns the exit code. Stops everything it started, whatever happens."""
-    folder = tempfile.TemporaryDirectory(prefix="tagger-demo-")
-    worker: subprocess.Popen[bytes] | None = None
-    try:
-        print("starting a local broker (tansu) and redis-server ...", file=out, flush=True)
-        with TansuBroker() as broker, RedisServer() as redis_server:
-            settings = Settings(
-                broker_url=broker.url,
-                redis_url=redis_server.url,
-                partitions=4,
-                fetch_max_wait_ms=100,
-                session_timeout=10,
-                clock="event",
-                sweep_interval=0.5,
-                web_port=free_port(),
-                web_bind="127.0.0.1",
-            )
-            ensure_topics(settings)
-            log_path = Path(folder.name, "worker.log")
-            worker = start_worker(settings, log_path.parent)
-            web = f"http://127.0.0.1:{settings.web_port}"
-            print(
-                f"worker started (log: {log_path}); profiles at {web}/profiles/<user_id>, "
-                f"metrics at {web}/metrics",
-                file=out,
-                flush=True,
-            )
-            _stream(settings, options, worker, out)
-    except KeyboardInterrupt:
-        print("\nstopping ...", file=out, flush=True)
-    finally:
-        stop_process(worker, timeout=15)
-        folder.cleanup()
-    print("stopped: broker, redis-server and worker are gone.", file=out, flush=True)
-    return 0
+class _Signals:
+    """Ctrl-C as the demo reads it: the first one stops, any later one hurries the stop.
+
+    The handler only notes the signal; the demo looks between its steps, each bounded in
+    time. Raising from the handler (as KeyboardInterrupt does) would land inside
+    kafka-python, which takes any exception in its calls for its own and can then wait
+    forever (measured: a Ctrl-C just after the worker started hung the demo).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False  # a stop signal came
+        self.hurry = False  # another one came, or one while stopping: kill, do not wait
+        self._stopping = False
+        self.stop_began = 0.0  # time.monotonic() when the stop began
+        self._previous: dict[signal.Signals, _Handler] = {}
+
+    def __enter__(self) -> Self:
+        for number in STOP_SIGNALS:
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.requested or self._stopping:
+            self.hurry = True
+        self.requested = True
+
+    def begin_stop(self, out: TextIO) -> None:
+        """From here on the demo stops: say so once; a signal now hurries it."""
+        if not self._stopping:
+            self._stopping = True
+            self.stop_began = time.monotonic()
+            print("stopping (Ctrl-C again kills at once) ...", file=out, flush=True)
+
+    def hurried(self) -> bool:
+        """Whether to kill rather than wait (``stop_process`` asks as it waits)."""
+        return self.hurry
 
 
-def _lines(options: DemoOptions) -> Iterator[str]:
-    config = SimulationConfig(
-        users=options.users, days=options.days, seed=options.seed, malformed=options.malformed
+def run_demo(options: DemoOptions, rules: RuleSet, out: TextIO = sys.stdout) -> int:
+    """Run the demo; returns the exit code (1 when the worker died). Stops all it started."""
+    with (
+        _Signals() as signals,
+        tempfile.TemporaryDirectory(prefix="tagger-demo-") as folder,
+        ExitStack() as stack,
+    ):
+        try:
+            code = _run(options, rules, Path(folder), stack, signals, out)
+        finally:
+            signals.begin_stop(out)
+        # leaving the stack stops what was started, last first
+    took = time.monotonic() - signals.stop_began
+    print(
+        f"stopped: broker, redis-server and worker are gone (in {took:.1f}s).",
+        file=out,
+        flush=True,
     )
-    yield from simulate(config)
+    return code
+
+
+def _run(
+    options: DemoOptions,
+    rules: RuleSet,
+    folder: Path,
+    stack: ExitStack,
+    signals: _Signals,
+    out: TextIO,
+) -> int:
+    """Start the stack, then stream; at each step, a stop signal ends it (code 0)."""
+    print(
+        f"rules: {options.rules_dir} (version {rules.version})\n"
+        "starting a local broker (tansu) and redis-server ...",
+        file=out,
+        flush=True,
+    )
+    feed = _Feed(options)  # it takes seconds before the first line: start it now
+    broker = TansuBroker()
+    stack.callback(_stop_step, "broker", broker.close, signals, out)
+    broker.start()
+    redis_server = RedisServer()
+    stack.callback(_stop_step, "redis-server", redis_server.close, signals, out)
+    if signals.requested:
+        return 0
+    redis_server.start()
+    settings = Settings(
+        broker_url=broker.url,
+        redis_url=redis_server.url,
+        rules_dir=options.rules_dir,
+        partitions=4,
+        fetch_max_wait_ms=100,
+        session_timeout=10,
+        clock="event",
+        sweep_interval=0.5,
+        web_port=free_port(),
+        web_bind="127.0.0.1",
+    )
+    if signals.requested:
+        return 0
+    ensure_topics(settings)
+    if signals.requested:
+        return 0
+    log_path = folder / "worker.log"
+    worker = start_worker(settings, folder, loglevel="info")
+    stack.callback(
+        _stop_step,
+        "worker",
+        lambda hurry: stop_process(worker, WORKER_STOP_SECONDS, hurry),
+        signals,
+        out,
+    )
+    web = f"http://127.0.0.1:{settings.web_port}"
+    look_up = _profile_command(settings, options.rules_dir)
+    print(
+        f"broker {broker.bootstrap} (pid {broker.pid}), redis {redis_server.url}"
+        f" (pid {redis_server.pid}), worker pid {worker.pid} (log: {log_path})\n"
+        f"profiles at {web}/profiles/<user_id>, metrics at {web}/metrics\n"
+        f"look up a user while it runs: {look_up} <user_id>\n"
+        "Ctrl-C stops everything.",
+        file=out,
+        flush=True,
+    )
+    return _stream(settings, options, rules, feed, worker, log_path, look_up, signals, out)
+
+
+def _stop_step(
+    name: str, close: Callable[[Callable[[], bool]], bool], signals: _Signals, out: TextIO
+) -> None:
+    began = time.monotonic()
+    stopped = close(signals.hurried)
+    verb = "stopped" if stopped else "killed"
+    print(f"  {name} {verb} ({time.monotonic() - began:.1f}s)", file=out, flush=True)
+
+
+def _profile_command(settings: Settings, rules_dir: Path) -> str:
+    """A ``tagger profile`` line that works as is from another shell while the demo runs."""
+    rules = "" if rules_dir == BUNDLED_RULES else f" --rules {shlex.quote(str(rules_dir))}"
+    return f"TAGGER_REDIS_URL={settings.redis_url} tagger profile{rules}"
+
+
+class _Feed:
+    """The simulator's lines, made in a thread of its own.
+
+    The simulator orders a whole history before its first line (seconds for the default
+    shop): made here, that happens while the stack starts, and the demo keeps hearing
+    Ctrl-C. A bounded queue keeps it from running far ahead.
+    """
+
+    def __init__(self, options: DemoOptions) -> None:
+        self.config = SimulationConfig(
+            users=options.users, days=options.days, seed=options.seed, malformed=options.malformed
+        )
+        self.ended = False  # every line was taken
+        self._lines: queue.Queue[str | None] = queue.Queue(maxsize=FEED_AHEAD)
+        # A daemon: a demo that stops does not wait for the rest of the history.
+        threading.Thread(target=self._make, name="demo-feed", daemon=True).start()
+
+    def _make(self) -> None:
+        for line in simulate(self.config):
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def take(self, most: int) -> list[str]:
+        """Up to ``most`` lines, of those ready now."""
+        taken: list[str] = []
+        while len(taken) < most and not self.ended:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self.ended = True
+            else:
+                taken.append(line)
+        return taken
 
 
 def _stream(
-    settings: Settings, options: DemoOptions, worker: subprocess.Popen[bytes], out: TextIO
-) -> None:
+    settings: Settings,
+    options: DemoOptions,
+    rules: RuleSet,
+    feed: _Feed,
+    worker: subprocess.Popen[bytes],
+    log_path: Path,
+    look_up: str,
+    signals: _Signals,
+    out: TextIO,
+) -> int:
     producer = KafkaProducer(**client_options(settings), linger_ms=20)
     consumer = KafkaConsumer(
         settings.tag_changes_topic,
@@ -103,24 +266,22 @@ def _stream(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
     )
-    types = load_rules(settings.resolved_rules_dir()).types  # what the worker runs
     counts: Counter[str] = Counter()
     started = time.monotonic()
     next_summary = started + SUMMARY_EVERY_SECONDS
-    lines = _lines(options)
     produced = 0
+    last_user = "<user_id>"
     try:
         while options.duration is None or time.monotonic() - started < options.duration:
+            if signals.requested:
+                return 0
             if worker.poll() is not None:
-                print("the worker stopped unexpectedly; see its log", file=out, flush=True)
-                return
+                _worker_died(worker, log_path, out)
+                return 1
             due = int((time.monotonic() - started) * options.rate)
-            for line in lines:
-                key = _key(line)
-                producer.send(settings.events_topic, key=key, value=line.encode())
+            for line in feed.take(due - produced):
+                producer.send(settings.events_topic, key=_key(line), value=line.encode())
                 produced += 1
-                if produced >= due:
-                    break
             shown = 0
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
@@ -129,18 +290,42 @@ def _stream(
                         counts["dead letters"] += 1
                         continue
                     counts[data["kind"]] += 1
+                    last_user = data["user_id"]
                     if data["kind"] == "alert":
                         counts[f"alert {data['name']}"] += 1
                     if shown < options.show:
-                        print(describe_output(data, types), file=out)
+                        print(describe_output(data, rules.types), file=out)
                         shown += 1
             out.flush()
             if time.monotonic() >= next_summary:
                 next_summary += SUMMARY_EVERY_SECONDS
                 _summary(out, produced, counts, time.monotonic() - started)
+                print(f"   look up a user: {look_up} {last_user}", file=out, flush=True)
+        return 0
     finally:
-        producer.close()
+        signals.begin_stop(out)
+        _summary(out, produced, counts, time.monotonic() - started)
+        began = time.monotonic()
+        producer.close(timeout=1)  # what it has not sent by then is dropped
         consumer.close()
+        print(f"  generator stopped ({time.monotonic() - began:.1f}s)", file=out, flush=True)
+
+
+def _worker_died(worker: subprocess.Popen[bytes], log_path: Path, out: TextIO) -> None:
+    code = worker.returncode
+    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    if -code in signal.valid_signals():
+        how = f"killed by {signal.Signals(-code).name}"
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    with log_path.open(errors="replace") as log:
+        tail.extend(line.rstrip("\n") for line in log)
+    print(
+        f"the worker stopped unexpectedly ({how}); the last lines of its log:",
+        file=out,
+    )
+    for line in tail or ["(its log is empty)"]:
+        print(f"  | {line}", file=out)
+    out.flush()
 
 
 def _key(line: str) -> bytes | None:

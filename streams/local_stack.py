@@ -2,6 +2,11 @@
 
 Each is a context manager that starts the server on a free port, waits until it answers,
 and on exit stops it (terminate, then kill), so nothing is left running.
+
+Every process here starts in a session (and process group) of its own: a terminal's Ctrl-C
+goes to its whole foreground group, and children in that group would all stop at once
+(the broker before the worker could leave its consumer group, or commit). Only whoever
+started them hears it, and stops them in order with ``stop_process``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -36,29 +42,51 @@ def free_port() -> int:
         return port
 
 
-def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
-    """Terminate a child process, then kill it if it has not gone within ``timeout``."""
-    if process is None:
-        return
+def stop_process(
+    process: subprocess.Popen[bytes] | None,
+    timeout: float = 5.0,
+    hurry: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Terminate a child process, then kill it if it has not gone within ``timeout``.
+
+    ``hurry`` is asked as it waits: once it says so (a second Ctrl-C), it kills at once.
+    Returns whether the process ended by itself (or had already), False if it was killed.
+    """
+    if process is None or process.poll() is not None:
+        return True
     process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not hurry():
+        try:
+            process.wait(timeout=0.05)
+            return True
+        except subprocess.TimeoutExpired:
+            continue
+    process.kill()
+    process.wait()
+    return False
 
 
 def start_worker(
     settings: Settings, folder: Path, loglevel: str = "warning"
 ) -> subprocess.Popen[bytes]:
-    """``tagger run`` in a process of its own, logging to ``folder/worker.log``."""
+    """``tagger run`` in a process of its own, logging to ``folder/worker.log``.
+
+    It runs in ``folder``, so its rule directory is handed over as an absolute path (a
+    relative one, or the caller's ./rules, would be looked up there). Its temporary files
+    (Faust's data directory) go in ``folder`` too, which the caller removes.
+    """
+    rules = settings.resolved_rules_dir().absolute()
+    environment = settings.model_copy(update={"rules_dir": rules}).to_environment()
+    scratch = {"TMPDIR": str(folder.absolute())}
     with (folder / "worker.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "taggers.cli", "run", "--loglevel", loglevel],
-            env=os.environ | settings.to_environment(),
+            env=os.environ | environment | scratch,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=folder,
+            start_new_session=True,
         )
 
 
@@ -72,16 +100,26 @@ class _Server:
     def start(self) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Stop the server and delete its folder."""
-        stop_process(self._process)
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return None if self._process is None else self._process.pid
+
+    def close(self, hurry: Callable[[], bool] = lambda: False) -> bool:
+        """Stop the server and delete its folder; False if it had to be killed."""
+        stopped = stop_process(self._process, hurry=hurry)
         self._process = None
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
+        return stopped
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # Ctrl-C while it starts included: leave nothing behind
+            self.close()
+            raise
         return self
 
     def __exit__(
@@ -126,6 +164,7 @@ class TansuBroker(_Server):
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
@@ -191,6 +230,7 @@ class RedisServer(_Server):
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:

@@ -379,9 +379,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
     from streams.local_stack import ServerError  # noqa: PLC0415
 
-    options = DemoOptions(duration=args.duration, rate=args.rate, users=args.users, seed=args.seed)
+    # Absolute before anything starts: the worker runs in a folder of its own.
+    directory = _rules_dir(args.rules).absolute()
+    rules = _load(directory, sys.stderr)
+    if rules is None:
+        return 1
+    options = DemoOptions(
+        rules_dir=directory,
+        duration=args.duration,
+        rate=args.rate,
+        users=args.users,
+        seed=args.seed,
+    )
     try:
-        return run_demo(options)
+        return run_demo(options, rules)
     except ServerError as error:  # a server of the local stack could not start
         print(f"tagger demo: {error}", file=sys.stderr)
         return 1
@@ -537,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=_positive, default=300, help="events per second")
     demo.add_argument("--users", type=_positive, default=2000)
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
     demo.set_defaults(func=cmd_demo)
 
     profile = commands.add_parser("profile", help="print a user's profile from Redis")
