@@ -189,3 +189,51 @@ def test_family_names_are_clean() -> None:
     assert family_member("source", "Mini Program") == "source_mini_program"
     assert family_member("source", None) is None
     assert family_member("source", " / ") is None
+
+
+def _tag_ops(outputs: list[Output], tag: str) -> list[str]:
+    return [o.op for o in outputs if isinstance(o, TagChange) and o.tag == tag]
+
+
+def test_an_expired_tag_comes_back_when_an_event_confirms_it_again() -> None:
+    """``expires_after`` counts from the last event that confirmed the rule: a condition
+    that stays true (a lifetime count) must not keep an expired tag away for good."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("store_visit", day=0, channel="store"))
+    expired = engine.advance(profile, START_MS + 20 * DAY_MS)
+    assert _tag_ops(expired, "recent_store_visitor") == ["remove"]
+    # Other events (not what the rule reads) and time passing do not bring it back.
+    engine.apply(profile, make_event("view", day=21, category="美妆"))
+    engine.advance(profile, START_MS + 25 * DAY_MS)
+    assert "recent_store_visitor" not in profile.tags
+    back = engine.apply(profile, make_event("store_visit", day=30, channel="store"))
+    assert _tag_ops(back, "recent_store_visitor") == ["add"]
+    assert profile.tags["recent_store_visitor"]["expires"] == START_MS + 44 * DAY_MS
+    again = engine.advance(profile, START_MS + 60 * DAY_MS)
+    assert _tag_ops(again, "recent_store_visitor") == ["remove"]
+
+
+def test_time_passing_neither_renews_nor_restores_an_expiring_tag(tmp_path: Path) -> None:
+    """A deadline re-evaluates a windowed condition; only an event confirms the tag."""
+    (tmp_path / "r.yaml").write_text(
+        "aggregates:\n"
+        "  views_30d: {count: view, window: 30d}\n"
+        "tags:\n"
+        "  browsing: {when: 'views_30d >= 1', expires_after: 5d}\n"
+        "  level_a: {group: level, when: 'views_30d >= 2', expires_after: 5d}\n"
+        "  level_b: {group: level, when: 'views_30d >= 1'}\n",
+        encoding="utf-8",
+    )
+    engine = Engine(load_rules(tmp_path))
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("view", day=0))
+    engine.apply(profile, make_event("view", day=3))
+    assert profile.tags["browsing"]["expires"] == START_MS + 8 * DAY_MS
+    assert profile.tags["level_a"]["expires"] == START_MS + 8 * DAY_MS  # a group renews too
+    outputs = engine.advance(profile, START_MS + 31 * DAY_MS)  # the day-0 view leaves
+    assert _tag_ops(outputs, "browsing") == ["remove"]  # expired at day 8, not renewed
+    assert "browsing" not in profile.tags and "level_b" in profile.tags
+    outputs = engine.apply(profile, make_event("view", day=32))
+    assert _tag_ops(outputs, "browsing") == ["add"]
+    assert _tag_ops(outputs, "level_a") == ["add"]  # the group's expired member is back
