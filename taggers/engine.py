@@ -386,8 +386,15 @@ class Engine:
     def _transitions_on_event(self, step: _Step, event: BehaviourEvent) -> None:
         lifecycle = self.rules.lifecycle
         assert lifecycle is not None
+        # An `on:` transition is the user's act in the current stage: an event that
+        # happened before they entered it (a late purchase from before they went dormant)
+        # cannot be that act, even if it arrives now.
+        entered = step.profile.stage_since
+        happened_before = entered is not None and event.ts < entered
         for rule in lifecycle.by_stage.get(step.profile.stage or "", ()):
             if rule.timer is not None or (rule.on is not None and event.type not in rule.on):
+                continue
+            if rule.on is not None and happened_before:
                 continue
             if rule.when is None or _truth(rule.when, step.values):
                 self._move(step, rule, rule.when)

@@ -237,3 +237,20 @@ def test_time_passing_neither_renews_nor_restores_an_expiring_tag(tmp_path: Path
     outputs = engine.apply(profile, make_event("view", day=32))
     assert _tag_ops(outputs, "browsing") == ["add"]
     assert _tag_ops(outputs, "level_a") == ["add"]  # the group's expired member is back
+
+
+def test_a_late_purchase_from_before_the_dormancy_is_no_win_back() -> None:
+    """Win-back is a purchase made after the user went dormant, not one that arrives late."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", day=0, amount=10))
+    engine.apply(profile, make_event("purchase", day=10, amount=10))
+    engine.apply(profile, make_event("view", day=80, category="美妆"))
+    assert profile.stage == "dormant"
+    late = engine.apply(profile, make_event("purchase", day=5, amount=10))  # sent late
+    assert profile.stage == "dormant"
+    assert not [o for o in late if isinstance(o, Alert | Transition)]
+    assert engine.value_of("orders", profile, profile.clock) == 3  # it still counts
+    later = engine.apply(profile, make_event("purchase", day=75, amount=10))  # after day 70
+    assert [o.name for o in later if isinstance(o, Alert)] == ["win_back"]
+    assert profile.stage == "active"
