@@ -152,17 +152,33 @@ def _distinct_result(state: State, _now: int) -> Value:
     return 0 if state is None else len(state)
 
 
-def _top_add(state: State, value: Value, _ts: int, limit: int) -> State:
+def _top_entry(entry: Any) -> tuple[int, int]:
+    """(count, latest time) of one value; a bare count is a state kept before times were
+    (it counts as seen at time 0, i.e. before anything newer)."""
+    if isinstance(entry, list):
+        return entry[0], entry[1]
+    return int(entry), 0
+
+
+def _top_order(item: tuple[str, Any]) -> tuple[int, int, str]:
+    """The leader sorts first: most frequent; among equals, the one whose latest
+    occurrence is the oldest (it reached that count first); then the smallest value."""
+    count, last = _top_entry(item[1])
+    return -count, last, item[0]
+
+
+def _top_add(state: State, value: Value, ts: int, limit: int) -> State:
     key = _key(value)
     if key is None:
         return state
     if state is None:
         state = {}
-    state[key] = state.get(key, 0) + 1
+    count, last = _top_entry(state.get(key, [0, ts]))
+    state[key] = [count + 1, max(last, ts)]
     if len(state) > limit:
-        # Bounded top-k: forget the rarest value (ties: the smallest key), so memory stays
-        # bounded; frequent values are never the ones dropped.
-        rarest = min(state.items(), key=lambda item: (item[1], item[0]))[0]
+        # Bounded top-k: forget the rarest value (ties: the one seen least recently), so
+        # memory stays bounded; frequent values are never the ones dropped.
+        rarest = max(state.items(), key=_top_order)[0]
         del state[rarest]
     return state
 
@@ -170,21 +186,26 @@ def _top_add(state: State, value: Value, _ts: int, limit: int) -> State:
 def _top_merge(states: list[State], limit: int) -> State:
     if len(states) == 1:
         return states[0]
-    merged: dict[str, int] = {}
+    merged: dict[str, list[int]] = {}
     for state in states:
-        for key, count in (state or {}).items():
-            merged[key] = merged.get(key, 0) + count
+        for key, entry in (state or {}).items():
+            count, last = _top_entry(entry)
+            if key in merged:
+                merged[key] = [merged[key][0] + count, max(merged[key][1], last)]
+            else:
+                merged[key] = [count, last]
     if len(merged) > limit:
-        kept = sorted(merged.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        merged = dict(kept)
+        merged = dict(sorted(merged.items(), key=_top_order)[:limit])
     return merged or None
 
 
 def _top_result(state: State, _now: int) -> Value:
     if not state:
         return None
-    # Most frequent; ties go to the smallest value so the result never depends on order.
-    return min(state.items(), key=lambda item: (-item[1], item[0]))[0]
+    # A tie never changes the leader: a value that catches up with the leader's count has
+    # a later latest occurrence, so it must pass it to lead. The result depends on the
+    # events' times only, never on the order they arrived in.
+    return min(state.items(), key=_top_order)[0]
 
 
 def _first_add(state: State, value: Value, ts: int, _limit: int) -> State:
