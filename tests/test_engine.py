@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -254,3 +255,29 @@ def test_a_late_purchase_from_before_the_dormancy_is_no_win_back() -> None:
     later = engine.apply(profile, make_event("purchase", day=75, amount=10))  # after day 70
     assert [o.name for o in later if isinstance(o, Alert)] == ["win_back"]
     assert profile.stage == "active"
+
+
+WARNINGS = {"churn_risk", "first_repurchase_nudge"}
+
+
+@pytest.mark.parametrize("orders", [1, 2, 3, 6])
+@pytest.mark.parametrize("rhythm", range(1, 181))
+def test_a_warning_comes_before_every_dormancy(rhythm: int, orders: int) -> None:
+    """Whatever the customer's purchase rhythm (1 to 180 days) and however many orders,
+    churn_risk (or, for a one-time buyer, the first-repurchase nudge) is raised after the
+    last purchase and before the customer turns dormant: never dormancy unannounced."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    outputs: list[Output] = []
+    purchases = [START_MS + n * rhythm * DAY_MS for n in range(orders)]
+    for n in range(orders):
+        outputs += engine.apply(profile, make_event("purchase", day=n * rhythm, amount=50))
+    outputs += engine.advance(profile, purchases[-1] + 400 * DAY_MS)
+    dormancies = [o for o in outputs if isinstance(o, Transition) and o.to_stage == "dormant"]
+    assert dormancies  # every path here goes quiet long enough
+    for dormant in dormancies:
+        last = max(ts for ts in purchases if ts < dormant.at)
+        warned = [
+            o for o in outputs if isinstance(o, Alert) and o.name in WARNINGS and last <= o.at
+        ]
+        assert warned and warned[0].at < dormant.at, (rhythm, orders, dormant)
