@@ -655,6 +655,15 @@ class Engine:
         current = next(
             (name for name, record in step.profile.tags.items() if record["rule"] == tag.name), None
         )
+        if tag.expires_ms is not None:
+            latch = EXPIRED + tag.name
+            if step.renews:
+                step.profile.fired.pop(latch, None)  # an event confirmed it anew
+                if target is not None and target == current:
+                    step.profile.tags[current]["expires"] = step.now + tag.expires_ms
+                    step.renewed = True
+            elif current is None and latch in step.profile.fired:
+                return  # expired: only an event brings it back
         if target == current:
             return
         if current is not None:

@@ -240,6 +240,26 @@ def test_time_passing_neither_renews_nor_restores_an_expiring_tag(tmp_path: Path
     assert _tag_ops(outputs, "level_a") == ["add"]  # the group's expired member is back
 
 
+def test_an_expiring_family_tag_follows_the_same_rule(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "aggregates:\n"
+        "  top_30d: {top: props.category, of: view, window: 30d}\n"
+        "tags:\n"
+        "  looking: {value: top_30d, expires_after: 5d}\n",
+        encoding="utf-8",
+    )
+    engine = Engine(load_rules(tmp_path))
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("view", day=0, category="美妆"))
+    engine.apply(profile, make_event("view", day=3, category="美妆"))  # confirms: day 8
+    assert profile.tags["looking_美妆"]["expires"] == START_MS + 8 * DAY_MS
+    outputs = engine.advance(profile, START_MS + 31 * DAY_MS)  # the window slides too
+    assert _tag_ops(outputs, "looking_美妆") == ["remove"]
+    assert not profile.tags
+    outputs = engine.apply(profile, make_event("view", day=40, category="美妆"))
+    assert _tag_ops(outputs, "looking_美妆") == ["add"]
+
+
 def test_a_late_purchase_from_before_the_dormancy_is_no_win_back() -> None:
     """Win-back is a purchase made after the user went dormant, not one that arrives late."""
     engine = Engine(RULES)
