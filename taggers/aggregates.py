@@ -173,8 +173,13 @@ def _top_add(state: State, value: Value, ts: int, limit: int) -> State:
         return state
     if state is None:
         state = {}
-    count, last = _top_entry(state.get(key, [0, ts]))
-    state[key] = [count + 1, max(last, ts)]
+    entry = state.get(key)
+    if isinstance(entry, list):  # the usual case, in place on this hot path
+        entry[0] += 1
+        entry[1] = max(entry[1], ts)
+    else:
+        count, last = _top_entry(entry) if entry is not None else (0, ts)
+        state[key] = [count + 1, max(last, ts)]
     if len(state) > limit:
         # Bounded top-k: forget the rarest value (ties: the one seen least recently), so
         # memory stays bounded; frequent values are never the ones dropped.
@@ -186,17 +191,29 @@ def _top_add(state: State, value: Value, ts: int, limit: int) -> State:
 def _top_merge(states: list[State], limit: int) -> State:
     if len(states) == 1:
         return states[0]
-    merged: dict[str, list[int]] = {}
-    for state in states:
-        for key, entry in (state or {}).items():
-            count, last = _top_entry(entry)
-            if key in merged:
-                merged[key] = [merged[key][0] + count, max(merged[key][1], last)]
-            else:
-                merged[key] = [count, last]
+    try:
+        merged = _top_sum(states)
+    except TypeError:  # bare counts of an older profile among them
+        merged = _top_sum(
+            [{key: list(_top_entry(entry)) for key, entry in (s or {}).items()} for s in states]
+        )
     if len(merged) > limit:
         merged = dict(sorted(merged.items(), key=_top_order)[:limit])
     return merged or None
+
+
+def _top_sum(states: list[State]) -> dict[str, list[int]]:
+    """Counts added up, latest times the latest; a windowed read does this for every
+    bucket at each event, so it stays a plain loop."""
+    counts: dict[str, int] = {}
+    lasts: dict[str, int] = {}
+    for state in states:
+        if state:
+            for key, (count, last) in state.items():
+                counts[key] = counts.get(key, 0) + count
+                if key not in lasts or last > lasts[key]:
+                    lasts[key] = last
+    return {key: [count, lasts[key]] for key, count in counts.items()}
 
 
 def _top_result(state: State, _now: int) -> Value:
@@ -205,7 +222,10 @@ def _top_result(state: State, _now: int) -> Value:
     # A tie never changes the leader: a value that catches up with the leader's count has
     # a later latest occurrence, so it must pass it to lead. The result depends on the
     # events' times only, never on the order they arrived in.
-    return min(state.items(), key=_top_order)[0]
+    try:  # every entry a [count, latest] pair: the usual case, without a call per value
+        return min(state.items(), key=lambda item: (-item[1][0], item[1][1], item[0]))[0]
+    except TypeError:  # bare counts of an older profile among them
+        return min(state.items(), key=_top_order)[0]
 
 
 def _first_add(state: State, value: Value, ts: int, _limit: int) -> State:
