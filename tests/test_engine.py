@@ -301,3 +301,27 @@ def test_a_warning_comes_before_every_dormancy(rhythm: int, orders: int) -> None
             o for o in outputs if isinstance(o, Alert) and o.name in WARNINGS and last <= o.at
         ]
         assert warned and warned[0].at < dormant.at, (rhythm, orders, dormant)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=100 * 24), min_size=1, max_size=12),
+    st.lists(st.integers(min_value=0, max_value=130 * 24), max_size=12),
+)
+def test_recent_store_visitor_is_held_exactly_14_days_after_each_last_visit(
+    visits: list[int], probes: list[int]
+) -> None:
+    """近期到店 at any moment means: a store visit in the last 14 days (hours here)."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    timeline = sorted([(h, "visit") for h in visits] + [(h, "probe") for h in probes])
+    seen: list[int] = []
+    for hour, what in timeline:
+        if what == "visit":
+            engine.apply(profile, make_event("store_visit", day=hour / 24, channel="store"))
+            seen.append(hour)
+        else:
+            engine.advance(profile, START_MS + hour * 3_600_000)
+        last = max(seen, default=None)
+        expected = last is not None and hour < last + 14 * 24
+        assert ("recent_store_visitor" in profile.tags) is expected, (hour, seen)
