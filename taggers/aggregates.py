@@ -152,17 +152,38 @@ def _distinct_result(state: State, _now: int) -> Value:
     return 0 if state is None else len(state)
 
 
-def _top_add(state: State, value: Value, _ts: int, limit: int) -> State:
+def _top_entry(entry: Any) -> tuple[int, int]:
+    """(count, latest time) of one value; a bare count is a state kept before times were
+    (it counts as seen at time 0, i.e. before anything newer)."""
+    if isinstance(entry, list):
+        return entry[0], entry[1]
+    return int(entry), 0
+
+
+def _top_order(item: tuple[str, Any]) -> tuple[int, int, str]:
+    """The leader sorts first: most frequent; among equals, the one whose latest
+    occurrence is the oldest (it reached that count first); then the smallest value."""
+    count, last = _top_entry(item[1])
+    return -count, last, item[0]
+
+
+def _top_add(state: State, value: Value, ts: int, limit: int) -> State:
     key = _key(value)
     if key is None:
         return state
     if state is None:
         state = {}
-    state[key] = state.get(key, 0) + 1
+    entry = state.get(key)
+    if isinstance(entry, list):  # the usual case, in place on this hot path
+        entry[0] += 1
+        entry[1] = max(entry[1], ts)
+    else:
+        count, last = _top_entry(entry) if entry is not None else (0, ts)
+        state[key] = [count + 1, max(last, ts)]
     if len(state) > limit:
-        # Bounded top-k: forget the rarest value (ties: the smallest key), so memory stays
-        # bounded; frequent values are never the ones dropped.
-        rarest = min(state.items(), key=lambda item: (item[1], item[0]))[0]
+        # Bounded top-k: forget the rarest value (ties: the one seen least recently), so
+        # memory stays bounded; frequent values are never the ones dropped.
+        rarest = max(state.items(), key=_top_order)[0]
         del state[rarest]
     return state
 
@@ -170,21 +191,41 @@ def _top_add(state: State, value: Value, _ts: int, limit: int) -> State:
 def _top_merge(states: list[State], limit: int) -> State:
     if len(states) == 1:
         return states[0]
-    merged: dict[str, int] = {}
-    for state in states:
-        for key, count in (state or {}).items():
-            merged[key] = merged.get(key, 0) + count
+    try:
+        merged = _top_sum(states)
+    except TypeError:  # bare counts of an older profile among them
+        merged = _top_sum(
+            [{key: list(_top_entry(entry)) for key, entry in (s or {}).items()} for s in states]
+        )
     if len(merged) > limit:
-        kept = sorted(merged.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        merged = dict(kept)
+        merged = dict(sorted(merged.items(), key=_top_order)[:limit])
     return merged or None
+
+
+def _top_sum(states: list[State]) -> dict[str, list[int]]:
+    """Counts added up, latest times the latest; a windowed read does this for every
+    bucket at each event, so it stays a plain loop."""
+    counts: dict[str, int] = {}
+    lasts: dict[str, int] = {}
+    for state in states:
+        if state:
+            for key, (count, last) in state.items():
+                counts[key] = counts.get(key, 0) + count
+                if key not in lasts or last > lasts[key]:
+                    lasts[key] = last
+    return {key: [count, lasts[key]] for key, count in counts.items()}
 
 
 def _top_result(state: State, _now: int) -> Value:
     if not state:
         return None
-    # Most frequent; ties go to the smallest value so the result never depends on order.
-    return min(state.items(), key=lambda item: (-item[1], item[0]))[0]
+    # A tie never changes the leader: a value that catches up with the leader's count has
+    # a later latest occurrence, so it must pass it to lead. The result depends on the
+    # events' times only, never on the order they arrived in.
+    try:  # every entry a [count, latest] pair: the usual case, without a call per value
+        return min(state.items(), key=lambda item: (-item[1][0], item[1][1], item[0]))[0]
+    except TypeError:  # bare counts of an older profile among them
+        return min(state.items(), key=_top_order)[0]
 
 
 def _first_add(state: State, value: Value, ts: int, _limit: int) -> State:

@@ -21,7 +21,7 @@ from taggers.engine import Engine
 from taggers.events import event_json_schema, to_epoch_ms
 from taggers.outputs import Alert, output_to_dict
 from taggers.replay import BadLine, Replay
-from taggers.rulediff import SAMPLE_SIZE, diff_outcomes, new_aggregates
+from taggers.rulediff import SAMPLE_SIZE, diff_outcomes, new_aggregates, state_name
 from taggers.rulefile import RuleFile
 from taggers.ruleset import RuleSet, load_rules, rules_version
 from taggers.ruletests import run_tests
@@ -123,16 +123,31 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
             print(f"  {label}: +{len(change.gain)} -{len(change.lose)}")
             for sign, users in (("+", change.gain), ("-", change.lose)):
                 if users:
-                    sample = " ".join(sorted(users)[:SAMPLE_SIZE])
-                    more = (
-                        f" (+{len(users) - SAMPLE_SIZE} more)" if len(users) > SAMPLE_SIZE else ""
-                    )
-                    print(f"      {sign} {sample}{more}")
+                    print(f"      {sign} {_sample(users)}")
+            if change.backfill:
+                needs = ", ".join(sorted(state_name(n) for n in change.needs))
+                print(
+                    f"      ! {len(change.backfill)} of them only after a backfill (the live"
+                    f" profiles never kept {needs}): {_sample(change.backfill)}"
+                )
     if not (result.tags or result.stages or result.alerts):
         print("  no user's tags, stage or alerts change")
+    if any(c.backfill for cs in (result.tags, result.stages, result.alerts) for c in cs.values()):
+        print(
+            "note: the counts are these events replayed under the new rules from the start;"
+            " the live deployment keeps its profiles and reaches the users marked ! only"
+            " after a backfill (docs/rules.md, Backfilling a new aggregate)"
+        )
     for notice in result.notices:
         print(f"note: {notice}")
     return 0
+
+
+def _sample(users: set[str]) -> str:
+    """The first ids, by id, and how many more."""
+    sample = " ".join(sorted(users)[:SAMPLE_SIZE])
+    more = len(users) - SAMPLE_SIZE
+    return sample + (f" (+{more} more)" if more > 0 else "")
 
 
 def cmd_rules_status(args: argparse.Namespace) -> int:

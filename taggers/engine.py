@@ -73,7 +73,10 @@ class _Step:
     outputs: list[Output] = field(default_factory=list)
     moved: bool = False
     renewed: bool = False  # a tag's expiry was pushed back
-    renews: bool = True  # whether a confirmed tag's expiry is pushed back (not in recompute)
+    # Whether an event changed what the evaluated rules read: only then does a true
+    # condition confirm an expiring tag (its expiry moves, an expired one comes back).
+    # Time passing (deadlines) and rule changes (recompute) confirm nothing.
+    renews: bool = False
     dues: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # by id(timer)
 
 
@@ -180,6 +183,7 @@ class Engine:
             profile, now, cause or f"e:{event.event_id}", _Values(self, profile, now, event)
         )
         step.outputs = outputs
+        step.renews = True
         lifecycle = self.rules.lifecycle
         if profile.stage is None and lifecycle is not None:
             self._enter_initial(step, lifecycle.initial)
@@ -217,7 +221,6 @@ class Engine:
         """
         now = profile.clock
         step = _Step(profile, now, f"r:{self.version}", _Values(self, profile, now, None))
-        step.renews = False  # no event confirmed anything
         for name, record in list(profile.tags.items()):
             if record.get("rule") not in self._tag_rules:
                 why = Reason(str(record.get("rule")), self.version, {}, "rule removed")
@@ -383,8 +386,15 @@ class Engine:
     def _transitions_on_event(self, step: _Step, event: BehaviourEvent) -> None:
         lifecycle = self.rules.lifecycle
         assert lifecycle is not None
+        # An `on:` transition is the user's act in the current stage: an event that
+        # happened before they entered it (a late purchase from before they went dormant)
+        # cannot be that act, even if it arrives now.
+        entered = step.profile.stage_since
+        happened_before = entered is not None and event.ts < entered
         for rule in lifecycle.by_stage.get(step.profile.stage or "", ()):
             if rule.timer is not None or (rule.on is not None and event.type not in rule.on):
+                continue
+            if rule.on is not None and happened_before:
                 continue
             if rule.when is None or _truth(rule.when, step.values):
                 self._move(step, rule, rule.when)
@@ -587,6 +597,8 @@ class Engine:
             if record is not None:
                 self._remove_tag(step, tag.name, self._reason(tag.name, decider, step.values))
         elif record is None:
+            if step.renews:
+                step.profile.fired.pop(latch, None)  # an event confirmed it anew
             if latch not in step.profile.fired:
                 self._add_tag(step, tag, tag.name, tag.display, decider)
         elif tag.expires_ms is not None and step.renews:
@@ -605,10 +617,9 @@ class Engine:
             on, decider = self._holds(step, member, member is held)
             if member is held:
                 held_decider = decider
-            if not on:
-                if member.expires_ms is not None:
-                    fired.pop(EXPIRED + member.name, None)
-            elif winner is None and EXPIRED + member.name not in fired:
+            if member.expires_ms is not None and (not on or step.renews):
+                fired.pop(EXPIRED + member.name, None)
+            if on and winner is None and EXPIRED + member.name not in fired:
                 winner = (member, decider)
         if held is not None and (winner is None or winner[0] is not held):
             assert held_decider is not None
@@ -623,6 +634,9 @@ class Engine:
             self._remove_tag(step, held.name, reason)
         if winner is not None and winner[0] is not held:
             self._add_tag(step, winner[0], winner[0].name, winner[0].display, winner[1])
+        elif winner is not None and held is not None and held.expires_ms and step.renews:
+            step.profile.tags[held.name]["expires"] = step.now + held.expires_ms
+            step.renewed = True
 
     def _family(self, step: _Step, tag: Tag) -> None:
         assert tag.value is not None
@@ -641,6 +655,15 @@ class Engine:
         current = next(
             (name for name, record in step.profile.tags.items() if record["rule"] == tag.name), None
         )
+        if tag.expires_ms is not None:
+            latch = EXPIRED + tag.name
+            if step.renews:
+                step.profile.fired.pop(latch, None)  # an event confirmed it anew
+                if target is not None and target == current:
+                    step.profile.tags[current]["expires"] = step.now + tag.expires_ms
+                    step.renewed = True
+            elif current is None and latch in step.profile.fired:
+                return  # expired: only an event brings it back
         if target == current:
             return
         if current is not None:

@@ -1,8 +1,9 @@
 """What changes when one rule set replaces another: before it goes live.
 
-``new_aggregates`` says which aggregates stored profiles never kept (they start empty
-for existing users); ``diff_outcomes`` replays events under both rule sets and counts,
-per tag, stage and alert, the users who gain or lose it.
+``new_aggregates`` says which state stored profiles never kept: aggregates, and the last
+times that timers count from (they start empty for existing users); ``diff_outcomes``
+replays events under both rule sets and counts, per tag, stage and alert, the users who
+gain or lose it, and which of them the live deployment cannot reach without a backfill.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from typing import Any
 from taggers.engine import Engine
 from taggers.outputs import Alert
 from taggers.replay import BadLine, Replay
-from taggers.ruleset import RuleSet
+from taggers.ruleset import Aggregate, RuleSet, Timer
 from taggers.yaml_source import Position
 
 SAMPLE_SIZE = 5
+ANCHOR = "_last:"  # the internal last-seen aggregates timers count from
 BACKFILL_HINT = (
     "stored profiles have no state for it, so it counts only events applied from now on;"
     " to backfill it, rebuild the profiles from Kafka retention or a file"
+    " (docs/rules.md, Backfilling a new aggregate)"
+)
+TIMER_BACKFILL_HINT = (
+    "to cover existing users, rebuild the profiles from Kafka retention or a file"
     " (docs/rules.md, Backfilling a new aggregate)"
 )
 
@@ -36,26 +42,77 @@ class Notice:
         return f"{self.where}: {self.message}"
 
 
+def unkept(old: RuleSet, new: RuleSet) -> dict[str, Aggregate]:
+    """The aggregates of ``new``, timer anchors included, that profiles kept under ``old``
+    have no state for: new names, changed definitions and new timer anchors."""
+    kept = {aggregate.key for aggregate in old.aggregates.values()}
+    return {name: a for name, a in new.aggregates.items() if a.key not in kept}
+
+
+def state_name(name: str) -> str:
+    """How people read an aggregate's name: a timer anchor is the last time of its types."""
+    if name.startswith(ANCHOR):
+        types = name.removeprefix(ANCHOR).split(",")
+        return "the time of the last " + " or ".join("event" if t == "*" else t for t in types)
+    return f"aggregate {name!r}"
+
+
 def new_aggregates(old: RuleSet, new: RuleSet) -> list[Notice]:
-    """Aggregates of ``new`` that profiles kept under ``old`` have no state for: new names
-    and changed definitions, with the rules that read them."""
+    """State of ``new`` that profiles kept under ``old`` do not have: new aggregates and
+    changed definitions, and the anchors of timers (the last time of some event types)
+    the old rules never kept, each with the rules that read it and how to backfill it."""
     notices = []
     readers = _readers(new)
-    for name, aggregate in new.aggregates.items():
-        if name.startswith("_"):
-            continue  # an internal timer anchor, named by its definition
-        before = old.aggregates.get(name)
-        if before is not None and before.key == aggregate.key:
-            continue
-        what = "is new" if before is None else "has a new definition"
+    for name, aggregate in unkept(old, new).items():
+        where = new.declared_at.get(name, Position(new.directory, 1, 1))
         read_by = ", ".join(readers.get(name, [])) or "no rule yet"
-        notices.append(
-            Notice(
-                new.declared_at.get(name, Position(new.directory, 1, 1)),
-                f"aggregate {name!r} {what} (read by {read_by}): {BACKFILL_HINT}",
+        if name.startswith(ANCHOR):
+            types = " or ".join(sorted(aggregate.types or {"event"}))
+            message = (
+                f"the timer of {read_by} counts from {state_name(name)}, which the live rules"
+                f" never kept: existing users have no such time, so it fires for them only"
+                f" after their next {types}; {TIMER_BACKFILL_HINT}"
             )
-        )
+        else:
+            before = old.aggregates.get(name)
+            what = "is new" if before is None else "has a new definition"
+            message = f"aggregate {name!r} {what} (read by {read_by}): {BACKFILL_HINT}"
+        notices.append(Notice(where, message))
     return notices
+
+
+def _timer_reads(timer: Timer | None) -> frozenset[str]:
+    return frozenset() if timer is None else frozenset({timer.anchor}) | timer.after.reads
+
+
+def _stage_reads(rules: RuleSet) -> frozenset[str]:
+    """What the lifecycle reads: a user's stage depends on every transition."""
+    found: set[str] = set()
+    for transitions in rules.lifecycle.by_stage.values() if rules.lifecycle else ():
+        for transition in transitions:
+            found |= transition.when.reads if transition.when else set()
+            found |= _timer_reads(transition.timer)
+    return frozenset(found)
+
+
+def _alert_reads(rules: RuleSet, name: str) -> frozenset[str]:
+    alert = rules.alerts[name]
+    found = alert.reads | _timer_reads(alert.timer)
+    if alert.pending is not None:
+        found |= {alert.pending}
+    if alert.raised_by_transition:
+        found |= _stage_reads(rules)
+    return found
+
+
+def _tag_reads(rules: RuleSet, rule: str) -> frozenset[str]:
+    """What decides a tag: its own rule, and every member's rule in an exclusive group."""
+    tags = {tag.name: tag for tag in rules.tags}
+    tag = tags.get(rule)
+    if tag is None:
+        return frozenset()
+    members = rules.groups.get(tag.group, (tag,)) if tag.group else (tag,)
+    return frozenset().union(*(member.reads for member in members))
 
 
 def _readers(rules: RuleSet) -> dict[str, list[str]]:
@@ -64,11 +121,12 @@ def _readers(rules: RuleSet) -> dict[str, list[str]]:
         for name in tag.reads:
             found.setdefault(name, []).append(f"tag {tag.name}")
     for alert in rules.alerts.values():
-        for name in alert.reads:
+        for name in alert.reads | _timer_reads(alert.timer):
             found.setdefault(name, []).append(f"alert {alert.name}")
     for transitions in rules.lifecycle.by_stage.values() if rules.lifecycle else ():
         for transition in transitions:
-            for name in transition.when.reads if transition.when else ():
+            reads = transition.when.reads if transition.when else frozenset()
+            for name in reads | _timer_reads(transition.timer):
                 found.setdefault(name, []).append(f"transition {transition.rule}")
     return {name: sorted(set(users)) for name, users in found.items()}
 
@@ -79,6 +137,10 @@ class Change:
 
     gain: set[str] = field(default_factory=set)
     lose: set[str] = field(default_factory=set)
+    # Of both sides, the users whose change depends on state the live profiles never kept
+    # (``needs``): the live deployment reaches them only after a backfill.
+    backfill: set[str] = field(default_factory=set)
+    needs: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
         """Counts and a sample of user ids (the first, by id) of each side."""
@@ -87,6 +149,9 @@ class Change:
             "lose": len(self.lose),
             "gain_sample": sorted(self.gain)[:SAMPLE_SIZE],
             "lose_sample": sorted(self.lose)[:SAMPLE_SIZE],
+            "backfill": len(self.backfill),
+            "backfill_sample": sorted(self.backfill)[:SAMPLE_SIZE],
+            "backfill_needs": sorted(state_name(name) for name in self.needs),
         }
 
 
@@ -126,6 +191,8 @@ class _Outcome:
     alerts: dict[str, frozenset[str]]  # user -> alerts raised at any time
     events: int
     bad_lines: int
+    held: dict[str, frozenset[str]]  # user -> keys of the aggregates they hold state of
+    tag_rules: dict[str, str]  # tag -> the rule that made it (a family's members)
 
 
 def _replay(rules: RuleSet, lines: Iterable[bytes]) -> _Outcome:
@@ -145,6 +212,8 @@ def _replay(rules: RuleSet, lines: Iterable[bytes]) -> _Outcome:
         {user: frozenset(names) for user, names in alerts.items()},
         sum(p.events for p in profiles.values()),
         bad,
+        {user: frozenset(p.aggs) for user, p in profiles.items()},
+        {tag: str(r["rule"]) for p in profiles.values() for tag, r in p.tags.items()},
     )
 
 
@@ -173,7 +242,7 @@ def diff_outcomes(
     rule sets and compare each user's final tags and stage, and the alerts they got."""
     before, after = _replay(old, read_events()), _replay(new, read_events())
     users = set(before.stages) | set(after.stages)
-    return OutcomeDiff(
+    result = OutcomeDiff(
         old.version,
         new.version,
         users=len(users),
@@ -184,3 +253,32 @@ def diff_outcomes(
         alerts=_compare(before.alerts, after.alerts, users, as_set=True),
         notices=new_aggregates(old, new),
     )
+    missing = unkept(old, new)
+    if missing:
+        rules = {**before.tag_rules, **after.tag_rules}
+        for name, change in result.tags.items():
+            _mark_backfill(change, _tag_reads(new, rules.get(name, name)), missing, after)
+        stage_reads = _stage_reads(new)
+        for change in result.stages.values():
+            _mark_backfill(change, stage_reads, missing, after)
+        for name, change in result.alerts.items():
+            reads = _alert_reads(new, name) if name in new.alerts else frozenset()
+            _mark_backfill(change, reads, missing, after)
+    return result
+
+
+def _mark_backfill(
+    change: Change, reads: frozenset[str], missing: dict[str, Aggregate], after: _Outcome
+) -> None:
+    """The users of a change who hold, under the new rules, state that the live profiles
+    never kept and the change depends on: the live deployment would decide otherwise for
+    them until a backfill (or their next events) fills it."""
+    needed = {name: missing[name].key for name in reads if name in missing}
+    if not needed:
+        return
+    for user in change.gain | change.lose:
+        held = after.held.get(user, frozenset())
+        found = {name for name, key in needed.items() if key in held}
+        if found:
+            change.backfill.add(user)
+            change.needs |= found

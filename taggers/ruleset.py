@@ -467,6 +467,7 @@ class _Compiler:
         """The internal last-seen aggregate a timer counts from (created once per type set)."""
         types = self.event_types(since, where)
         name = "_last:" + (",".join(sorted(types)) if types else ANY)
+        self.seen.setdefault(("aggregate", name), where)  # the first rule counting from it
         if name not in self.aggregates:
             # The name says all there is to it: it is its own key.
             self.aggregates[name] = Aggregate(

@@ -41,8 +41,11 @@ def scratch(kind: str, items: list[tuple[Any, int]], now: int) -> Any:
     if kind == "top":
         if not items:
             return None
+        # Most frequent; ties: the value whose latest occurrence is the oldest; then the
+        # smallest value.
         counts = Counter(str(v) for v in values)
-        return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        latest = {str(v): max(ts for w, ts in items if str(w) == str(v)) for v in values}
+        return min(counts, key=lambda v: (-counts[v], latest[v], v))
     if kind == "first":
         return min(items, key=lambda it: it[1])[0] if items else None
     if kind == "last":
@@ -136,6 +139,45 @@ def test_top_keeps_memory_bounded_and_the_frequent_value() -> None:
         state = spec.add(state, f"rare{i}", START, 8)
     assert len(state) <= 8
     assert spec.result(state, START) == "美妆"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["数码", "家居", "美妆"]), min_size=1, max_size=40))
+def test_top_keeps_its_leader_on_a_tie(values: list[str]) -> None:
+    """Seen in time order, the leader changes only when another value passes its count:
+    never on a tie (interest_数码 -> interest_家居 -> interest_数码 within minutes)."""
+    spec = KINDS["top"]
+    window = Window(30 * DAY_MS, DAY_MS)
+    for windowed in (False, True):
+        state: Any = None
+        counts: Counter[str] = Counter()
+        leader: str | None = None
+        for minute, value in enumerate(values):
+            ts = START + minute * 60_000
+            counts[value] += 1
+            if windowed:
+                state = window.add(spec, state, value, ts, ts, 64)
+                got = window.value(spec, state, ts, 64)
+            else:
+                state = spec.add(state, value, ts, 64)
+                got = spec.result(state, ts)
+            if leader is None or counts[value] > counts[leader]:
+                leader = value
+            assert got == leader
+
+
+def test_top_reads_a_state_kept_before_it_kept_times() -> None:
+    spec = KINDS["top"]
+    state = {"家居": 2, "数码": 1}  # an older profile's bare counts
+    assert spec.result(state, START) == "家居"
+    state = spec.add(state, "数码", START, 64)
+    assert spec.result(state, START) == "家居"  # a tie: the older leader stays
+    state = spec.add(state, "数码", START, 64)
+    assert spec.result(state, START) == "数码"
+    assert spec.merge([{"a": 1}, {"a": [2, START], "b": [3, START]}], 64) == {
+        "a": [3, START],
+        "b": [3, START],
+    }
 
 
 def test_days_since_depends_on_the_clock() -> None:

@@ -426,20 +426,33 @@ def test_schema_covers_the_documented_sections(capsys: pytest.CaptureFixture[str
 
 
 TEXT_BLOCKS = [b for b in BLOCKS if b.lang == "text"]
+WELCOME_CHECK = """
+  welcome_check:
+    severity: low
+    display: 入会两周回访
+    since: [member_join, check_in]
+    after: 14d
+"""
 
 
 @pytest.mark.parametrize("block", TEXT_BLOCKS, ids=[b.id for b in TEXT_BLOCKS])
 def test_diff_output_example(
     block: Block, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The only output shown is `tagger rules diff`'s, for the change the guide describes.
+    # The only outputs shown are `tagger rules diff`'s, for the changes the guide describes:
+    # a lower threshold, and a new timer alert (its notes name new-rules/).
     events = tmp_path / "events.jsonl"
     assert main(["simulate", "--users", "300", "--days", "120"]) == 0
     events.write_text(capsys.readouterr().out, encoding="utf-8")
-    new = edited_rules(
-        tmp_path / "new-rules", {"params.yaml": ("high_value_spend: 1000", "high_value_spend: 500")}
-    )
+    if "welcome_check" in block.text:
+        new = edited_rules(tmp_path / "new-rules")
+        with (new / "alerts.yaml").open("a", encoding="utf-8") as alerts:
+            alerts.write(WELCOME_CHECK)
+    else:
+        edit = ("high_value_spend: 1000", "high_value_spend: 500")
+        new = edited_rules(tmp_path / "new-rules", {"params.yaml": edit})
     assert main(["rules", "diff", "--events", str(events), str(BUNDLED_RULES), str(new)]) == 0
     version = re.compile(r"version [0-9a-f]{12} -> [0-9a-f]{12}")
     got = version.sub("version V -> V", capsys.readouterr().out.rstrip())
+    got = got.replace(f"{new}/", "new-rules/")
     assert got == version.sub("version V -> V", block.text.rstrip()), block.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -189,3 +190,138 @@ def test_family_names_are_clean() -> None:
     assert family_member("source", "Mini Program") == "source_mini_program"
     assert family_member("source", None) is None
     assert family_member("source", " / ") is None
+
+
+def _tag_ops(outputs: list[Output], tag: str) -> list[str]:
+    return [o.op for o in outputs if isinstance(o, TagChange) and o.tag == tag]
+
+
+def test_an_expired_tag_comes_back_when_an_event_confirms_it_again() -> None:
+    """``expires_after`` counts from the last event that confirmed the rule: a condition
+    that stays true (a lifetime count) must not keep an expired tag away for good."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("store_visit", day=0, channel="store"))
+    expired = engine.advance(profile, START_MS + 20 * DAY_MS)
+    assert _tag_ops(expired, "recent_store_visitor") == ["remove"]
+    # Other events (not what the rule reads) and time passing do not bring it back.
+    engine.apply(profile, make_event("view", day=21, category="美妆"))
+    engine.advance(profile, START_MS + 25 * DAY_MS)
+    assert "recent_store_visitor" not in profile.tags
+    back = engine.apply(profile, make_event("store_visit", day=30, channel="store"))
+    assert _tag_ops(back, "recent_store_visitor") == ["add"]
+    assert profile.tags["recent_store_visitor"]["expires"] == START_MS + 44 * DAY_MS
+    again = engine.advance(profile, START_MS + 60 * DAY_MS)
+    assert _tag_ops(again, "recent_store_visitor") == ["remove"]
+
+
+def test_time_passing_neither_renews_nor_restores_an_expiring_tag(tmp_path: Path) -> None:
+    """A deadline re-evaluates a windowed condition; only an event confirms the tag."""
+    (tmp_path / "r.yaml").write_text(
+        "aggregates:\n"
+        "  views_30d: {count: view, window: 30d}\n"
+        "tags:\n"
+        "  browsing: {when: 'views_30d >= 1', expires_after: 5d}\n"
+        "  level_a: {group: level, when: 'views_30d >= 2', expires_after: 5d}\n"
+        "  level_b: {group: level, when: 'views_30d >= 1'}\n",
+        encoding="utf-8",
+    )
+    engine = Engine(load_rules(tmp_path))
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("view", day=0))
+    engine.apply(profile, make_event("view", day=3))
+    assert profile.tags["browsing"]["expires"] == START_MS + 8 * DAY_MS
+    assert profile.tags["level_a"]["expires"] == START_MS + 8 * DAY_MS  # a group renews too
+    outputs = engine.advance(profile, START_MS + 31 * DAY_MS)  # the day-0 view leaves
+    assert _tag_ops(outputs, "browsing") == ["remove"]  # expired at day 8, not renewed
+    assert "browsing" not in profile.tags and "level_b" in profile.tags
+    outputs = engine.apply(profile, make_event("view", day=32))
+    assert _tag_ops(outputs, "browsing") == ["add"]
+    assert _tag_ops(outputs, "level_a") == ["add"]  # the group's expired member is back
+
+
+def test_an_expiring_family_tag_follows_the_same_rule(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "aggregates:\n"
+        "  top_30d: {top: props.category, of: view, window: 30d}\n"
+        "tags:\n"
+        "  looking: {value: top_30d, expires_after: 5d}\n",
+        encoding="utf-8",
+    )
+    engine = Engine(load_rules(tmp_path))
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("view", day=0, category="美妆"))
+    engine.apply(profile, make_event("view", day=3, category="美妆"))  # confirms: day 8
+    assert profile.tags["looking_美妆"]["expires"] == START_MS + 8 * DAY_MS
+    outputs = engine.advance(profile, START_MS + 31 * DAY_MS)  # the window slides too
+    assert _tag_ops(outputs, "looking_美妆") == ["remove"]
+    assert not profile.tags
+    outputs = engine.apply(profile, make_event("view", day=40, category="美妆"))
+    assert _tag_ops(outputs, "looking_美妆") == ["add"]
+
+
+def test_a_late_purchase_from_before_the_dormancy_is_no_win_back() -> None:
+    """Win-back is a purchase made after the user went dormant, not one that arrives late."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", day=0, amount=10))
+    engine.apply(profile, make_event("purchase", day=10, amount=10))
+    engine.apply(profile, make_event("view", day=80, category="美妆"))
+    assert profile.stage == "dormant"
+    late = engine.apply(profile, make_event("purchase", day=5, amount=10))  # sent late
+    assert profile.stage == "dormant"
+    assert not [o for o in late if isinstance(o, Alert | Transition)]
+    assert engine.value_of("orders", profile, profile.clock) == 3  # it still counts
+    later = engine.apply(profile, make_event("purchase", day=75, amount=10))  # after day 70
+    assert [o.name for o in later if isinstance(o, Alert)] == ["win_back"]
+    assert profile.stage == "active"
+
+
+WARNINGS = {"churn_risk", "first_repurchase_nudge"}
+
+
+@pytest.mark.parametrize("orders", [1, 2, 3, 6])
+@pytest.mark.parametrize("rhythm", range(1, 181))
+def test_a_warning_comes_before_every_dormancy(rhythm: int, orders: int) -> None:
+    """Whatever the customer's purchase rhythm (1 to 180 days) and however many orders,
+    churn_risk (or, for a one-time buyer, the first-repurchase nudge) is raised after the
+    last purchase and before the customer turns dormant: never dormancy unannounced."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    outputs: list[Output] = []
+    purchases = [START_MS + n * rhythm * DAY_MS for n in range(orders)]
+    for n in range(orders):
+        outputs += engine.apply(profile, make_event("purchase", day=n * rhythm, amount=50))
+    outputs += engine.advance(profile, purchases[-1] + 400 * DAY_MS)
+    dormancies = [o for o in outputs if isinstance(o, Transition) and o.to_stage == "dormant"]
+    assert dormancies  # every path here goes quiet long enough
+    for dormant in dormancies:
+        last = max(ts for ts in purchases if ts < dormant.at)
+        warned = [
+            o for o in outputs if isinstance(o, Alert) and o.name in WARNINGS and last <= o.at
+        ]
+        assert warned and warned[0].at < dormant.at, (rhythm, orders, dormant)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=100 * 24), min_size=1, max_size=12),
+    st.lists(st.integers(min_value=0, max_value=130 * 24), max_size=12),
+)
+def test_recent_store_visitor_is_held_exactly_14_days_after_each_last_visit(
+    visits: list[int], probes: list[int]
+) -> None:
+    """近期到店 at any moment means: a store visit in the last 14 days (hours here)."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    timeline = sorted([(h, "visit") for h in visits] + [(h, "probe") for h in probes])
+    seen: list[int] = []
+    for hour, what in timeline:
+        if what == "visit":
+            engine.apply(profile, make_event("store_visit", day=hour / 24, channel="store"))
+            seen.append(hour)
+        else:
+            engine.advance(profile, START_MS + hour * 3_600_000)
+        last = max(seen, default=None)
+        expected = last is not None and hour < last + 14 * 24
+        assert ("recent_store_visitor" in profile.tags) is expected, (hour, seen)

@@ -14,7 +14,7 @@ import redis
 from streams.local_stack import RedisServer
 from taggers.cli import main
 from taggers.engine import Engine
-from taggers.outputs import TagChange, Transition
+from taggers.outputs import Alert, TagChange, Transition
 from taggers.profile import Profile
 from taggers.replay import Replay
 from taggers.rulediff import new_aggregates
@@ -158,6 +158,9 @@ def test_rules_diff_counts_the_users_who_gain_a_tag(
             "lose": 0,
             "gain_sample": gainers[:5],
             "lose_sample": [],
+            "backfill": 0,  # spend_90d is kept: the live recompute reaches every one
+            "backfill_sample": [],
+            "backfill_needs": [],
         }
     }
     assert result["stages"] == {} and result["alerts"] == {}
@@ -226,3 +229,75 @@ def test_recompute_progress_and_lease(redis_client: redis.Redis) -> None:
     assert board.lease("a", 10_000)
     assert not board.lease("b", 10_000)
     assert board.lease("a", 10_000)
+
+
+WELCOME = """
+  welcome_check:
+    severity: low
+    display: 入会两周回访
+    since: {since}
+    after: 14d
+"""
+
+
+def welcome_rules(tmp_path: Path, since: str) -> Path:
+    directory = edited_rules(tmp_path / "rules")
+    with (directory / "alerts.yaml").open("a", encoding="utf-8") as alerts:
+        alerts.write(WELCOME.format(since=since))
+    return directory
+
+
+def live_alerts(rules: RuleSet, users: list[str]) -> set[str]:
+    """The users the live deployment raises welcome_check for: their profiles kept under
+    the live rules, recomputed under the new ones at the swap, then 30 days pass."""
+    engine = Engine(rules)
+    reached = set()
+    for user in users:
+        profile = copy.deepcopy(PROFILES[user])
+        outputs = engine.recompute(profile)
+        outputs += engine.advance(profile, profile.clock + 30 * 86_400_000)
+        if any(isinstance(o, Alert) and o.name == "welcome_check" for o in outputs):
+            reached.add(user)
+    return reached
+
+
+@pytest.mark.parametrize(
+    ("since", "kept"), [("[member_join, check_in]", False), ("member_join", True)]
+)
+def test_a_new_timer_says_whom_the_live_deployment_cannot_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], since: str, kept: bool
+) -> None:
+    """A timer counting from a last time the live rules never kept cannot fire for existing
+    users: `rules check --against` names it, and `rules diff` marks exactly the users the
+    live deployment (recompute at the swap, no backfill) does not reach."""
+    new_dir = welcome_rules(tmp_path, since)
+    assert main(["rules", "check", str(new_dir), "--against", str(BUNDLED_RULES)]) == 0
+    checked = capsys.readouterr().out
+    named = "the time of the last check_in or member_join, which the live rules never kept"
+    assert (named in checked) is not kept
+    if not kept:
+        assert re.search(r"alerts\.yaml:\d+:\d+: the timer of alert welcome_check", checked)
+        assert "fires for them only after their next check_in or member_join" in checked
+        assert "rebuild the profiles" in checked
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(line + b"\n" for line in STREAM))
+    command = ["rules", "diff", "--events", str(events), str(BUNDLED_RULES), str(new_dir)]
+    assert main([*command, "--json"]) == 0
+    change = orjson.loads(capsys.readouterr().out)["alerts"]["welcome_check"]
+    new_rules = load_rules(new_dir)
+    replayed_alerts = Replay(Engine(new_rules), MemoryStore()).run(STREAM)
+    gainers = sorted(
+        {o.user_id for o in replayed_alerts if isinstance(o, Alert) and o.name == "welcome_check"}
+    )
+    assert change["gain"] == len(gainers) > 0
+    reached = live_alerts(new_rules, gainers)
+    if kept:
+        assert change["backfill"] == 0 and reached == set(gainers)
+    else:
+        assert change["backfill"] == len(gainers) and reached == set()
+        assert change["backfill_sample"] == gainers[:5]
+        assert change["backfill_needs"] == ["the time of the last check_in or member_join"]
+    assert main(command) == 0
+    text = capsys.readouterr().out
+    assert ("only after a backfill" in text) is not kept

@@ -42,6 +42,7 @@ def test_the_default_pack_compiles() -> None:
     assert set(rules.groups["rfm"]) and len(rules.groups["rfm"]) == 8
     assert {
         "churn_risk",
+        "first_repurchase_nudge",
         "koc_candidate",
         "coupon_unused",
         "new_member_no_order",

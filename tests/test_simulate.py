@@ -33,6 +33,7 @@ def test_a_year_of_shoppers_reaches_every_stage_and_alert() -> None:
     alerts = Counter(o.name for o in outputs if isinstance(o, Alert))
     assert set(alerts) == {
         "churn_risk",
+        "first_repurchase_nudge",
         "koc_candidate",
         "coupon_unused",
         "new_member_no_order",
