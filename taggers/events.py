@@ -7,11 +7,14 @@ raw bytes into a validated ``BehaviourEvent`` or raises ``EventError`` with a bo
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +26,11 @@ from pydantic import (
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 MAX_PROPS_DEPTH: Final = 8
+MAX_AMOUNT: Final = 10**12
+"""The largest magnitude of a typed amount or points value: sums of them stay finite."""
+# Integers the profile store can write exactly (orjson's range: int64 and uint64).
+MIN_INTEGER: Final = -(2**63)
+MAX_INTEGER: Final = 2**64 - 1
 
 # Epoch-ms sanity range: catches seconds sent where milliseconds are expected.
 _MIN_TS_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -44,9 +52,13 @@ class EventError(Exception):
 
 
 def to_epoch_ms(value: object) -> int:
-    """Parse an ISO-8601 timestamp with a time zone, or epoch milliseconds, into epoch ms."""
+    """Parse an ISO-8601 timestamp with a time zone, or epoch milliseconds, into epoch ms.
+
+    Raises ValueError (only) for anything else, infinities and NaN included."""
     if isinstance(value, bool):
         raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a time: send epoch milliseconds or ISO-8601")
     if isinstance(value, int | float):
         ms = int(value)
     elif isinstance(value, str):
@@ -58,7 +70,10 @@ def to_epoch_ms(value: object) -> int:
             ) from None
         if parsed.tzinfo is None:
             raise ValueError(f"{value[:40]!r} has no time zone: add Z or an offset like +08:00")
-        ms = int(parsed.timestamp() * 1000)
+        try:
+            ms = int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):  # a date at the edge of what datetime holds
+            raise ValueError(f"{value[:40]!r} is outside 2000-01-01..2100-01-01") from None
     else:
         raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
     if not _MIN_TS_MS <= ms < _MAX_TS_MS:
@@ -67,8 +82,45 @@ def to_epoch_ms(value: object) -> int:
             if _MIN_TS_MS // 1000 <= ms < _MAX_TS_MS // 1000
             else ""
         )
-        raise ValueError(f"{ms} is outside 2000-01-01..2100-01-01{hint}")
+        shown = ms if abs(ms) < 10**20 else f"{str(ms)[:20]}..."
+        raise ValueError(f"{shown} is outside 2000-01-01..2100-01-01{hint}")
     return ms
+
+
+_NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def to_number(value: object) -> int | float:
+    """A numeric prop as the number it means: a JSON number as it is, a numeric string
+    (``"1500.50"``, ``"500"``) parsed. Booleans, NaN, infinities, other strings and
+    magnitudes over ``MAX_AMOUNT`` raise ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 40 or not _NUMERIC.fullmatch(text):
+            raise ValueError(f"must be a number, not the text {value[:40]!r}")
+        value = int(text) if text.lstrip("+-").isdigit() else float(text)
+    if not isinstance(value, int | float):
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, not {value}")
+    if abs(value) > MAX_AMOUNT:
+        raise ValueError(f"must be at most {MAX_AMOUNT:,} in magnitude")
+    return value
+
+
+_ID_PROBLEM = re.compile(r"[{}\x00-\x1f\x7f]")
+
+
+def _check_id(value: str) -> str:
+    found = _ID_PROBLEM.search(value)
+    if found is not None:
+        if found.group() in "{}":
+            # Redis Cluster hashes a key by its first {...}: the id must be the whole tag.
+            raise ValueError("must not contain { or } (ids are Redis Cluster hash tags)")
+        raise ValueError("must not contain control characters")
+    return value
 
 
 def format_ts(ms: int) -> str:
@@ -87,8 +139,15 @@ _TS_SCHEMA: Final = {
     ]
 }
 Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHEMA)]
-Id = Annotated[str, Field(min_length=1, max_length=128)]
-Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Id = Annotated[
+    str,
+    Field(min_length=1, max_length=128, json_schema_extra={"pattern": "^[^{}\\x00-\\x1f\\x7f]+$"}),
+    AfterValidator(_check_id),
+]
+"""An id: 1-128 characters, no braces (a user id is the Redis Cluster hash tag of its
+keys) and no control characters."""
+Number = Annotated[float, BeforeValidator(to_number)]
+Money = Annotated[Number, Field(ge=0)]
 
 
 class _Props(BaseModel):
@@ -121,7 +180,7 @@ class CouponRedeemedProps(_Props):
 
 
 class PointsEarnedProps(_Props):
-    points: Annotated[float, Field(allow_inf_nan=False)]
+    points: Number
 
 
 class GroupProps(_Props):
@@ -142,7 +201,7 @@ class ReferralProps(_Props):
 
 
 class SurveyProps(_Props):
-    score: Annotated[int, Field(ge=0, le=10)]
+    score: Annotated[int, BeforeValidator(to_number), Field(ge=0, le=10)]
 
 
 class StoreVisitProps(_Props):
@@ -170,15 +229,6 @@ EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
     "store_visit": (StoreVisitProps, "visited a physical store"),
 }
 """Known event types: props model and meaning. Other types are accepted as they are."""
-
-_TIMESTAMP_PROPS: Final = {
-    name: tuple(
-        field
-        for field, info in model.model_fields.items()
-        if any(isinstance(m, BeforeValidator) and m.func is to_epoch_ms for m in info.metadata)
-    )
-    for name, (model, _) in EVENT_TYPES.items()
-}
 
 CHANNELS: Final = ("wecom", "official_account", "mini_program", "app", "store", "sms")
 
@@ -211,20 +261,32 @@ class BehaviourEvent(BaseModel):
                 checked = known[0].model_validate(self.props)
             except ValidationError as error:
                 raise ValueError(_describe(error, prefix=f"props of {self.type}: ")) from None
-            # Keep the producer's props; only timestamps are rewritten (as epoch ms).
-            for name in _TIMESTAMP_PROPS[self.type]:
+            # Keep the producer's other props; the typed ones are what was validated (a
+            # timestamp as epoch ms, "1500.50" as 1500.5), so rules read what was accepted.
+            for name in checked.model_fields_set.intersection(known[0].model_fields):
                 self.props[name] = getattr(checked, name)
         return self
 
 
-def _depth(value: object, limit: int) -> int:
-    if limit < 0:
-        return 1
-    if isinstance(value, dict):
-        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
-    return 0
+def _props_problem(value: object, path: str, depth: int, max_depth: int) -> EventError | None:
+    """Props nested deeper than ``max_depth``, or holding a number the profile store cannot
+    write exactly (NaN, an infinity, an integer past 64 bits): the error, naming the prop."""
+    if isinstance(value, dict | list):
+        if depth > max_depth:
+            return EventError("too_deep", f"props nest deeper than {max_depth} levels")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(item, dict | list | float | int):
+                step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key[:40]}"
+                found = _props_problem(item, step, depth + 1, max_depth)
+                if found is not None:
+                    return found
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return EventError("schema", f"{path}: {value} is not a finite number")
+    if isinstance(value, int) and not MIN_INTEGER <= value <= MAX_INTEGER:
+        return EventError("schema", f"{path}: an integer outside the 64-bit range")
+    return None
 
 
 def _describe(error: ValidationError, prefix: str = "") -> str:
@@ -239,8 +301,25 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
 def decode_event(
     raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES, max_depth: int = MAX_PROPS_DEPTH
 ) -> BehaviourEvent:
-    """Decode one message into an event, or raise EventError saying precisely what is wrong."""
-    data = raw.encode() if isinstance(raw, str) else raw
+    """Decode one message into an event, or raise EventError saying precisely what is wrong.
+
+    Never raises anything else: whatever goes wrong while decoding one message is that
+    message's error, so that it cannot stop a partition."""
+    try:
+        return _decode(raw, max_bytes, max_depth)
+    except EventError:
+        raise
+    except Exception as error:  # a case no check foresaw: still this message's dead letter
+        raise EventError("schema", f"cannot be decoded ({type(error).__name__})") from None
+
+
+def _decode(raw: bytes | str, max_bytes: int, max_depth: int) -> BehaviourEvent:
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode()
+        except UnicodeEncodeError as bad:
+            raise EventError("not_utf8", f"not UTF-8 at character {bad.start}") from None
+    data = raw
     if len(data) > max_bytes:
         raise EventError("too_large", f"{len(data)} bytes is over the limit of {max_bytes}")
     try:
@@ -258,13 +337,9 @@ def decode_event(
         if "model_type" in kinds and not data.lstrip().startswith(b"{"):
             raise EventError("invalid_json", "an event must be a JSON object") from None
         raise EventError("schema", _describe(error)) from None
-    # Only a message with enough brackets can nest too deep: skip the walk for the rest.
-    if (
-        event.props
-        and data.count(b"{") + data.count(b"[") > max_depth
-        and _depth(event.props, max_depth) > max_depth
-    ):
-        raise EventError("too_deep", f"props nest deeper than {max_depth} levels")
+    problem = _props_problem(event.props, "props", 1, max_depth) if event.props else None
+    if problem is not None:
+        raise problem
     return event
 
 
