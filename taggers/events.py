@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -94,6 +93,8 @@ def to_number(value: object) -> int | float:
     """A numeric prop as the number it means: a JSON number as it is, a numeric string
     (``"1500.50"``, ``"500"``) parsed. Booleans, NaN, infinities, other strings and
     magnitudes over ``MAX_AMOUNT`` raise ValueError."""
+    if type(value) is float and -MAX_AMOUNT <= value <= MAX_AMOUNT:  # the usual case
+        return value
     if isinstance(value, bool):
         raise ValueError(f"must be a number, not {str(value).lower()}")
     if isinstance(value, str):
@@ -110,17 +111,16 @@ def to_number(value: object) -> int | float:
     return value
 
 
-_ID_PROBLEM = re.compile(r"[{}\x00-\x1f\x7f]")
+# What an id must not contain: braces (a user id is the Redis Cluster hash tag of its keys,
+# which Redis takes from the first { to the next }) and control characters. Checked by
+# pydantic's own regex, as it is on every event's path.
+_ID_PATTERN: Final = r"^[^{}\x00-\x1f\x7f]*$"
 
 
-def _check_id(value: str) -> str:
-    found = _ID_PROBLEM.search(value)
-    if found is not None:
-        if found.group() in "{}":
-            # Redis Cluster hashes a key by its first {...}: the id must be the whole tag.
-            raise ValueError("must not contain { or } (ids are Redis Cluster hash tags)")
-        raise ValueError("must not contain control characters")
-    return value
+def _id_problem(value: object) -> str:
+    if isinstance(value, str) and ("{" in value or "}" in value):
+        return "must not contain { or } (ids are Redis Cluster hash tags)"
+    return "must not contain control characters"
 
 
 def format_ts(ms: int) -> str:
@@ -139,11 +139,7 @@ _TS_SCHEMA: Final = {
     ]
 }
 Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHEMA)]
-Id = Annotated[
-    str,
-    Field(min_length=1, max_length=128, json_schema_extra={"pattern": "^[^{}\\x00-\\x1f\\x7f]+$"}),
-    AfterValidator(_check_id),
-]
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)]
 """An id: 1-128 characters, no braces (a user id is the Redis Cluster hash tag of its
 keys) and no control characters."""
 Number = Annotated[float, BeforeValidator(to_number)]
@@ -230,6 +226,19 @@ EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
 }
 """Known event types: props model and meaning. Other types are accepted as they are."""
 
+_CONVERTED_PROPS: Final = {
+    name: tuple(
+        field
+        for field, info in model.model_fields.items()
+        if any(
+            isinstance(m, BeforeValidator) and m.func in (to_epoch_ms, to_number)
+            for m in info.metadata
+        )
+    )
+    for name, (model, _) in EVENT_TYPES.items()
+}
+"""The props of each known type that validation converts (timestamps, numbers)."""
+
 CHANNELS: Final = ("wecom", "official_account", "mini_program", "app", "store", "sms")
 
 
@@ -261,31 +270,46 @@ class BehaviourEvent(BaseModel):
                 checked = known[0].model_validate(self.props)
             except ValidationError as error:
                 raise ValueError(_describe(error, prefix=f"props of {self.type}: ")) from None
-            # Keep the producer's other props; the typed ones are what was validated (a
-            # timestamp as epoch ms, "1500.50" as 1500.5), so rules read what was accepted.
-            for name in checked.model_fields_set.intersection(known[0].model_fields):
-                self.props[name] = getattr(checked, name)
+            # Keep the producer's props, but those that validation converts are what was
+            # validated (a timestamp as epoch ms, "1500.50" as 1500.5): rules read what
+            # was accepted.
+            for name in _CONVERTED_PROPS[self.type]:
+                if name in self.props:
+                    self.props[name] = getattr(checked, name)
         return self
 
 
-def _props_problem(value: object, path: str, depth: int, max_depth: int) -> EventError | None:
+def _props_problem(
+    value: dict[str, Any] | list[Any], path: str, depth: int, max_depth: int
+) -> EventError | None:
     """Props nested deeper than ``max_depth``, or holding a number the profile store cannot
-    write exactly (NaN, an infinity, an integer past 64 bits): the error, naming the prop."""
-    if isinstance(value, dict | list):
-        if depth > max_depth:
-            return EventError("too_deep", f"props nest deeper than {max_depth} levels")
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if isinstance(item, dict | list | float | int):
-                step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key[:40]}"
-                found = _props_problem(item, step, depth + 1, max_depth)
-                if found is not None:
-                    return found
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return EventError("schema", f"{path}: {value} is not a finite number")
-    if isinstance(value, int) and not MIN_INTEGER <= value <= MAX_INTEGER:
-        return EventError("schema", f"{path}: an integer outside the 64-bit range")
+    write exactly (NaN, an infinity, an integer past 64 bits): the error, naming the prop.
+    ``value`` is a dict or a list, ``depth`` its level (props themselves are level 1)."""
+    if depth > max_depth:
+        return EventError("too_deep", f"props nest deeper than {max_depth} levels")
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        # The usual values (text, ordinary numbers) cost one type test each.
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is float:
+            if math.isfinite(item):
+                continue
+            problem = f"{item} is not a finite number"
+        elif kind is int:
+            if MIN_INTEGER <= item <= MAX_INTEGER:
+                continue
+            problem = "an integer outside the 64-bit range"
+        else:
+            problem = None
+        step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key[:40]}"
+        if problem is not None:
+            return EventError("schema", f"{step}: {problem}")
+        if kind is dict or kind is list:
+            found = _props_problem(item, step, depth + 1, max_depth)
+            if found is not None:
+                return found
     return None
 
 
@@ -294,6 +318,11 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
     for item in error.errors(include_url=False)[:5]:
         loc = ".".join(str(p) for p in item["loc"])
         message = str(item["msg"]).removeprefix("Value error, ")
+        if (
+            item["type"] == "string_pattern_mismatch"
+            and item.get("ctx", {}).get("pattern") == _ID_PATTERN
+        ):
+            message = _id_problem(item["input"])
         parts.append(f"{prefix}{loc}: {message}" if loc else f"{prefix}{message}")
     return "; ".join(parts)
 
