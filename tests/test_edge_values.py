@@ -40,7 +40,7 @@ from taggers.outputs import output_to_dict
 from taggers.redis_store import Keys, RedisStore
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import RuleSet, load_rules
-from taggers.settings import BUNDLED_RULES
+from taggers.settings import BUNDLED_RULES, SettingsError, load_settings
 from taggers.testing import START_MS, MemoryStore, edited_rules
 
 RULES = load_rules(BUNDLED_RULES)
@@ -385,6 +385,12 @@ def test_every_accepted_user_id_is_the_hash_tag_of_its_keys(user_id: str) -> Non
         return
     # Redis Cluster hashes only what is between the first { and the next }: the id itself.
     assert key_slot(Keys().user(event.user_id).encode()) == key_slot(event.user_id.encode())
+
+
+def test_a_key_prefix_with_braces_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAGGER_REDIS_PREFIX", "shop{1}")
+    with pytest.raises(SettingsError, match="TAGGER_REDIS_PREFIX"):
+        load_settings()
 
 
 def test_a_b_brace_id_would_have_hashed_as_a() -> None:
