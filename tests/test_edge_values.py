@@ -62,6 +62,7 @@ aggregates:
   v_nested:   {last: props.w.x, of: x_event}
 tags:
   v_big: {display: big v, when: "v_sum > 100 && v_max > 10"}
+  v_last_big: {display: last v big, when: "v_last > 10 || v_nested == 'x' || v_avg_7d < 0"}
   v_value:
     display: top v
     value: v_top
