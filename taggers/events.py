@@ -142,8 +142,35 @@ Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHE
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)]
 """An id: 1-128 characters, no braces (a user id is the Redis Cluster hash tag of its
 keys) and no control characters."""
-Number = Annotated[float, BeforeValidator(to_number)]
-Money = Annotated[Number, Field(ge=0)]
+
+
+def _numeric_schema(
+    low: int, high: int, number: str = "number", example: str = "1500.50"
+) -> WithJsonSchema:
+    """The JSON Schema of a numeric prop: a number in range, or numeric text."""
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": number, "minimum": low, "maximum": high},
+                {"type": "string", "pattern": f"^\\s*{_NUMERIC.pattern}\\s*$"},
+            ],
+            "description": f'{number} from {low:,} to {high:,}, or as text ("{example}")',
+        }
+    )
+
+
+Number = Annotated[
+    float,
+    BeforeValidator(to_number),
+    Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT),
+    _numeric_schema(-MAX_AMOUNT, MAX_AMOUNT),
+]
+Money = Annotated[
+    float,
+    BeforeValidator(to_number),
+    Field(ge=0, le=MAX_AMOUNT),
+    _numeric_schema(0, MAX_AMOUNT),
+]
 
 
 class _Props(BaseModel):
@@ -197,7 +224,9 @@ class ReferralProps(_Props):
 
 
 class SurveyProps(_Props):
-    score: Annotated[int, BeforeValidator(to_number), Field(ge=0, le=10)]
+    score: Annotated[
+        int, BeforeValidator(to_number), Field(ge=0, le=10), _numeric_schema(0, 10, "integer", "9")
+    ]
 
 
 class StoreVisitProps(_Props):

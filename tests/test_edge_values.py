@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import orjson
 import pytest
 import redis
@@ -35,6 +36,7 @@ from taggers.events import (
     BehaviourEvent,
     EventError,
     decode_event,
+    event_json_schema,
 )
 from taggers.outputs import output_to_dict
 from taggers.redis_store import Keys, RedisStore
@@ -566,3 +568,16 @@ def test_generated_events_give_the_same_profiles_on_redis_as_in_memory(
         assert stored[user].to_dict() == want.to_dict()
         for value in Engine(custom_rules).aggregate_values(stored[user]).values():
             assert not isinstance(value, float) or math.isfinite(value)
+
+
+def test_the_json_schema_says_numeric_props_take_numeric_text() -> None:
+    props = event_json_schema()["x-event-types"]
+    amount, score = props["purchase"]["props"]["amount"], props["survey"]["props"]["score"]
+    for good in (1500.5, "1500.50", " 12 ", 0):
+        jsonschema.validate(good, amount)
+    for bad in (True, "NaN", "lots", -1, MAX_AMOUNT + 1):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, amount)
+    jsonschema.validate("9", score)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(11, score)
