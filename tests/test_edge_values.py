@@ -38,7 +38,8 @@ from taggers.events import (
     decode_event,
     event_json_schema,
 )
-from taggers.outputs import output_to_dict
+from taggers.outputs import Output, output_to_dict
+from taggers.profile import Profile
 from taggers.redis_store import Keys, RedisStore
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import RuleSet, load_rules
@@ -581,3 +582,45 @@ def test_the_json_schema_says_numeric_props_take_numeric_text() -> None:
     jsonschema.validate("9", score)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(11, score)
+
+
+class _FailsOnRefunds(Engine):
+    """An engine with a bug: it raises on refunds, after changing the profile."""
+
+    def apply(
+        self,
+        profile: Profile,
+        event: BehaviourEvent,
+        cause: str | None = None,
+        *,
+        skipped: Counter[str] | None = None,
+    ) -> list[Output]:
+        outputs = super().apply(profile, event, cause, skipped=skipped)
+        if event.type == "refund":
+            raise ZeroDivisionError("division by zero")
+        return outputs
+
+
+@pytest.mark.integration
+def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker_does(
+    redis_client: redis.Redis,
+) -> None:
+    lines = [
+        line(amount=100),
+        line("refund", ts=TS + 1, amount=100),
+        line("refund", ts=TS + 2, user="u2", amount=5),  # a new user's only event
+        line(ts=TS + 3, amount=50),
+    ]
+    store = RedisStore(redis_client)
+    got = list(Replay(_FailsOnRefunds(RULES), store).run(lines))
+    bad = [(item.line, item.reason) for item in got if isinstance(item, BadLine)]
+    assert bad == [(2, "engine_error"), (3, "engine_error")]
+    without = MemoryStore()
+    want = list(Replay(Engine(RULES), without).run([lines[0], lines[3]]))
+    assert [output_to_dict(o) for o in got if not isinstance(o, BadLine)] == [
+        output_to_dict(o) for o in want if not isinstance(o, BadLine)
+    ]
+    assert sorted(store.users()) == ["u1"]
+    expected = without.get("u1")
+    assert expected is not None
+    assert store.load(["u1"])["u1"].to_dict() == expected.to_dict()
