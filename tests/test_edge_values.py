@@ -12,6 +12,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -20,8 +21,10 @@ import pytest
 import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 from redis.crc import key_slot
 
+from streams.app import count_batch
 from streams.pipeline import Pipeline, Record
 from taggers.aggregates import KINDS, LARGEST, Window
 from taggers.cli import main
@@ -624,3 +627,13 @@ def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker
     expected = without.get("u1")
     assert expected is not None
     assert store.load(["u1"])["u1"].to_dict() == expected.to_dict()
+
+
+def test_the_worker_exports_skipped_values_per_aggregate(custom_rules: RuleSet) -> None:
+    pipeline = Pipeline(Engine(custom_rules), MemoryStore(), MAX_EVENT_BYTES)
+    records = [Record(0, n, line("x_event", v=v).encode()) for n, v in enumerate(["a", "b", 1])]
+    batch = pipeline.prepare(0, records)
+    sample = "tagger_aggregate_skipped_values_total"
+    before = REGISTRY.get_sample_value(sample, {"aggregate": "v_avg"}) or 0.0
+    count_batch("behaviour-events", [SimpleNamespace(timestamp=0.0)] * 3, batch)  # type: ignore[list-item]
+    assert REGISTRY.get_sample_value(sample, {"aggregate": "v_avg"}) == before + 2
