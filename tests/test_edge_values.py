@@ -22,6 +22,7 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
+from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from streams.app import count_batch
@@ -637,3 +638,17 @@ def test_the_worker_exports_skipped_values_per_aggregate(custom_rules: RuleSet) 
     before = REGISTRY.get_sample_value(sample, {"aggregate": "v_avg"}) or 0.0
     count_batch("behaviour-events", [SimpleNamespace(timestamp=0.0)] * 3, batch)  # type: ignore[list-item]
     assert REGISTRY.get_sample_value(sample, {"aggregate": "v_avg"}) == before + 2
+
+
+@pytest.mark.integration
+def test_odd_but_valid_ids_round_trip_on_a_redis_cluster(cluster_client: RedisCluster) -> None:
+    ids = ["用户 1", "a b", "%7B", "a/b", "😀", "x" * 128, "a:u:b", "'\"", "tagger:u:", "\\"]
+    lines = [line(user=user, amount=1500) for user in ids]
+    store = RedisStore(cluster_client)
+    assert not [
+        item for item in Replay(Engine(RULES), store).run(lines) if isinstance(item, BadLine)
+    ]
+    assert sorted(store.users()) == sorted(ids)
+    loaded = RedisStore(cluster_client).load(ids)
+    assert {user: profile.user_id for user, profile in loaded.items()} == {u: u for u in ids}
+    assert store.tag_members("high_value") == sorted(ids)
