@@ -118,7 +118,8 @@ def _avg_add(state: State, value: Value, _ts: int, _limit: int) -> State:
         return state
     if state is None:
         return [number, 1]
-    state[0] = _finite(state[0] + number)
+    # `or 0.0`: a sum stored as null by a version that let it become infinite
+    state[0] = _finite((state[0] or 0.0) + number)
     state[1] += 1
     return state
 
@@ -127,11 +128,11 @@ def _avg_merge(states: list[State], _limit: int) -> State:
     present = [s for s in states if s is not None]
     if not present:
         return None
-    return [_finite(sum(s[0] for s in present)), sum(s[1] for s in present)]
+    return [_finite(sum(s[0] or 0.0 for s in present)), sum(s[1] for s in present)]
 
 
 def _avg_result(state: State, _now: int) -> Value:
-    return None if state is None else state[0] / state[1]
+    return None if state is None else (state[0] or 0.0) / state[1]
 
 
 def _key(value: Value) -> str | None:

@@ -652,3 +652,18 @@ def test_odd_but_valid_ids_round_trip_on_a_redis_cluster(cluster_client: RedisCl
     loaded = RedisStore(cluster_client).load(ids)
     assert {user: profile.user_id for user, profile in loaded.items()} == {u: u for u in ids}
     assert store.tag_members("high_value") == sorted(ids)
+
+
+def test_a_profile_whose_sums_an_older_version_stored_as_null_can_be_read_and_updated() -> None:
+    # Before sums saturated, 1e308 + 1e308 was stored in Redis as null: such a profile
+    # could no longer be read (GET /profiles answered 500) nor take a purchase.
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, decode_event(line(amount=10)))
+    aggs = RULES.aggregates
+    profile.aggs[aggs["avg_order"].key] = [None, 2]
+    profile.aggs[aggs["spend_total"].key] = None
+    stored = Profile.from_dict(orjson.loads(orjson.dumps(profile.to_dict())))
+    assert engine.describe(stored)["aggregates"]["avg_order"] == 0.0
+    engine.apply(stored, decode_event(line(ts=TS + 1, amount=30)))
+    assert engine.aggregate_values(stored)["avg_order"] == 10.0
