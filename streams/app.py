@@ -388,6 +388,8 @@ def count_batch(topic: str, messages: list[Message], batch: Prepared) -> None:
     metrics.BATCH_SIZE.observe(len(messages))
     for (event_type, outcome), count in batch.outcomes.items():
         metrics.EVENTS.labels(event_type, outcome).inc(count)
+    for aggregate, count in batch.skipped.items():
+        metrics.AGGREGATE_SKIPPED_VALUES.labels(aggregate).inc(count)
     saved = time.time()
     for message in messages:
         metrics.EVENT_TO_REDIS_SECONDS.observe(max(0.0, saved - message.timestamp))

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from taggers.outputs import Output, TagChange, Transition
 
 __all__ = [
+    "AGGREGATE_SKIPPED_VALUES",
     "ALERTS",
     "AUDIENCE_USERS",
     "BATCHES",
@@ -91,6 +92,12 @@ TRANSITIONS = Counter(
     ["from_stage", "to_stage"],
 )
 ALERTS = Counter("tagger_alerts_total", "Alerts sent, by alert name", ["name"])
+AGGREGATE_SKIPPED_VALUES = Counter(
+    "tagger_aggregate_skipped_values_total",
+    "Event values an aggregate skipped because they are of the wrong type (a sum or avg "
+    "given text, a distinct given an object), by aggregate name",
+    ["aggregate"],
+)
 DEAD_LETTERS = Counter(
     "tagger_dead_letters_total",
     "Events sent to the DLQ, by reason (invalid_json, schema, too_large, ...)",

@@ -20,13 +20,12 @@ from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, EventError, decode_event
 from taggers.outputs import Output
 from taggers.profile import Profile
-from taggers.replay import fire_due
+from taggers.replay import ENGINE_ERROR, fire_due
 from taggers.store import ProfileStore
 
 log = logging.getLogger(__name__)
 
 
-ENGINE_ERROR = "engine_error"  # the DLQ reason of an event the engine failed on
 UNDECODED = "unknown"  # the type of an event that went to the DLQ
 
 
@@ -102,6 +101,8 @@ class Prepared:
     offsets: dict[str, int] = field(default_factory=dict)
     # (event type label, outcome) -> events: applied, redelivered (Redis had it), dead, rekeyed
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # aggregate name -> values of the wrong type it skipped (a sum given a string)
+    skipped: Counter[str] = field(default_factory=Counter)
 
 
 class Pipeline:
@@ -187,7 +188,7 @@ class Pipeline:
             if profile is None:
                 profile = profiles[user] = self.engine.new_profile(user)
             try:
-                batch.outputs.extend(self.engine.apply(profile, event))
+                batch.outputs.extend(self.engine.apply(profile, event, skipped=batch.skipped))
             except Exception as error:  # any bug: the partition must not stop for it
                 raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
             batch.profiles[user] = profile

@@ -9,6 +9,7 @@ profile serialises to JSON as it is (for Redis and replays).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -21,6 +22,7 @@ Value = Any
 DEFAULT_LIMIT: Final = 1000
 DEFAULT_TOP_LIMIT: Final = 64
 MAX_BUCKETS: Final = 1000
+LARGEST: Final = sys.float_info.max
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class Kind:
     list/dict state in place, the others return the very same state when nothing changed
     (which lets the engine skip rules whose inputs did not move).
     ``result(state, now)`` turns a merged partial into the value rules read.
+    ``accepts(value)`` says whether a value can be folded in (a sum takes numbers only);
+    the engine counts the values it skips.
     """
 
     name: str
@@ -41,6 +45,7 @@ class Kind:
     result: Callable[[State, int], Value]
     clock_dependent: bool = False
     mutates: bool = False
+    accepts: Callable[[Value], bool] = lambda _value: True
 
 
 def _none_if_empty(state: State, _now: int) -> Value:
@@ -53,6 +58,20 @@ def _number(value: Value) -> float | None:
     return float(value)
 
 
+def _is_number(value: Value) -> bool:
+    return _number(value) is not None
+
+
+def _finite(total: float) -> float:
+    """A sum saturates at the largest float rather than becoming infinite: JSON (and so
+    Redis) cannot hold an infinity, and every later value would be lost in it."""
+    if total > LARGEST:
+        return LARGEST
+    if total < -LARGEST:
+        return -LARGEST
+    return total
+
+
 def _count_add(state: State, _value: Value, _ts: int, _limit: int) -> State:
     return (state or 0) + 1
 
@@ -61,12 +80,12 @@ def _sum_add(state: State, value: Value, _ts: int, _limit: int) -> State:
     number = _number(value)
     if number is None:
         return state
-    return (state or 0.0) + number
+    return _finite((state or 0.0) + number)
 
 
 def _sum_merge(states: list[State], _limit: int) -> State:
     present = [s for s in states if s is not None]
-    return sum(present) if present else None
+    return _finite(sum(present)) if present else None
 
 
 def _min_add(state: State, value: Value, _ts: int, _limit: int) -> State:
@@ -99,7 +118,8 @@ def _avg_add(state: State, value: Value, _ts: int, _limit: int) -> State:
         return state
     if state is None:
         return [number, 1]
-    state[0] += number
+    # `or 0.0`: a sum stored as null by a version that let it become infinite
+    state[0] = _finite((state[0] or 0.0) + number)
     state[1] += 1
     return state
 
@@ -108,11 +128,11 @@ def _avg_merge(states: list[State], _limit: int) -> State:
     present = [s for s in states if s is not None]
     if not present:
         return None
-    return [sum(s[0] for s in present), sum(s[1] for s in present)]
+    return [_finite(sum(s[0] or 0.0 for s in present)), sum(s[1] for s in present)]
 
 
 def _avg_result(state: State, _now: int) -> Value:
-    return None if state is None else state[0] / state[1]
+    return None if state is None else (state[0] or 0.0) / state[1]
 
 
 def _key(value: Value) -> str | None:
@@ -124,6 +144,10 @@ def _key(value: Value) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _has_key(value: Value) -> bool:
+    return _key(value) is not None
 
 
 def _distinct_add(state: State, value: Value, _ts: int, limit: int) -> State:
@@ -300,14 +324,23 @@ KINDS: Final[dict[str, Kind]] = {
     kind.name: kind
     for kind in (
         Kind("count", False, True, _count_add, _count_merge, _count_result),
-        Kind("sum", True, True, _sum_add, _sum_merge, lambda s, _n: s or 0.0),
-        Kind("min", True, True, _min_add, _min_merge, _none_if_empty),
-        Kind("max", True, True, _max_add, _max_merge, _none_if_empty),
-        Kind("avg", True, True, _avg_add, _avg_merge, _avg_result, mutates=True),
+        Kind("sum", True, True, _sum_add, _sum_merge, lambda s, _n: s or 0.0, accepts=_is_number),
+        Kind("min", True, True, _min_add, _min_merge, _none_if_empty, accepts=_is_number),
+        Kind("max", True, True, _max_add, _max_merge, _none_if_empty, accepts=_is_number),
         Kind(
-            "distinct", True, True, _distinct_add, _distinct_merge, _distinct_result, mutates=True
+            "avg", True, True, _avg_add, _avg_merge, _avg_result, mutates=True, accepts=_is_number
         ),
-        Kind("top", True, True, _top_add, _top_merge, _top_result, mutates=True),
+        Kind(
+            "distinct",
+            True,
+            True,
+            _distinct_add,
+            _distinct_merge,
+            _distinct_result,
+            mutates=True,
+            accepts=_has_key,
+        ),
+        Kind("top", True, True, _top_add, _top_merge, _top_result, mutates=True, accepts=_has_key),
         Kind("first", True, True, _first_add, _first_merge, _pair_value),
         Kind("last", True, True, _last_add, _last_merge, _pair_value),
         Kind("last_ts", False, True, _last_ts_add, _max_merge, _none_if_empty),

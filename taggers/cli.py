@@ -290,12 +290,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 "aggregates": engine.aggregate_values(profile, replay.clock),
             }
             out.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+        for name, count in sorted(replay.skipped.items()):
+            record = {"kind": "skipped", "aggregate": name, "values": count}
+            out.write(orjson.dumps(record) + b"\n")
         return 0
-    _summary(counts, users, rules)
+    _summary(counts, users, rules, replay.skipped)
     return 0
 
 
-def _summary(counts: Counter[str], users: Sequence[Any], rules: RuleSet) -> None:
+def _summary(
+    counts: Counter[str], users: Sequence[Any], rules: RuleSet, skipped: Counter[str]
+) -> None:
     stages = Counter(p.stage for p in users)
     tags = Counter(t for p in users for t in p.tags)
     print(f"\n== {len(users)} users, rules version {rules.version}", file=sys.stderr)
@@ -306,6 +311,13 @@ def _summary(counts: Counter[str], users: Sequence[Any], rules: RuleSet) -> None
         print(f"     {key[6:]}: {value}", file=sys.stderr)
     print("   stages: " + ", ".join(f"{s}={n}" for s, n in stages.most_common()), file=sys.stderr)
     print("   top tags: " + ", ".join(f"{t}={n}" for t, n in tags.most_common(12)), file=sys.stderr)
+    if skipped:
+        # A value of the wrong type (a sum given text) is not zero: say which aggregates.
+        print(
+            "   values skipped (wrong type): "
+            + ", ".join(f"{name}={n}" for name, n in sorted(skipped.items())),
+            file=sys.stderr,
+        )
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

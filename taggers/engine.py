@@ -11,7 +11,9 @@ of its type; a deadline changes the time-varying values (windows, days_since, pe
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,6 +29,7 @@ from taggers.ruleset import Alert as AlertRule
 from taggers.ruleset import Transition as TransitionRule
 
 MAX_DEADLINES_PER_ADVANCE: Final = 100_000
+MAX_DELAY_MS: Final = 1000 * 365 * DAY_MS  # a timer later than a thousand years never fires
 RECENT_EVENT_IDS: Final = 32  # a retry comes soon after the original: 32 ids is ample
 MAX_CACHED_FAMILY_NAMES: Final = 100_000
 EXPIRED: Final = "expired:"
@@ -158,7 +161,12 @@ class Engine:
         return Profile(user_id=user_id)
 
     def apply(
-        self, profile: Profile, event: BehaviourEvent, cause: str | None = None
+        self,
+        profile: Profile,
+        event: BehaviourEvent,
+        cause: str | None = None,
+        *,
+        skipped: Counter[str] | None = None,
     ) -> list[Output]:
         """Fire the user's deadlines up to the event's time, then apply the event.
 
@@ -166,6 +174,8 @@ class Engine:
         event's origin for output ids (e.g. topic partition and offset); by default the
         event id. Returns the outputs in the order they happened. An event whose id is
         among the user's latest ``RECENT_EVENT_IDS`` is a producer's retry: nothing happens.
+        ``skipped`` counts, by aggregate name, values that an aggregate could not take
+        (a sum given a string): the caller reports them, as a wrong type is not zero.
         """
         recent = profile.recent_ids
         if event.event_id in recent:
@@ -188,7 +198,7 @@ class Engine:
         if profile.stage is None and lifecycle is not None:
             self._enter_initial(step, lifecycle.initial)
         before = len(outputs)
-        changed, moves_deadline = self._update_aggregates(profile, event, now)
+        changed, moves_deadline = self._update_aggregates(profile, event, now, skipped)
         if lifecycle is not None:
             self._transitions_on_event(step, event)
         self._evaluate(step, changed | {"stage"} if step.moved else changed)
@@ -309,7 +319,7 @@ class Engine:
     # --- events ---------------------------------------------------------------------------
 
     def _update_aggregates(
-        self, profile: Profile, event: BehaviourEvent, now: int
+        self, profile: Profile, event: BehaviourEvent, now: int, skipped: Counter[str] | None
     ) -> tuple[frozenset[str], bool]:
         """Fold the event in; return the aggregates that changed and whether the next
         deadline may have moved."""
@@ -327,6 +337,10 @@ class Engine:
             if aggregate.extract is not None:
                 value = aggregate.extract(event)
                 if value is None:
+                    continue
+                if not aggregate.kind.accepts(value):
+                    if skipped is not None:
+                        skipped[name] += 1
                     continue
             old = aggs.get(key)
             if aggregate.window is not None:
@@ -494,7 +508,13 @@ class Engine:
         anchor = step.profile.aggs.get(timer.anchor)
         if anchor is not None:
             after = timer.after.evaluate(step.values)
-            if after is not None:
+            # Past MAX_DELAY_MS nothing would ever fire, and such a due time (or an
+            # infinite one) could not be stored: no deadline.
+            if (
+                isinstance(after, int | float)
+                and math.isfinite(after)
+                and abs(after) <= MAX_DELAY_MS
+            ):
                 found = anchor, anchor + int(after)
         step.dues[key] = found
         return found

@@ -7,6 +7,8 @@ raw bytes into a validated ``BehaviourEvent`` or raises ``EventError`` with a bo
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -23,6 +25,11 @@ from pydantic import (
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 MAX_PROPS_DEPTH: Final = 8
+MAX_AMOUNT: Final = 10**12
+"""The largest magnitude of a typed amount or points value: sums of them stay finite."""
+# Integers the profile store can write exactly (orjson's range: int64 and uint64).
+MIN_INTEGER: Final = -(2**63)
+MAX_INTEGER: Final = 2**64 - 1
 
 # Epoch-ms sanity range: catches seconds sent where milliseconds are expected.
 _MIN_TS_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -44,9 +51,13 @@ class EventError(Exception):
 
 
 def to_epoch_ms(value: object) -> int:
-    """Parse an ISO-8601 timestamp with a time zone, or epoch milliseconds, into epoch ms."""
+    """Parse an ISO-8601 timestamp with a time zone, or epoch milliseconds, into epoch ms.
+
+    Raises ValueError (only) for anything else, infinities and NaN included."""
     if isinstance(value, bool):
         raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a time: send epoch milliseconds or ISO-8601")
     if isinstance(value, int | float):
         ms = int(value)
     elif isinstance(value, str):
@@ -58,7 +69,10 @@ def to_epoch_ms(value: object) -> int:
             ) from None
         if parsed.tzinfo is None:
             raise ValueError(f"{value[:40]!r} has no time zone: add Z or an offset like +08:00")
-        ms = int(parsed.timestamp() * 1000)
+        try:
+            ms = int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):  # a date at the edge of what datetime holds
+            raise ValueError(f"{value[:40]!r} is outside 2000-01-01..2100-01-01") from None
     else:
         raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
     if not _MIN_TS_MS <= ms < _MAX_TS_MS:
@@ -67,8 +81,46 @@ def to_epoch_ms(value: object) -> int:
             if _MIN_TS_MS // 1000 <= ms < _MAX_TS_MS // 1000
             else ""
         )
-        raise ValueError(f"{ms} is outside 2000-01-01..2100-01-01{hint}")
+        shown = ms if abs(ms) < 10**20 else f"{str(ms)[:20]}..."
+        raise ValueError(f"{shown} is outside 2000-01-01..2100-01-01{hint}")
     return ms
+
+
+_NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def to_number(value: object) -> int | float:
+    """A numeric prop as the number it means: a JSON number as it is, a numeric string
+    (``"1500.50"``, ``"500"``) parsed. Booleans, NaN, infinities, other strings and
+    magnitudes over ``MAX_AMOUNT`` raise ValueError."""
+    if type(value) is float and -MAX_AMOUNT <= value <= MAX_AMOUNT:  # the usual case
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 40 or not _NUMERIC.fullmatch(text):
+            raise ValueError(f"must be a number, not the text {value[:40]!r}")
+        value = int(text) if text.lstrip("+-").isdigit() else float(text)
+    if not isinstance(value, int | float):
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, not {value}")
+    if abs(value) > MAX_AMOUNT:
+        raise ValueError(f"must be at most {MAX_AMOUNT:,} in magnitude")
+    return value
+
+
+# What an id must not contain: braces (a user id is the Redis Cluster hash tag of its keys,
+# which Redis takes from the first { to the next }) and control characters. Checked by
+# pydantic's own regex, as it is on every event's path.
+_ID_PATTERN: Final = r"^[^{}\x00-\x1f\x7f]*$"
+
+
+def _id_problem(value: object) -> str:
+    if isinstance(value, str) and ("{" in value or "}" in value):
+        return "must not contain { or } (ids are Redis Cluster hash tags)"
+    return "must not contain control characters"
 
 
 def format_ts(ms: int) -> str:
@@ -87,8 +139,38 @@ _TS_SCHEMA: Final = {
     ]
 }
 Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHEMA)]
-Id = Annotated[str, Field(min_length=1, max_length=128)]
-Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)]
+"""An id: 1-128 characters, no braces (a user id is the Redis Cluster hash tag of its
+keys) and no control characters."""
+
+
+def _numeric_schema(
+    low: int, high: int, number: str = "number", example: str = "1500.50"
+) -> WithJsonSchema:
+    """The JSON Schema of a numeric prop: a number in range, or numeric text."""
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": number, "minimum": low, "maximum": high},
+                {"type": "string", "pattern": f"^\\s*{_NUMERIC.pattern}\\s*$"},
+            ],
+            "description": f'{number} from {low:,} to {high:,}, or as text ("{example}")',
+        }
+    )
+
+
+Number = Annotated[
+    float,
+    BeforeValidator(to_number),
+    Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT),
+    _numeric_schema(-MAX_AMOUNT, MAX_AMOUNT),
+]
+Money = Annotated[
+    float,
+    BeforeValidator(to_number),
+    Field(ge=0, le=MAX_AMOUNT),
+    _numeric_schema(0, MAX_AMOUNT),
+]
 
 
 class _Props(BaseModel):
@@ -121,7 +203,7 @@ class CouponRedeemedProps(_Props):
 
 
 class PointsEarnedProps(_Props):
-    points: Annotated[float, Field(allow_inf_nan=False)]
+    points: Number
 
 
 class GroupProps(_Props):
@@ -142,7 +224,9 @@ class ReferralProps(_Props):
 
 
 class SurveyProps(_Props):
-    score: Annotated[int, Field(ge=0, le=10)]
+    score: Annotated[
+        int, BeforeValidator(to_number), Field(ge=0, le=10), _numeric_schema(0, 10, "integer", "9")
+    ]
 
 
 class StoreVisitProps(_Props):
@@ -171,14 +255,18 @@ EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
 }
 """Known event types: props model and meaning. Other types are accepted as they are."""
 
-_TIMESTAMP_PROPS: Final = {
+_CONVERTED_PROPS: Final = {
     name: tuple(
         field
         for field, info in model.model_fields.items()
-        if any(isinstance(m, BeforeValidator) and m.func is to_epoch_ms for m in info.metadata)
+        if any(
+            isinstance(m, BeforeValidator) and m.func in (to_epoch_ms, to_number)
+            for m in info.metadata
+        )
     )
     for name, (model, _) in EVENT_TYPES.items()
 }
+"""The props of each known type that validation converts (timestamps, numbers)."""
 
 CHANNELS: Final = ("wecom", "official_account", "mini_program", "app", "store", "sms")
 
@@ -211,20 +299,47 @@ class BehaviourEvent(BaseModel):
                 checked = known[0].model_validate(self.props)
             except ValidationError as error:
                 raise ValueError(_describe(error, prefix=f"props of {self.type}: ")) from None
-            # Keep the producer's props; only timestamps are rewritten (as epoch ms).
-            for name in _TIMESTAMP_PROPS[self.type]:
-                self.props[name] = getattr(checked, name)
+            # Keep the producer's props, but those that validation converts are what was
+            # validated (a timestamp as epoch ms, "1500.50" as 1500.5): rules read what
+            # was accepted.
+            for name in _CONVERTED_PROPS[self.type]:
+                if name in self.props:
+                    self.props[name] = getattr(checked, name)
         return self
 
 
-def _depth(value: object, limit: int) -> int:
-    if limit < 0:
-        return 1
-    if isinstance(value, dict):
-        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
-    return 0
+def _props_problem(
+    value: dict[str, Any] | list[Any], path: str, depth: int, max_depth: int
+) -> EventError | None:
+    """Props nested deeper than ``max_depth``, or holding a number the profile store cannot
+    write exactly (NaN, an infinity, an integer past 64 bits): the error, naming the prop.
+    ``value`` is a dict or a list, ``depth`` its level (props themselves are level 1)."""
+    if depth > max_depth:
+        return EventError("too_deep", f"props nest deeper than {max_depth} levels")
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        # The usual values (text, ordinary numbers) cost one type test each.
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is float:
+            if math.isfinite(item):
+                continue
+            problem = f"{item} is not a finite number"
+        elif kind is int:
+            if MIN_INTEGER <= item <= MAX_INTEGER:
+                continue
+            problem = "an integer outside the 64-bit range"
+        else:
+            problem = None
+        step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key[:40]}"
+        if problem is not None:
+            return EventError("schema", f"{step}: {problem}")
+        if kind is dict or kind is list:
+            found = _props_problem(item, step, depth + 1, max_depth)
+            if found is not None:
+                return found
+    return None
 
 
 def _describe(error: ValidationError, prefix: str = "") -> str:
@@ -232,6 +347,11 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
     for item in error.errors(include_url=False)[:5]:
         loc = ".".join(str(p) for p in item["loc"])
         message = str(item["msg"]).removeprefix("Value error, ")
+        if (
+            item["type"] == "string_pattern_mismatch"
+            and item.get("ctx", {}).get("pattern") == _ID_PATTERN
+        ):
+            message = _id_problem(item["input"])
         parts.append(f"{prefix}{loc}: {message}" if loc else f"{prefix}{message}")
     return "; ".join(parts)
 
@@ -239,8 +359,25 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
 def decode_event(
     raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES, max_depth: int = MAX_PROPS_DEPTH
 ) -> BehaviourEvent:
-    """Decode one message into an event, or raise EventError saying precisely what is wrong."""
-    data = raw.encode() if isinstance(raw, str) else raw
+    """Decode one message into an event, or raise EventError saying precisely what is wrong.
+
+    Never raises anything else: whatever goes wrong while decoding one message is that
+    message's error, so that it cannot stop a partition."""
+    try:
+        return _decode(raw, max_bytes, max_depth)
+    except EventError:
+        raise
+    except Exception as error:  # a case no check foresaw: still this message's dead letter
+        raise EventError("schema", f"cannot be decoded ({type(error).__name__})") from None
+
+
+def _decode(raw: bytes | str, max_bytes: int, max_depth: int) -> BehaviourEvent:
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode()
+        except UnicodeEncodeError as bad:
+            raise EventError("not_utf8", f"not UTF-8 at character {bad.start}") from None
+    data = raw
     if len(data) > max_bytes:
         raise EventError("too_large", f"{len(data)} bytes is over the limit of {max_bytes}")
     try:
@@ -258,13 +395,9 @@ def decode_event(
         if "model_type" in kinds and not data.lstrip().startswith(b"{"):
             raise EventError("invalid_json", "an event must be a JSON object") from None
         raise EventError("schema", _describe(error)) from None
-    # Only a message with enough brackets can nest too deep: skip the walk for the rest.
-    if (
-        event.props
-        and data.count(b"{") + data.count(b"[") > max_depth
-        and _depth(event.props, max_depth) > max_depth
-    ):
-        raise EventError("too_deep", f"props nest deeper than {max_depth} levels")
+    problem = _props_problem(event.props, "props", 1, max_depth) if event.props else None
+    if problem is not None:
+        raise problem
     return event
 
 

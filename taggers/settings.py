@@ -42,7 +42,11 @@ class Settings(BaseSettings):
     redis_cluster: bool = Field(
         default=False, description="The URL names a node of a Redis Cluster"
     )
-    redis_prefix: str = Field(default="tagger", description="Prefix of every Redis key")
+    redis_prefix: str = Field(
+        default="tagger",
+        pattern=r"^[^{}]*$",
+        description="Prefix of every Redis key (no braces: keys are hashed by their {...})",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="How to reach the brokers: TLS (SSL), SASL, both"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -107,12 +109,11 @@ def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
     )
 )
 def test_arbitrary_json_objects_never_crash(data: dict[str, object]) -> None:
+    # json, not orjson: it writes NaN, Infinity and integers past 64 bits, as producers may.
     try:
-        decode_event(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
+        decode_event(json.dumps(data, allow_nan=True))
     except EventError as error:
         assert error.reason in REASONS
-    except orjson.JSONEncodeError:
-        pass  # NaN and friends cannot be produced as JSON in the first place
 
 
 def test_json_schema_documents_every_known_type() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -141,9 +142,14 @@ class _FailsOnRefunds(Engine):
     """An engine with a bug: it raises on refunds, after changing the profile."""
 
     def apply(
-        self, profile: Profile, event: BehaviourEvent, cause: str | None = None
+        self,
+        profile: Profile,
+        event: BehaviourEvent,
+        cause: str | None = None,
+        *,
+        skipped: Counter[str] | None = None,
     ) -> list[Output]:
-        outputs = super().apply(profile, event, cause)
+        outputs = super().apply(profile, event, cause, skipped=skipped)
         if event.type == "refund":
             raise ZeroDivisionError("division by zero")
         return outputs
