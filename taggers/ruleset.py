@@ -37,7 +37,18 @@ from taggers.expr import (
     object_of,
 )
 from taggers.rulefile import AggregateSpec, AlertSpec, RuleFile, TagSpec, TransitionSpec
-from taggers.yaml_source import Path_, Position, Problem, RuleSetError, SourceMap, load_yaml
+from taggers.yaml_source import (
+    MAX_FILE_BYTES,
+    Budget,
+    Path_,
+    Position,
+    Problem,
+    RuleSetError,
+    SourceMap,
+    TooLargeError,
+    load_yaml,
+    read_bounded,
+)
 
 ANY: Final = "*"
 EVENT_TYPE: Final = object_of(
@@ -66,6 +77,19 @@ RESULT_TYPES: Final[dict[str, Type]] = {
     "pending": INT,
 }
 STRING_FIELDS: Final = frozenset({"event_id", "user_id", "type", "channel"})
+
+# Bounds on what a rule directory may hold (docs/rules.md, "Limits"), with those of
+# yaml_source (each file) and expr.parser (each expression).
+MAX_RULE_FILES: Final = 50
+"""The most rule files in a directory."""
+MAX_LIST_BYTES: Final = 2 * 1024 * 1024
+"""The most bytes of word-list files read for a rule directory, all lists together."""
+MAX_LIST_WORDS: Final = 100_000
+"""The most words in a rule directory's word lists, all lists (files and inline) together."""
+MAX_WORD_CHARS: Final = 40
+"""The longest word in a word list, in characters: ``contains_any`` costs at most about
+one set lookup per character of the text per distinct word length."""
+LIST_SUFFIX: Final = ".txt"
 
 Extractor = Callable[[BehaviourEvent], Any]
 
@@ -259,6 +283,8 @@ class _Compiler:
         self.problems: list[Problem] = []
         self.aggregates: dict[str, Aggregate] = {}
         self.lists: dict[str, tuple[str, ...]] = {}
+        self.list_bytes_left = MAX_LIST_BYTES
+        self.list_words_left = MAX_LIST_WORDS
         self.params: dict[str, Any] = {}
         self.names: dict[str, Type] = {}
         self.seen: dict[tuple[str, str], Position] = {}
@@ -351,17 +377,68 @@ class _Compiler:
                 if not self.declare("list", name, source, path):
                     continue
                 if isinstance(entry, list):
-                    self.lists[name] = tuple(entry)
-                    continue
-                list_path = (self.directory / entry.file).resolve()
-                try:
-                    lines = list_path.read_text(encoding="utf-8").splitlines()
-                except (OSError, UnicodeDecodeError) as error:
-                    self.problem(source.at((*path, "file")), f"cannot read word list: {error}")
-                    continue
-                words = (line.split("#", 1)[0].strip() for line in lines)
-                self.lists[name] = tuple(word for word in words if word)
+                    words = tuple(entry)
+                    where = source.at(path)
+                else:
+                    where = source.at((*path, "file"))
+                    found = self.list_file(entry.file, where)
+                    if found is None:
+                        continue
+                    words = found
+                if self.list_bounded(words, where):
+                    self.lists[name] = words
         self.names["lists"] = object_of({name: list_of(STRING) for name in self.lists})
+
+    def list_file(self, name: str, where: Position) -> tuple[str, ...] | None:
+        """The words of a list file: a .txt file inside the rule directory (so that the
+        directory's version covers it and a reload sees it change), regular, bounded."""
+        try:
+            data = read_bounded(self.directory / name, self.list_bytes_left, self.directory)
+            self.list_bytes_left -= len(data)
+            lines = data.decode("utf-8").splitlines()
+        except TooLargeError:
+            self.problem(
+                where,
+                f"word list {name!r} is too large: the lists together may have"
+                f" {MAX_LIST_BYTES} bytes",
+                "keep what the rules need; split a list the rules do not read whole",
+            )
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            self.problem(
+                where,
+                f"cannot read word list: {error}",
+                "a word list is a UTF-8 text file inside the rule directory",
+            )
+            return None
+        if not name.endswith(LIST_SUFFIX):
+            self.problem(
+                where,
+                f"a word list is a {LIST_SUFFIX} file, not {name!r}",
+                f"rename it, e.g. lists/words{LIST_SUFFIX}",
+            )
+            return None
+        words = (line.split("#", 1)[0].strip() for line in lines)
+        return tuple(word for word in words if word)
+
+    def list_bounded(self, words: tuple[str, ...], where: Position) -> bool:
+        self.list_words_left -= len(words)
+        if self.list_words_left < 0:
+            self.problem(
+                where,
+                f"too many words: the word lists together may have {MAX_LIST_WORDS}"
+                f" (this one has {len(words)})",
+                "keep what the rules need",
+            )
+            return False
+        long = next((w for w in words if len(w) > MAX_WORD_CHARS), None)
+        if long is not None:
+            self.problem(
+                where,
+                f"a word list's words are at most {MAX_WORD_CHARS} characters: {long[:20]!r}…",
+            )
+            return False
+        return True
 
     def compile_aggregates(self) -> None:
         for rule_file, source in self.files:
@@ -730,8 +807,12 @@ def _problems_from_validation(error: ValidationError, source: SourceMap) -> Iter
 
 
 def rule_files(directory: Path) -> list[Path]:
-    """The rule files of a directory: its ``*.yaml`` and ``*.yml`` files, sorted."""
-    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    """The rule files of a directory: its ``*.yaml`` and ``*.yml`` files, sorted. A name
+    that is not a regular file (a device, a pipe, a link to nowhere) is one too, so that
+    loading it says what it is rather than leaving it out unsaid."""
+    return sorted(
+        p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir()
+    )
 
 
 def load_rules(directory: str | Path) -> RuleSet:
@@ -740,19 +821,40 @@ def load_rules(directory: str | Path) -> RuleSet:
     Raises RuleSetError listing every problem with file:line:column and a hint.
     """
     root = Path(directory)
+    at = Position(str(root), 1, 1)
+    try:
+        return _load_rules(root)
+    except RuleSetError:
+        raise
+    except Exception as error:
+        # The last line of defence: whatever a rule directory holds, loading it gives a
+        # rule set or problems, never another exception (a live worker would stop).
+        raise RuleSetError(
+            [Problem(at, f"cannot load these rules: {type(error).__name__}: {error}"[:300])]
+        ) from None
+
+
+def _load_rules(root: Path) -> RuleSet:
+    at = Position(str(root), 1, 1)
     if not root.is_dir():
-        raise RuleSetError([Problem(Position(str(root), 1, 1), "not a directory of rule files")])
+        raise RuleSetError([Problem(at, "not a directory of rule files")])
     paths = rule_files(root)
     if not paths:
-        raise RuleSetError([Problem(Position(str(root), 1, 1), "no *.yaml rule files here")])
+        raise RuleSetError([Problem(at, "no *.yaml rule files here")])
+    if len(paths) > MAX_RULE_FILES:
+        raise RuleSetError([Problem(at, f"more than {MAX_RULE_FILES} rule files")])
     problems: list[Problem] = []
     files: list[tuple[RuleFile, SourceMap]] = []
+    budget = Budget()  # for the directory: all files together
     for path in paths:
         display = str(path)
         try:
-            data, source = load_yaml(path, display)
+            data, source = load_yaml(path, display, inside=root, budget=budget)
         except RuleSetError as error:
             problems.extend(error.problems)
+            continue
+        if data is not None and not isinstance(data, dict):
+            problems.append(Problem(source.at(()), "a rule file is a mapping of sections"))
             continue
         try:
             files.append((RuleFile.model_validate(data or {}), source))
@@ -766,8 +868,22 @@ def load_rules(directory: str | Path) -> RuleSet:
 
 def rules_version(directory: Path) -> str:
     """The version of a rule directory: a hash of its rule and list files' names and
-    contents (a new sensitive word is a new rule set). Cheap: no parsing."""
+    contents (a new sensitive word is a new rule set). Cheap: no parsing.
+
+    Every file a rule set can read is in it: list files are .txt files inside the
+    directory. Only regular files inside it are read, each up to its size limit (a file
+    over it is refused by ``load_rules`` anyway): a device or a pipe named like a rule or
+    list file neither blocks the poll nor is read forever.
+    """
     digest = hashlib.sha256()
-    for path in [*rule_files(directory), *sorted(directory.rglob("*.txt"))]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    lists = sorted(directory.rglob("*" + LIST_SUFFIX))
+    for path, limit in [
+        *((p, MAX_FILE_BYTES) for p in rule_files(directory)),
+        *((p, MAX_LIST_BYTES) for p in lists),
+    ]:
+        try:
+            content = read_bounded(path, limit, inside=directory)
+        except OSError as error:
+            content = str(error).encode()  # refused or unreadable: its reason is its content
+        digest.update(path.name.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()[:12]
