@@ -320,11 +320,13 @@ def load_yaml(
         problem = _marked(name, error, f"YAML syntax: {error.problem or error}")
         raise RuleSetError([problem]) from None
     except yaml.reader.ReaderError as error:  # a character YAML does not allow (a control)
-        line = text.count("\n", 0, error.position) + 1
-        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
-        raise RuleSetError(
-            [Problem(Position(name, line, column), f"YAML: {error.reason} {error.character!r}")]
-        ) from None
+        at = min(error.position, len(data))  # libyaml counts bytes of the UTF-8 text
+        start = data.rfind(b"\n", 0, at) + 1
+        line = data.count(b"\n", 0, at) + 1
+        column = len(data[start:at].decode("utf-8", errors="replace")) + 1
+        character = chr(error.character) if isinstance(error.character, int) else error.character
+        message = f"YAML: {error.reason} ({character!r})"
+        raise RuleSetError([Problem(Position(name, line, column), message)]) from None
     if node is None:
         return None, source
     problems: list[Problem] = []

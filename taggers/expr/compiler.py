@@ -10,6 +10,7 @@ Run-time rules, so that evaluating never raises:
 from __future__ import annotations
 
 import difflib
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -469,7 +470,8 @@ class _Compiler:
             text = self.argument(node, 0, (STRING,), "a string")
             words = self.argument(node, 1, (list_of(STRING),), "a list of strings")
             if words.const:  # a word list: matched by length groups (see WordMatcher)
-                matcher = WordMatcher(words.fn({}))
+                found = words.fn({})
+                matcher = _matcher(found) if isinstance(found, tuple) else WordMatcher(found)
                 tf = text.fn
                 return _Out(BOOL, lambda v: matcher.search(tf(v)), text.const)
             return _Out(BOOL, _contains_any(text.fn, words.fn), text.const and words.const)
@@ -690,6 +692,12 @@ class WordMatcher:
             if not group.isdisjoint(parts):
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=8)
+def _matcher(words: tuple[str, ...]) -> WordMatcher:
+    """One matcher per word list, however many rules read it."""
+    return WordMatcher(words)
 
 
 def _contains_any(text: Fn, words: Fn) -> Fn:
