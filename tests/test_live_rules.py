@@ -305,6 +305,14 @@ def test_a_hostile_rule_directory_is_rejected_and_the_old_rules_stay_live(
             lambda: metric(settings, "tagger_rules_info", version=new) == 1, 30, "the new rules"
         )
         assert metric(settings, "tagger_rule_reloads_total", result="loaded") == 1
+        # A word list is part of the version: a new word is a reload (lists read from
+        # outside the directory were never reloaded).
+        words = good / "lists" / "sensitive_words.txt"
+        words.write_text(words.read_text(encoding="utf-8") + "新敏感词\n", encoding="utf-8")
+        listed = rules_version(good)
+        wait_for(
+            lambda: metric(settings, "tagger_rules_info", version=listed) == 1, 30, "the new list"
+        )
         lines: list[str | bytes] = [*simulate(SimulationConfig(users=20, days=30, seed=13))]
         produce(settings, lines)
         wait_for(lambda: all_applied(redis_client, settings, lines), 120, "every event applied")
