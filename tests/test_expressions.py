@@ -276,3 +276,29 @@ def test_evaluation_never_raises(source: str, a: Any, b: Any, c: Any) -> None:
     except ExprError:
         return  # rejected at load time, with a message: fine
     compiled.evaluate({"a": a, "b": b, "c": c})
+
+
+FRAGMENTS = (
+    *("orders", "spend", "gap", "stage", "score", "event", "lists", "words", "props", "x"),
+    *(".", "(", ")", "[", "]", ",", "?", ":", "!", "-", "+", "*", "/", "%", "==", "<", ">="),
+    *("&&", "||", "in", "1", "0", "2.5", "1e308", "1e999", "99999999999999999999", "7d"),
+    *("1.5h", "'a'", '"b"', "'\\u00e9'", "'\\q'", "'", "null", "true", "max", "size", "int"),
+    *("abs", "has", "contains_any", "lower", "contains", " ", "#", "=", "&", "中", "٣", "²"),
+    "9" * 300 + "d",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40))
+def test_any_text_compiles_or_is_a_positioned_error(fragments: list[str]) -> None:
+    """Rule text is whatever an author typed: an ExprError at a place in it, or an
+    expression that evaluates without raising (found: a letter of another script, as
+    in `中 > 1`, failed an assertion in the tokenizer)."""
+    source = "".join(fragments) or "x"
+    try:
+        compiled = compile_expression(source, NAMES, constants=CONSTANTS)
+    except ExprError as error:
+        assert 0 <= error.offset <= len(source)
+        return
+    compiled.evaluate({name: None for name in NAMES})
+    compiled.evaluate({**{name: None for name in NAMES}, "orders": 10**30, "score": [1]})

@@ -45,8 +45,10 @@ class Token:
 _OPERATORS: Final = ("||", "&&", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%")
 _PUNCTUATION: Final = ("!", "?", ":", ".", ",", "(", ")", "[", "]")
 _SYMBOLS: Final = sorted(_OPERATORS + _PUNCTUATION, key=len, reverse=True)
-_NUMBER: Final = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?([a-zA-Z_]\w*)?")
-_NAME: Final = re.compile(r"[A-Za-z_]\w*")
+# ASCII only: a letter or digit of another script is an unexpected character, not a name
+# or number the patterns below would not match.
+_NUMBER: Final = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?([a-zA-Z_]\w*)?", re.ASCII)
+_NAME: Final = re.compile(r"[A-Za-z_]\w*", re.ASCII)
 _ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 _MISTAKES: Final = {
     "=": "compare with ==",
@@ -66,11 +68,11 @@ def tokenize(source: str) -> list[Token]:
         char = source[i]
         if char.isspace():
             i += 1
-        elif char.isdigit():
+        elif char.isascii() and char.isdigit():
             i = _number(source, i, tokens)
         elif char in "'\"":
             i = _string(source, i, tokens)
-        elif char.isalpha() or char == "_":
+        elif char.isascii() and (char.isalpha() or char == "_"):
             match = _NAME.match(source, i)
             assert match is not None
             tokens.append(Token("name", match.group(), i))
