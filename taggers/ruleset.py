@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,6 +91,13 @@ MAX_WORD_CHARS: Final = 40
 """The longest word in a word list, in characters: ``contains_any`` costs at most about
 one set lookup per character of the text per distinct word length."""
 LIST_SUFFIX: Final = ".txt"
+MAX_PROBLEMS: Final = 100
+"""Compiling stops after this many problems (a directory of thousands of broken rules is
+judged as fast as one of a hundred)."""
+MAX_EXPRESSION_CHARS: Final = 64_000
+"""The most characters of all of a directory's expressions together (the default pack
+has 1,500; each expression on its own at most 4,000): compiling stays well under a
+second however the text is spread over rules. Counted before compiling, failing or not."""
 
 Extractor = Callable[[BehaviourEvent], Any]
 
@@ -289,9 +297,16 @@ class _Compiler:
         self.names: dict[str, Type] = {}
         self.seen: dict[tuple[str, str], Position] = {}
         self.transition_alerts: list[tuple[str, Position]] = []
+        self.chars_left = MAX_EXPRESSION_CHARS
+        self.constants: dict[str, Any] = {}
 
     def problem(self, where: Position, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(where, message, hint))
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.problems.append(
+                Problem(where, f"stopped after {MAX_PROBLEMS} problems", "fix these first")
+            )
+            raise RuleSetError(self.problems)
 
     def declare(self, section: str, name: str, source: SourceMap, path: Path_) -> bool:
         """Record a name; report a duplicate across files. False if it was a duplicate."""
@@ -332,13 +347,21 @@ class _Compiler:
         expect: Type,
         with_event: bool = False,
     ) -> CompiledExpr | None:
-        names = dict(self.names)
-        if with_event:
-            names["event"] = EVENT_TYPE
+        # Read, never copied: a copy per expression would cost names x expressions.
+        names: Mapping[str, Type] = (
+            ChainMap({"event": EVENT_TYPE}, self.names) if with_event else self.names
+        )
+        self.chars_left -= len(text)
+        if self.chars_left < 0:
+            if self.chars_left + len(text) >= 0:  # said once, where it ran out
+                self.problem(
+                    source.at(path),
+                    f"the expressions together have more than {MAX_EXPRESSION_CHARS} characters",
+                    "rule sets need far fewer; look for generated or repeated rules",
+                )
+            return None
         try:
-            return compile_expression(
-                text, names, expect=expect, constants={"lists": dict(self.lists), **self.params}
-            )
+            return compile_expression(text, names, expect=expect, constants=self.constants)
         except ExprError as error:
             hint = error.hint
             if not with_event and error.message.startswith("unknown name 'event'"):
@@ -388,6 +411,7 @@ class _Compiler:
                 if self.list_bounded(words, where):
                     self.lists[name] = words
         self.names["lists"] = object_of({name: list_of(STRING) for name in self.lists})
+        self.constants = {"lists": self.lists, **self.params}  # final from here on
 
     def list_file(self, name: str, where: Position) -> tuple[str, ...] | None:
         """The words of a list file: a .txt file inside the rule directory (so that the

@@ -298,7 +298,7 @@ def load_yaml(
     """
     name = display or str(path)
     source = SourceMap(name)
-    budget = budget or Budget()
+    budget = Budget() if budget is None else budget
     try:
         data = read_bounded(path, budget.bytes, inside)
         budget.bytes -= len(data)

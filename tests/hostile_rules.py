@@ -231,6 +231,12 @@ HOSTILE: tuple[Hostile, ...] = (
         "is too long",
     ),
     Hostile(
+        "too-many-values",
+        {"a.yaml": BASE + "x: [" + ",".join(["1"] * 10_000) + "]\n"},
+        "a.yaml:3:",
+        "more than 10000 values in the rule files together",
+    ),
+    Hostile(
         "too-large",
         {"a.yaml": BASE + "#" * (300 * 1024) + "\n"},
         "a.yaml:1:1",

@@ -102,6 +102,31 @@ def test_a_hostile_rule_test_file_is_a_positioned_problem(
     assert f"error: {directory}/tests/evil.yaml:1:8: YAML anchors (&a) are not allowed" in err
 
 
+def test_compiling_stops_after_100_problems(tmp_path: Path) -> None:
+    """Thousands of broken rules (each one a search for a name like it among thousands)
+    are judged as fast as a hundred."""
+    names = "".join(f"  p{i}: {i}\n" for i in range(1500))
+    broken = "".join(f"  t{i}: {{when: zz{i}}}\n" for i in range(1500))
+    (tmp_path / "a.yaml").write_text(f"params:\n{names}tags:\n{broken}", encoding="utf-8")
+    started = time.monotonic()
+    found = load_or_problems(tmp_path)
+    assert time.monotonic() - started < SECONDS
+    assert isinstance(found, list) and len(found) == 101
+    assert found[-1].endswith("stopped after 100 problems (hint: fix these first)")
+
+
+def test_the_expressions_together_are_bounded(tmp_path: Path) -> None:
+    long = "orders" + " + orders" * 30 + " > 0"  # within one expression's limits
+    count = 64_000 // len(long) + 1
+    tags = "".join(f'  t{i}: {{when: "{long}"}}\n' for i in range(count))
+    (tmp_path / "a.yaml").write_text(f"{BASE}tags:\n{tags}", encoding="utf-8")
+    found = load_or_problems(tmp_path)
+    assert isinstance(found, list) and len(found) == 1
+    assert found[0].startswith(f"a.yaml:{3 + count}:16: the expressions together have more")
+    (tmp_path / "a.yaml").write_text(f"{BASE}tags:\n{tags.rsplit(chr(10), 2)[0]}\n")
+    assert isinstance(load_or_problems(tmp_path), RuleSet)
+
+
 def test_a_word_list_is_part_of_the_version(tmp_path: Path) -> None:
     """A list is read from inside the directory only, so its version covers it and a
     live worker reloads when a list changes (lists outside were never reloaded)."""

@@ -229,7 +229,7 @@ def parse(source: str) -> Node:
     parser = _Parser(tokenize(source))
     node = parser.conditional()
     parser.expect("end")
-    _check_size(node)
+    parts(node)
     return node
 
 
@@ -254,9 +254,10 @@ def children(node: Node) -> tuple[Node, ...]:
             return ()
 
 
-def _check_size(root: Node) -> None:
-    """Refuse a tree deeper than MAX_DEPTH or larger than MAX_NODES (walked with a stack
-    of its own: the check must not be what exhausts the recursion limit)."""
+def parts(root: Node) -> int:
+    """How many nodes a tree has; refuses one deeper than MAX_DEPTH or larger than
+    MAX_NODES (walked with a stack of its own: the check must not be what exhausts the
+    recursion limit)."""
     stack = [(root, 1)]
     count = 0
     while stack:
@@ -276,6 +277,7 @@ def _check_size(root: Node) -> None:
                 "split it: compute a part in an aggregate, or name a value in params",
             )
         stack.extend((child, depth + 1) for child in children(node))
+    return count
 
 
 class _Parser:
