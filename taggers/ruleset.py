@@ -368,6 +368,9 @@ class _Compiler:
                 hint = "`event` is only available in rules with `on:` (per-event rules)"
             self.problem(source.at(path).offset(text, error.offset), error.message, hint)
             return None
+        except Exception as error:  # a bug reached by this text: its problem, not a crash
+            self.problem(source.at(path), f"cannot compile this expression: {_failure(error)}")
+            return None
 
     # --- sections -------------------------------------------------------------------------
 
@@ -853,9 +856,12 @@ def load_rules(directory: str | Path) -> RuleSet:
     except Exception as error:
         # The last line of defence: whatever a rule directory holds, loading it gives a
         # rule set or problems, never another exception (a live worker would stop).
-        raise RuleSetError(
-            [Problem(at, f"cannot load these rules: {type(error).__name__}: {error}"[:300])]
-        ) from None
+        raise RuleSetError([Problem(at, f"cannot load these rules: {_failure(error)}")]) from None
+
+
+def _failure(error: Exception) -> str:
+    """An unexpected exception, said in one bounded line."""
+    return f"{type(error).__name__}: {error}"[:200]
 
 
 def _load_rules(root: Path) -> RuleSet:
@@ -876,6 +882,9 @@ def _load_rules(root: Path) -> RuleSet:
             data, source = load_yaml(path, display, inside=root, budget=budget)
         except RuleSetError as error:
             problems.extend(error.problems)
+            continue
+        except Exception as error:  # a bug reached by this file: its problem, not a crash
+            problems.append(Problem(Position(display, 1, 1), f"cannot load: {_failure(error)}"))
             continue
         if data is not None and not isinstance(data, dict):
             problems.append(Problem(source.at(()), "a rule file is a mapping of sections"))

@@ -278,15 +278,33 @@ def test_a_mutated_pack_loads_or_is_refused_with_positions(
 def test_any_other_exception_while_loading_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The last line of defence: a bug reached by some rule file is still a problem with
-    a place, never an exception out of load_rules (a live worker would stop)."""
+    """The last lines of defence: a bug reached by some rule file is still a problem with
+    a place (the expression, else the file, else the directory), never an exception out
+    of load_rules (a live worker would stop)."""
 
-    def deep(*_: object) -> None:
+    def deep(*_: object, **__: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("taggers.ruleset._Compiler.compile_tags", deep)
-    found = load_or_problems(shutil.copytree(BUNDLED_RULES, tmp_path / "rules"))
+    directory = shutil.copytree(BUNDLED_RULES, tmp_path / "rules")
+    with monkeypatch.context() as patched:
+        patched.setattr("taggers.ruleset.compile_expression", deep)
+        found = load_or_problems(directory)
+    assert isinstance(found, list)
+    compiling = [p for p in found if "cannot compile this expression: RecursionError" in p]
+    assert len(compiling) > 20  # each expression of the pack, at its place
+    assert all(re.match(r"^\w+\.yaml:\d+:\d+: ", p) for p in compiling), compiling
+    with monkeypatch.context() as patched:
+        patched.setattr("taggers.ruleset.load_yaml", deep)
+        found = load_or_problems(directory)
+    assert isinstance(found, list)
+    assert (
+        found[0]
+        == "aggregates.yaml:1:1: cannot load: RecursionError: maximum recursion depth exceeded"
+    )
+    with monkeypatch.context() as patched:
+        patched.setattr("taggers.ruleset._Compiler.compile_tags", deep)
+        found = load_or_problems(directory)
     assert found == [
-        f"{tmp_path}/rules:1:1: cannot load these rules: RecursionError:"
+        f"{directory}:1:1: cannot load these rules: RecursionError:"
         " maximum recursion depth exceeded"
     ]
