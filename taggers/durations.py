@@ -35,15 +35,16 @@ def parse_duration(text: str) -> int:
     Raises DurationError for anything else (negative, zero, unknown unit, missing unit).
     """
     match = _DURATION.match(text)
+    shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
     if match is None:
         raise DurationError(
-            f"bad duration {text!r}: write a number and a unit, e.g. 90d, 12h, 30m, 45s, 1500ms"
+            f"bad duration {shown}: write a number and a unit, e.g. 90d, 12h, 30m, 45s, 1500ms"
         )
     value = float(match.group(1)) * UNIT_MS[match.group(2)]
     if value <= 0:
-        raise DurationError(f"bad duration {text!r}: must be greater than zero")
+        raise DurationError(f"bad duration {shown}: must be greater than zero")
     if value > MAX_DURATION_MS:
-        raise DurationError(f"bad duration {text!r}: at most 36500d")
+        raise DurationError(f"bad duration {shown}: at most 36500d")
     return int(value)
 
 

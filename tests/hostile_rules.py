@@ -207,6 +207,12 @@ HOSTILE: tuple[Hostile, ...] = (
         "cannot read the value '2026-13-45'",
     ),
     Hostile(
+        "huge-int",
+        {"a.yaml": BASE + "params:\n  x: " + "1" * 5000 + "\n"},
+        "a.yaml:4:6",
+        "cannot read the value '1111",
+    ),
+    Hostile(
         "merge-key",
         {"a.yaml": BASE + "params:\n  <<: {x: 1}\n"},
         "a.yaml:4:3",

@@ -98,7 +98,7 @@ def _number(source: str, start: int, tokens: list[Token]) -> int:
     elif unit in UNIT_MS and not match.group(2):
         value = float(digits) * UNIT_MS[unit]
         if value > MAX_DURATION_MS:
-            raise ExprError(f"duration {match.group()!r} is too long", start, "at most 36500d")
+            raise ExprError(f"duration {match.group()[:40]!r} is too long", start, "at most 36500d")
         tokens.append(Token("dur", int(value), start))
     else:
         raise ExprError(
