@@ -158,13 +158,22 @@ def test_the_version_of_a_directory_with_a_device_or_pipe_is_computed_at_once(
     assert version == rules_version(directory)
 
 
-WORDS = st.lists(st.text(alphabet="ab中文x", min_size=1, max_size=6), max_size=80)
+# Lengths with few words (searched one by one) and one length with many (looked up as a
+# set) in one list.
+FEW = st.lists(st.text(alphabet="ab中x", min_size=1, max_size=5), max_size=20)
+MANY = st.sets(st.text(alphabet="ab中x", min_size=3, max_size=3), min_size=32, max_size=64)
 
 
-@settings(max_examples=200, deadline=None)
-@given(WORDS, st.text(alphabet="ab中文xy ", max_size=60))
-def test_the_word_matcher_agrees_with_the_plain_search(words: list[str], text: str) -> None:
-    assert WordMatcher(tuple(words)).search(text) == any(w in text for w in words)
+@settings(max_examples=300, deadline=None)
+@given(FEW, MANY, st.text(alphabet="ab中xy ", max_size=60))
+def test_the_word_matcher_agrees_with_the_plain_search(
+    few: list[str], many: set[str], text: str
+) -> None:
+    words = (*few, *sorted(many))
+    matcher = WordMatcher(words)
+    assert matcher.groups  # the set lookups are what is tested
+    assert matcher.search(text) == any(w in text for w in words)
+    assert WordMatcher(tuple(few)).search(text) == any(w in text for w in few)
 
 
 def test_contains_any_stays_fast_with_the_largest_list() -> None:
