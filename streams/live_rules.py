@@ -6,7 +6,9 @@ loaded once it has stayed the same for one more poll (an editor or a copy half d
 not loaded), validated and compiled, then swapped in under the worker's lock, that is
 between two fetches: every event of a fetch is applied under one rule set, whose version
 is on every output it gives. A rule set that fails validation is logged with file:line:
-column, counted, and reported to Redis; the old set stays live.
+column, counted, and reported to Redis; the old set stays live. Whatever the files hold
+(hostile YAML, huge lists, devices), loading gives a rule set or problems, within the
+bounds of docs/rules.md ("Limits"), and runs in a thread: the event loop keeps serving.
 
 Workers converge because they read the same files: in Kubernetes a ConfigMap mounted as
 a volume (updated atomically on every node within about a minute), in Compose a bind
@@ -109,8 +111,10 @@ class LiveRules:
 
     async def poll(self) -> None:
         """Check the rule directory once; load and swap in a changed, settled rule set."""
+        # Off the event loop: reading and compiling are bounded (docs/rules.md, "Limits"),
+        # but a large rule set still takes a moment that heartbeats must not wait for.
         try:
-            version = rules_version(self.directory)
+            version = await asyncio.to_thread(rules_version, self.directory)
         except OSError as error:
             log.warning("cannot read the rule directory: %s", error)
             return
@@ -124,7 +128,7 @@ class LiveRules:
             return
         self._settling = None
         try:
-            rules = load_rules(self.directory)
+            rules = await asyncio.to_thread(load_rules, self.directory)
         except RuleSetError as error:
             self._reject(version, [str(problem) for problem in error.problems])
         else:

@@ -18,6 +18,10 @@ UNIT_MS: dict[str, int] = {
     "w": 7 * DAY_MS,
 }
 
+MAX_DURATION_MS = 36_500 * DAY_MS
+"""The longest duration a rule may write (about 100 years): beyond it a number is a
+mistake, and time arithmetic stays far inside the range of a timestamp."""
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 
 
@@ -31,13 +35,16 @@ def parse_duration(text: str) -> int:
     Raises DurationError for anything else (negative, zero, unknown unit, missing unit).
     """
     match = _DURATION.match(text)
+    shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
     if match is None:
         raise DurationError(
-            f"bad duration {text!r}: write a number and a unit, e.g. 90d, 12h, 30m, 45s, 1500ms"
+            f"bad duration {shown}: write a number and a unit, e.g. 90d, 12h, 30m, 45s, 1500ms"
         )
     value = float(match.group(1)) * UNIT_MS[match.group(2)]
     if value <= 0:
-        raise DurationError(f"bad duration {text!r}: must be greater than zero")
+        raise DurationError(f"bad duration {shown}: must be greater than zero")
+    if value > MAX_DURATION_MS:
+        raise DurationError(f"bad duration {shown}: at most 36500d")
     return int(value)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +38,18 @@ from taggers.expr import (
     object_of,
 )
 from taggers.rulefile import AggregateSpec, AlertSpec, RuleFile, TagSpec, TransitionSpec
-from taggers.yaml_source import Path_, Position, Problem, RuleSetError, SourceMap, load_yaml
+from taggers.yaml_source import (
+    MAX_FILE_BYTES,
+    Budget,
+    Path_,
+    Position,
+    Problem,
+    RuleSetError,
+    SourceMap,
+    TooLargeError,
+    load_yaml,
+    read_bounded,
+)
 
 ANY: Final = "*"
 EVENT_TYPE: Final = object_of(
@@ -66,6 +78,26 @@ RESULT_TYPES: Final[dict[str, Type]] = {
     "pending": INT,
 }
 STRING_FIELDS: Final = frozenset({"event_id", "user_id", "type", "channel"})
+
+# Bounds on what a rule directory may hold (docs/rules.md, "Limits"), with those of
+# yaml_source (each file) and expr.parser (each expression).
+MAX_RULE_FILES: Final = 50
+"""The most rule files in a directory."""
+MAX_LIST_BYTES: Final = 2 * 1024 * 1024
+"""The most bytes of word-list files read for a rule directory, all lists together."""
+MAX_LIST_WORDS: Final = 100_000
+"""The most words in a rule directory's word lists, all lists (files and inline) together."""
+MAX_WORD_CHARS: Final = 40
+"""The longest word in a word list, in characters: ``contains_any`` costs at most about
+one set lookup per character of the text per distinct word length."""
+LIST_SUFFIX: Final = ".txt"
+MAX_PROBLEMS: Final = 100
+"""Compiling stops after this many problems (a directory of thousands of broken rules is
+judged as fast as one of a hundred)."""
+MAX_EXPRESSION_CHARS: Final = 64_000
+"""The most characters of all of a directory's expressions together (the default pack
+has 1,500; each expression on its own at most 4,000): compiling stays well under a
+second however the text is spread over rules. Counted before compiling, failing or not."""
 
 Extractor = Callable[[BehaviourEvent], Any]
 
@@ -259,13 +291,22 @@ class _Compiler:
         self.problems: list[Problem] = []
         self.aggregates: dict[str, Aggregate] = {}
         self.lists: dict[str, tuple[str, ...]] = {}
+        self.list_bytes_left = MAX_LIST_BYTES
+        self.list_words_left = MAX_LIST_WORDS
         self.params: dict[str, Any] = {}
         self.names: dict[str, Type] = {}
         self.seen: dict[tuple[str, str], Position] = {}
         self.transition_alerts: list[tuple[str, Position]] = []
+        self.chars_left = MAX_EXPRESSION_CHARS
+        self.constants: dict[str, Any] = {}
 
     def problem(self, where: Position, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(where, message, hint))
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.problems.append(
+                Problem(where, f"stopped after {MAX_PROBLEMS} problems", "fix these first")
+            )
+            raise RuleSetError(self.problems)
 
     def declare(self, section: str, name: str, source: SourceMap, path: Path_) -> bool:
         """Record a name; report a duplicate across files. False if it was a duplicate."""
@@ -306,18 +347,29 @@ class _Compiler:
         expect: Type,
         with_event: bool = False,
     ) -> CompiledExpr | None:
-        names = dict(self.names)
-        if with_event:
-            names["event"] = EVENT_TYPE
+        # Read, never copied: a copy per expression would cost names x expressions.
+        names: Mapping[str, Type] = (
+            ChainMap({"event": EVENT_TYPE}, self.names) if with_event else self.names
+        )
+        self.chars_left -= len(text)
+        if self.chars_left < 0:
+            if self.chars_left + len(text) >= 0:  # said once, where it ran out
+                self.problem(
+                    source.at(path),
+                    f"the expressions together have more than {MAX_EXPRESSION_CHARS} characters",
+                    "rule sets need far fewer; look for generated or repeated rules",
+                )
+            return None
         try:
-            return compile_expression(
-                text, names, expect=expect, constants={"lists": dict(self.lists), **self.params}
-            )
+            return compile_expression(text, names, expect=expect, constants=self.constants)
         except ExprError as error:
             hint = error.hint
             if not with_event and error.message.startswith("unknown name 'event'"):
                 hint = "`event` is only available in rules with `on:` (per-event rules)"
             self.problem(source.at(path).offset(text, error.offset), error.message, hint)
+            return None
+        except Exception as error:  # a bug reached by this text: its problem, not a crash
+            self.problem(source.at(path), f"cannot compile this expression: {_failure(error)}")
             return None
 
     # --- sections -------------------------------------------------------------------------
@@ -351,17 +403,69 @@ class _Compiler:
                 if not self.declare("list", name, source, path):
                     continue
                 if isinstance(entry, list):
-                    self.lists[name] = tuple(entry)
-                    continue
-                list_path = (self.directory / entry.file).resolve()
-                try:
-                    lines = list_path.read_text(encoding="utf-8").splitlines()
-                except (OSError, UnicodeDecodeError) as error:
-                    self.problem(source.at((*path, "file")), f"cannot read word list: {error}")
-                    continue
-                words = (line.split("#", 1)[0].strip() for line in lines)
-                self.lists[name] = tuple(word for word in words if word)
+                    words = tuple(entry)
+                    where = source.at(path)
+                else:
+                    where = source.at((*path, "file"))
+                    found = self.list_file(entry.file, where)
+                    if found is None:
+                        continue
+                    words = found
+                if self.list_bounded(words, where):
+                    self.lists[name] = words
         self.names["lists"] = object_of({name: list_of(STRING) for name in self.lists})
+        self.constants = {"lists": self.lists, **self.params}  # final from here on
+
+    def list_file(self, name: str, where: Position) -> tuple[str, ...] | None:
+        """The words of a list file: a .txt file inside the rule directory (so that the
+        directory's version covers it and a reload sees it change), regular, bounded."""
+        try:
+            data = read_bounded(self.directory / name, self.list_bytes_left, self.directory)
+            self.list_bytes_left -= len(data)
+            lines = data.decode("utf-8").splitlines()
+        except TooLargeError:
+            self.problem(
+                where,
+                f"word list {name!r} is too large: the lists together may have"
+                f" {MAX_LIST_BYTES} bytes",
+                "keep what the rules need; split a list the rules do not read whole",
+            )
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            self.problem(
+                where,
+                f"cannot read word list: {error}",
+                "a word list is a UTF-8 text file inside the rule directory",
+            )
+            return None
+        if not name.endswith(LIST_SUFFIX):
+            self.problem(
+                where,
+                f"a word list is a {LIST_SUFFIX} file, not {name!r}",
+                f"rename it, e.g. lists/words{LIST_SUFFIX}",
+            )
+            return None
+        words = (line.split("#", 1)[0].strip() for line in lines)
+        return tuple(word for word in words if word)
+
+    def list_bounded(self, words: tuple[str, ...], where: Position) -> bool:
+        self.list_words_left -= len(words)
+        if self.list_words_left < 0:
+            self.problem(
+                where,
+                f"too many words: the word lists together may have {MAX_LIST_WORDS}"
+                f" (this one has {len(words)})",
+                "keep what the rules need",
+            )
+            return False
+        long = next((w for w in words if len(w) > MAX_WORD_CHARS), None)
+        if long is not None:
+            self.problem(
+                where,
+                f"a word list's words are at most {MAX_WORD_CHARS} characters: {long[:20]!r}…",
+            )
+            return False
+        return True
 
     def compile_aggregates(self) -> None:
         for rule_file, source in self.files:
@@ -731,8 +835,12 @@ def _problems_from_validation(error: ValidationError, source: SourceMap) -> Iter
 
 
 def rule_files(directory: Path) -> list[Path]:
-    """The rule files of a directory: its ``*.yaml`` and ``*.yml`` files, sorted."""
-    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    """The rule files of a directory: its ``*.yaml`` and ``*.yml`` files, sorted. A name
+    that is not a regular file (a device, a pipe, a link to nowhere) is one too, so that
+    loading it says what it is rather than leaving it out unsaid."""
+    return sorted(
+        p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir()
+    )
 
 
 def load_rules(directory: str | Path) -> RuleSet:
@@ -741,19 +849,46 @@ def load_rules(directory: str | Path) -> RuleSet:
     Raises RuleSetError listing every problem with file:line:column and a hint.
     """
     root = Path(directory)
+    at = Position(str(root), 1, 1)
+    try:
+        return _load_rules(root)
+    except RuleSetError:
+        raise
+    except Exception as error:
+        # The last line of defence: whatever a rule directory holds, loading it gives a
+        # rule set or problems, never another exception (a live worker would stop).
+        raise RuleSetError([Problem(at, f"cannot load these rules: {_failure(error)}")]) from None
+
+
+def _failure(error: Exception) -> str:
+    """An unexpected exception, said in one bounded line."""
+    return f"{type(error).__name__}: {error}"[:200]
+
+
+def _load_rules(root: Path) -> RuleSet:
+    at = Position(str(root), 1, 1)
     if not root.is_dir():
-        raise RuleSetError([Problem(Position(str(root), 1, 1), "not a directory of rule files")])
+        raise RuleSetError([Problem(at, "not a directory of rule files")])
     paths = rule_files(root)
     if not paths:
-        raise RuleSetError([Problem(Position(str(root), 1, 1), "no *.yaml rule files here")])
+        raise RuleSetError([Problem(at, "no *.yaml rule files here")])
+    if len(paths) > MAX_RULE_FILES:
+        raise RuleSetError([Problem(at, f"more than {MAX_RULE_FILES} rule files")])
     problems: list[Problem] = []
     files: list[tuple[RuleFile, SourceMap]] = []
+    budget = Budget()  # for the directory: all files together
     for path in paths:
         display = str(path)
         try:
-            data, source = load_yaml(path, display)
+            data, source = load_yaml(path, display, inside=root, budget=budget)
         except RuleSetError as error:
             problems.extend(error.problems)
+            continue
+        except Exception as error:  # a bug reached by this file: its problem, not a crash
+            problems.append(Problem(Position(display, 1, 1), f"cannot load: {_failure(error)}"))
+            continue
+        if data is not None and not isinstance(data, dict):
+            problems.append(Problem(source.at(()), "a rule file is a mapping of sections"))
             continue
         try:
             files.append((RuleFile.model_validate(data or {}), source))
@@ -767,8 +902,22 @@ def load_rules(directory: str | Path) -> RuleSet:
 
 def rules_version(directory: Path) -> str:
     """The version of a rule directory: a hash of its rule and list files' names and
-    contents (a new sensitive word is a new rule set). Cheap: no parsing."""
+    contents (a new sensitive word is a new rule set). Cheap: no parsing.
+
+    Every file a rule set can read is in it: list files are .txt files inside the
+    directory. Only regular files inside it are read, each up to its size limit (a file
+    over it is refused by ``load_rules`` anyway): a device or a pipe named like a rule or
+    list file neither blocks the poll nor is read forever.
+    """
     digest = hashlib.sha256()
-    for path in [*rule_files(directory), *sorted(directory.rglob("*.txt"))]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    lists = sorted(directory.rglob("*" + LIST_SUFFIX))
+    for path, limit in [
+        *((p, MAX_FILE_BYTES) for p in rule_files(directory)),
+        *((p, MAX_LIST_BYTES) for p in lists),
+    ]:
+        try:
+            content = read_bounded(path, limit, inside=directory)
+        except OSError as error:
+            content = str(error).encode()  # refused or unreadable: its reason is its content
+        digest.update(path.name.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()[:12]

@@ -192,6 +192,45 @@ def test_limits_on_size_and_nesting() -> None:
         compile_expression("!" * 80 + "true", NAMES)
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "orders" + " + 1" * 989 + " > 0",  # an operator chain: RecursionError before
+        "event.props" + ".x" * 1899 + " == 1",  # a member chain: the same
+        "orders" + " * 2" * 60 + " > 0",
+        "max(" * 30 + "orders" + ")" * 30 + " + 1" * 30 + " > 0",
+    ],
+    ids=["990-terms", "1900-links", "61-products", "calls-and-operators"],
+)
+def test_operator_and_member_chains_count_as_nesting(source: str) -> None:
+    with pytest.raises(ExprError, match="nested too deeply") as caught:
+        compile_expression(source, NAMES)
+    assert 0 <= caught.value.offset < len(source)
+
+
+def test_an_expression_at_the_limits_compiles_and_evaluates() -> None:
+    chain = compile_expression("orders" + " + 1" * 48 + " > 48", NAMES)  # 50 levels
+    assert chain.evaluate({"orders": 1}) is True
+    assert chain.evaluate({"orders": 0}) is False
+    member = compile_expression("event.props" + ".x" * 47 + " == 1", NAMES)
+    nested: Any = 1
+    for _ in range(47):
+        nested = {"x": nested}
+    assert member.evaluate({"event": {"props": nested}}) is True
+
+
+def test_an_expression_has_at_most_1000_parts() -> None:
+    with pytest.raises(ExprError, match="more than 1000 parts"):
+        compile_expression("size([" + ",".join(["1"] * 1000) + "]) > 0", NAMES)
+    assert compile_expression("size([" + ",".join(["1"] * 990) + "]) > 0", NAMES).evaluate({})
+
+
+def test_durations_are_bounded() -> None:
+    with pytest.raises(ExprError, match="is too long"):
+        compile_expression("gap > 1" + "0" * 400 + "d", NAMES)
+    assert compile_expression("gap > 36500d", NAMES).evaluate({"gap": 36501 * DAY_MS})
+
+
 JSON = st.recursive(
     st.none()
     | st.booleans()
@@ -237,3 +276,29 @@ def test_evaluation_never_raises(source: str, a: Any, b: Any, c: Any) -> None:
     except ExprError:
         return  # rejected at load time, with a message: fine
     compiled.evaluate({"a": a, "b": b, "c": c})
+
+
+FRAGMENTS = (
+    *("orders", "spend", "gap", "stage", "score", "event", "lists", "words", "props", "x"),
+    *(".", "(", ")", "[", "]", ",", "?", ":", "!", "-", "+", "*", "/", "%", "==", "<", ">="),
+    *("&&", "||", "in", "1", "0", "2.5", "1e308", "1e999", "99999999999999999999", "7d"),
+    *("1.5h", "'a'", '"b"', "'\\u00e9'", "'\\q'", "'", "null", "true", "max", "size", "int"),
+    *("abs", "has", "contains_any", "lower", "contains", " ", "#", "=", "&", "中", "٣", "²"),
+    "9" * 300 + "d",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40))
+def test_any_text_compiles_or_is_a_positioned_error(fragments: list[str]) -> None:
+    """Rule text is whatever an author typed: an ExprError at a place in it, or an
+    expression that evaluates without raising (found: a letter of another script, as
+    in `中 > 1`, failed an assertion in the tokenizer)."""
+    source = "".join(fragments) or "x"
+    try:
+        compiled = compile_expression(source, NAMES, constants=CONSTANTS)
+    except ExprError as error:
+        assert 0 <= error.offset <= len(source)
+        return
+    compiled.evaluate({name: None for name in NAMES})
+    compiled.evaluate({**{name: None for name in NAMES}, "orders": 10**30, "score": [1]})

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from hostile_rules import HOSTILE
 
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
 from streams.testing import (
@@ -31,7 +32,7 @@ from taggers.engine import Engine
 from taggers.profile import Profile
 from taggers.redis_store import RedisStore
 from taggers.rules_board import Recompute, RulesBoard
-from taggers.ruleset import load_rules
+from taggers.ruleset import load_rules, rules_version
 from taggers.settings import BUNDLED_RULES, Settings
 from taggers.simulate import SimulationConfig, simulate
 from taggers.testing import edited_rules
@@ -252,3 +253,66 @@ def test_after_a_threshold_change_users_without_new_events_gain_and_lose_the_tag
     # Without any new event, the stored profiles agree with what the new rules say.
     final = store.load(list(store.users()))
     assert {u for u, p in final.items() if "high_value" in p.tags} == audience(store)
+
+
+def test_a_hostile_rule_directory_is_rejected_and_the_old_rules_stay_live(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Each hostile directory once stopped every worker watching it (or blocked its event
+    loop past the session timeout). Swapped in as a ConfigMap update does (a symlink
+    replaced at once), each is rejected with file:line:column, counted and kept in the
+    status, while the old rules stay live and the worker keeps serving."""
+    live = tmp_path / "live"
+    good = edited_rules(tmp_path / "good")
+    live.symlink_to(good)
+    old = load_rules(live).version
+    settings = pipeline_settings(
+        broker, redis_server, rules_dir=live, rules_poll_interval=0.3, recompute_rate=0
+    )
+    ensure_topics(settings)
+    board = RulesBoard(redis_client, settings.redis_prefix)
+
+    def swap_in(directory: Path) -> None:
+        link = tmp_path / "next"
+        link.symlink_to(directory)
+        link.replace(live)
+
+    with running_worker(settings, tmp_path):
+        wait_for(lambda: len(board.workers()) == 1, 120, "the worker to report its rules")
+        for count, hostile in enumerate(HOSTILE, start=1):
+            directory = hostile.make(tmp_path / hostile.name)
+            swap_in(directory)
+            version = rules_version(live)
+
+            def rejected(version: str = version) -> bool:
+                found = board.workers()
+                return bool(found) and getattr(found[0].rejected, "version", None) == version
+
+            wait_for(rejected, 30, f"{hostile.name} rejected")
+            (reported,) = board.workers()
+            assert reported.version == old, hostile.name
+            assert reported.rejected is not None
+            first = reported.rejected.problems[0]
+            assert first.startswith(f"{live}/{hostile.where}"), first
+            assert hostile.message in first, first
+            assert metric(settings, "tagger_rule_reloads_total", result="rejected") == count
+            assert metric(settings, "tagger_rules_info", version=old) == 1
+
+        # Still alive and still watching: a good change is loaded, events are applied.
+        swap_in(good)
+        new = set_threshold(good, 500)
+        wait_for(
+            lambda: metric(settings, "tagger_rules_info", version=new) == 1, 30, "the new rules"
+        )
+        assert metric(settings, "tagger_rule_reloads_total", result="loaded") == 1
+        # A word list is part of the version: a new word is a reload (lists read from
+        # outside the directory were never reloaded).
+        words = good / "lists" / "sensitive_words.txt"
+        words.write_text(words.read_text(encoding="utf-8") + "新敏感词\n", encoding="utf-8")
+        listed = rules_version(good)
+        wait_for(
+            lambda: metric(settings, "tagger_rules_info", version=listed) == 1, 30, "the new list"
+        )
+        lines: list[str | bytes] = [*simulate(SimulationConfig(users=20, days=30, seed=13))]
+        produce(settings, lines)
+        wait_for(lambda: all_applied(redis_client, settings, lines), 120, "every event applied")

@@ -10,6 +10,7 @@ Run-time rules, so that evaluating never raises:
 from __future__ import annotations
 
 import difflib
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -385,7 +386,11 @@ class _Compiler:
                     f"unknown field {name!r}",
                     node.offset,
                     _suggest(name, type_.field_names())
-                    or "fields are: " + ", ".join(type_.field_names()),
+                    or (
+                        "fields are: " + ", ".join(type_.field_names())
+                        if type_.field_names()
+                        else None
+                    ),
                 )
             type_ = found
         elif type_.kind == "map":
@@ -464,6 +469,11 @@ class _Compiler:
             self.arity(node, 2)
             text = self.argument(node, 0, (STRING,), "a string")
             words = self.argument(node, 1, (list_of(STRING),), "a list of strings")
+            if words.const:  # a word list: matched by length groups (see WordMatcher)
+                found = words.fn({})
+                matcher = _matcher(found) if isinstance(found, tuple) else WordMatcher(found)
+                tf = text.fn
+                return _Out(BOOL, lambda v: matcher.search(tf(v)), text.const)
             return _Out(BOOL, _contains_any(text.fn, words.fn), text.const and words.const)
         if name in ("size", "int", "double", "string", "abs"):
             self.arity(node, 1)
@@ -641,6 +651,53 @@ _CONVERSIONS: Final[dict[str, Callable[[Any], Any]]] = {
     "string": _to_string,
     "abs": abs,
 }
+
+
+class WordMatcher:
+    """Whether a text contains any word of a fixed list, at a cost that does not grow with
+    the list: words are grouped by length, and a group of many words is one set that every
+    substring of that length is looked up in (C-level slicing and hashing, no Python loop
+    per character). Few words of a length are looked for one by one (``in`` is faster
+    than slicing the whole text for them). A text of n characters costs at most about n
+    set lookups per distinct word length (at most ``MAX_WORD_CHARS`` of them), however
+    many words the list holds."""
+
+    FEW: Final = 32  # below this many words of one length, `w in text` each is cheaper
+
+    def __init__(self, words: Any) -> None:
+        by_length: dict[int, set[str]] = {}
+        for word in words if isinstance(words, (list, tuple)) else ():
+            if isinstance(word, str) and word:
+                by_length.setdefault(len(word), set()).add(word)
+        self.few = tuple(w for group in by_length.values() if len(group) < self.FEW for w in group)
+        self.groups = tuple(
+            (length, frozenset(group))
+            for length, group in sorted(by_length.items())
+            if len(group) >= self.FEW
+        )
+
+    def search(self, text: Any) -> bool:
+        """Whether ``text`` (a string; anything else is not) contains any of the words."""
+        if not isinstance(text, str):
+            return False
+        if any(word in text for word in self.few):
+            return True
+        size = len(text)
+        for length, group in self.groups:
+            if length > size:
+                break
+            parts = map(
+                text.__getitem__, map(slice, range(size - length + 1), range(length, size + 1))
+            )
+            if not group.isdisjoint(parts):
+                return True
+        return False
+
+
+@functools.lru_cache(maxsize=8)
+def _matcher(words: tuple[str, ...]) -> WordMatcher:
+    """One matcher per word list, however many rules read it."""
+    return WordMatcher(words)
 
 
 def _contains_any(text: Fn, words: Fn) -> Fn:

@@ -10,10 +10,17 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from taggers.durations import UNIT_MS
+from taggers.durations import MAX_DURATION_MS, UNIT_MS
 
 MAX_LENGTH: Final = 4_000
+"""The longest expression, in characters."""
 MAX_DEPTH: Final = 50
+"""The deepest syntax tree: every operator, call, field access, index and bracket is a
+level, so that ``a + b + c`` is three deep, like ``((a + b) + c)``. Type-checking,
+compiling and evaluating walk the tree recursively; this keeps them far inside Python's
+recursion limit, whatever the caller's stack."""
+MAX_NODES: Final = 1_000
+"""The most values, names and operators in one expression."""
 
 
 class ExprError(Exception):
@@ -38,8 +45,10 @@ class Token:
 _OPERATORS: Final = ("||", "&&", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%")
 _PUNCTUATION: Final = ("!", "?", ":", ".", ",", "(", ")", "[", "]")
 _SYMBOLS: Final = sorted(_OPERATORS + _PUNCTUATION, key=len, reverse=True)
-_NUMBER: Final = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?([a-zA-Z_]\w*)?")
-_NAME: Final = re.compile(r"[A-Za-z_]\w*")
+# ASCII only: a letter or digit of another script is an unexpected character, not a name
+# or number the patterns below would not match.
+_NUMBER: Final = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?([a-zA-Z_]\w*)?", re.ASCII)
+_NAME: Final = re.compile(r"[A-Za-z_]\w*", re.ASCII)
 _ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 _MISTAKES: Final = {
     "=": "compare with ==",
@@ -59,11 +68,11 @@ def tokenize(source: str) -> list[Token]:
         char = source[i]
         if char.isspace():
             i += 1
-        elif char.isdigit():
+        elif char.isascii() and char.isdigit():
             i = _number(source, i, tokens)
         elif char in "'\"":
             i = _string(source, i, tokens)
-        elif char.isalpha() or char == "_":
+        elif char.isascii() and (char.isalpha() or char == "_"):
             match = _NAME.match(source, i)
             assert match is not None
             tokens.append(Token("name", match.group(), i))
@@ -87,7 +96,10 @@ def _number(source: str, start: int, tokens: list[Token]) -> int:
         is_float = match.group(1) or match.group(2)
         tokens.append(Token("num", float(digits) if is_float else int(digits), start))
     elif unit in UNIT_MS and not match.group(2):
-        tokens.append(Token("dur", int(float(digits) * UNIT_MS[unit]), start))
+        value = float(digits) * UNIT_MS[unit]
+        if value > MAX_DURATION_MS:
+            raise ExprError(f"duration {match.group()[:40]!r} is too long", start, "at most 36500d")
+        tokens.append(Token("dur", int(value), start))
     else:
         raise ExprError(
             f"bad number {match.group()!r}",
@@ -217,7 +229,55 @@ def parse(source: str) -> Node:
     parser = _Parser(tokenize(source))
     node = parser.conditional()
     parser.expect("end")
+    parts(node)
     return node
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The nodes directly inside ``node``."""
+    match node:
+        case Unary(operand=operand):
+            return (operand,)
+        case Binary(left=left, right=right):
+            return (left, right)
+        case Conditional(test=test, then=then, otherwise=otherwise):
+            return (test, then, otherwise)
+        case Member(target=target):
+            return (target,)
+        case Index(target=target, index=index):
+            return (target, index)
+        case Call(args=args, target=target):
+            return args if target is None else (target, *args)
+        case ListLiteral(items=items):
+            return items
+        case _:
+            return ()
+
+
+def parts(root: Node) -> int:
+    """How many nodes a tree has; refuses one deeper than MAX_DEPTH or larger than
+    MAX_NODES (walked with a stack of its own: the check must not be what exhausts the
+    recursion limit)."""
+    stack = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ExprError(
+                f"expression has more than {MAX_NODES} parts",
+                node.offset,
+                "split it: compute a part in an aggregate, or name a value in params",
+            )
+        if depth > MAX_DEPTH:
+            raise ExprError(
+                f"expression is nested too deeply (more than {MAX_DEPTH} levels,"
+                " each operator and field access counts)",
+                node.offset,
+                "split it: compute a part in an aggregate, or name a value in params",
+            )
+        stack.extend((child, depth + 1) for child in children(node))
+    return count
 
 
 class _Parser:
