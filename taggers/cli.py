@@ -311,14 +311,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the streaming worker against the configured broker and Redis."""
+    import logging.config  # noqa: PLC0415
+
     import redis  # noqa: PLC0415
     from faust.worker import Worker  # noqa: PLC0415  (the worker's imports are heavy)
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     from streams.app import create_app  # noqa: PLC0415
+    from streams.logs import logging_config  # noqa: PLC0415
     from streams.topics import TopicLayoutError, ensure_topics  # noqa: PLC0415
+    from taggers.redis_store import redacted  # noqa: PLC0415
 
     settings = load_settings()
+    # Set here for what is logged before the worker starts, and handed to the worker,
+    # which would otherwise put mode's formatter (no extra= fields) in its place.
+    log_config = logging_config(settings.log_format, args.loglevel)
+    logging.config.dictConfig(log_config)
     for name in unknown_variables():
         print(f"tagger run: ignoring {name}: no such setting", file=sys.stderr)
     directory = Path(args.rules) if args.rules else settings.resolved_rules_dir()
@@ -333,7 +341,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     except KafkaError as error:
         print(
-            f"tagger run: cannot use the broker ({settings.broker_url}): {error}", file=sys.stderr
+            f"tagger run: cannot use the broker ({redacted(settings.broker_url)}): {error}",
+            file=sys.stderr,
         )
         return 1
     except redis.RedisError as error:
@@ -343,7 +352,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as error:  # a TLS file (CA, certificate, key) that cannot be read
         print(f"tagger run: {error.strerror}: {error.filename}", file=sys.stderr)
         return 1
-    worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True)
+    worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True, logging_config=log_config)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG so that
     # every debug record turns it: a LogRecord per message sent (measured: a third of
     # the cost of sending an output).
@@ -357,6 +366,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     from streams.produce import produce_lines  # noqa: PLC0415
+    from taggers.redis_store import redacted  # noqa: PLC0415
 
     settings = load_settings()
     try:
@@ -366,7 +376,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         return 1
     except KafkaError as error:
         print(
-            f"tagger produce: cannot use the broker ({settings.broker_url}): {error}",
+            f"tagger produce: cannot use the broker ({redacted(settings.broker_url)}): {error}",
             file=sys.stderr,
         )
         return 1
