@@ -12,7 +12,8 @@ hands over a whole fetch as one :class:`Fetch` instead (its messages grouped by
 partition), through ``TaggerApp.on_fetch``. Everything else about the loop is Faust's:
 read offsets, offset gaps, commit cadence, flow control (a hand-over still ends when flow
 is suspended for a rebalance, and the messages are fetched again from the committed
-offsets).
+offsets). A hand-over that a rebalance cancels is dropped the same way instead of
+stopping the worker (``Consumer._hand_over``).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class Consumer(driver.Consumer):
                 self.diag.unset_flag(CONSUMER_FETCHING)
                 if fetched and on_fetch is not None and not self.suspend_flow.is_set():
                     await self._maybe_commit()
-                    await self.wait_first(on_fetch(Fetch(fetched)), self.suspend_flow.wait())
+                    await self._hand_over(on_fetch, Fetch(fetched))
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -99,6 +100,23 @@ class Consumer(driver.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, on_fetch: FetchHandler, fetch: Fetch) -> None:
+        """Hand a fetch to the agent; dropped if a rebalance suspends the flow first or
+        clears the agent's queue under it."""
+        try:
+            await self.wait_first(on_fetch(fetch), self.suspend_flow.wait())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling() or self.transport.app.should_stop:
+                raise  # the fetcher itself is being stopped
+            # A rebalance cleared the agent's queue, and clearing cancels a put waiting on
+            # it (mode's ThrowableQueue.clear). Raised on, this CancelledError makes
+            # Faust's Fetcher "crash" for a restart by its supervisor, which it has none
+            # of: the whole worker stopped (and hung, still in its group). Nothing of
+            # the fetch was acked, and the assignment that ends the rebalance seeks to
+            # the committed offsets, so dropping it loses nothing.
+            self.log.info("a rebalance cancelled the hand-over of a fetch; it is fetched again")
 
     async def _maybe_commit(self) -> None:
         if self._commit_every is not None and self._n_acked >= self._commit_every:
