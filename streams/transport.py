@@ -19,11 +19,14 @@ stopping the worker (``Consumer._hand_over``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, cast
 
 import aiokafka
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
@@ -46,6 +49,36 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         # Read by AIOKafkaConsumer.start() when it builds its fetcher: set it before that.
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
         return consumer
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        # Faust's, except for what a rebalance does to a commit. Faust crashes the whole
+        # worker on any commit error but a CommitFailedError that says "already
+        # rebalanced"; aiokafka also refuses a commit while the group hands out a new
+        # assignment (IllegalStateError: no partitions assigned / partition not
+        # assigned), and words its CommitFailedError as it likes. Those offsets are simply
+        # not committed: the next owner redoes from the last commit, outputs repeat with
+        # the same ids and Redis refuses what it has. Other errors (authorisation, say)
+        # still stop the worker.
+        consumer = self._ensure_consumer()
+        now = monotonic()
+        assigned = self.assignment()
+        committable = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        try:
+            self.tp_last_committed_at.update(dict.fromkeys(committable, now))
+            await consumer.commit(
+                {
+                    driver.ensure_aiokafka_TP(tp): OffsetAndMetadata(offset, "")
+                    for tp, offset in committable.items()
+                }
+            )
+        except (CommitFailedError, IllegalStateError) as error:
+            self.log.warning("offsets not committed, the group is rebalancing: %s", error)
+            return False
+        except Exception as error:
+            self.log.exception("Got exception: %r\nCurrent assignment: %r", error, assigned)
+            await self.crash(error)
+            return False
+        return True
 
 
 class Consumer(driver.Consumer):
