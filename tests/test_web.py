@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streams.app import create_app
-from streams.local_stack import RedisServer, TansuBroker
+from streams.local_stack import RedisServer, TansuBroker, start_worker
 from streams.testing import (
     all_applied,
     assigned_partitions,
     pipeline_settings,
     produce,
     running_worker,
+    stop_worker,
     wait_for,
 )
 from streams.topics import ensure_topics
@@ -194,16 +195,21 @@ def test_off_loopback_without_a_token_the_data_views_are_closed(
     settings = pipeline_settings(broker, redis_server, web_bind="0.0.0.0", log_format="json")
     ensure_topics(settings)
     web = f"http://127.0.0.1:{settings.web_port}"
-    with running_worker(settings, tmp_path):
+    worker = start_worker(settings, tmp_path, loglevel="info")  # Faust's lines as well
+    try:
         wait_for(lambda: assigned_partitions(settings) > 0, 60, "the worker to be ready")
         assert request(f"{web}/healthz")[0] == 200
         assert request(f"{web}/metrics")[0] == 200
         for path in ("/profiles/u1", "/tags/source_wecom/members"):
             status, body = request(web + path, TOKEN)
             assert status == 403 and b"TAGGER_WEB_TOKEN" in body, path
+    finally:
+        stop_worker(worker)
     lines = (tmp_path / "worker.log").read_text(encoding="utf-8").splitlines()
     # JSON lines, every one (Faust's and mode's own too), with the fields of the call.
     records = [orjson.loads(line) for line in lines]
     warned = [r for r in records if "TAGGER_WEB_TOKEN" in r["message"]]
     assert len(warned) == 1  # once at start, not per request
     assert warned[0]["web_bind"] == "0.0.0.0" and warned[0]["level"] == "WARNING"
+    libraries = {r["logger"].split(".")[0] for r in records}
+    assert {"faust", "mode", "aiokafka"} <= libraries, libraries
