@@ -316,12 +316,16 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     if settings.recompute_rate > 0:
         app.timer(RECOMPUTE_INTERVAL)(live.recompute_step)
     access = DataAccess.from_settings(settings)
-    if access.closed:
+
+    async def say_data_views_are_closed() -> None:  # at start, once logging is set up
         log.warning(
             "/profiles and /tags answer 403: the web port is not on loopback"
             " and TAGGER_WEB_TOKEN is not set",
             extra={"web_bind": settings.web_bind},
         )
+
+    if access.closed:
+        app.task(say_data_views_are_closed)
     add_views(app, pipeline, store, access)
     return app
 

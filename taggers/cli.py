@@ -311,8 +311,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the streaming worker against the configured broker and Redis."""
-    import logging.config  # noqa: PLC0415
-
     import redis  # noqa: PLC0415
     from faust.worker import Worker  # noqa: PLC0415  (the worker's imports are heavy)
     from kafka.errors import KafkaError  # noqa: PLC0415
@@ -323,10 +321,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from taggers.redis_store import redacted  # noqa: PLC0415
 
     settings = load_settings()
-    # Set here for what is logged before the worker starts, and handed to the worker,
-    # which would otherwise put mode's formatter (no extra= fields) in its place.
-    log_config = logging_config(settings.log_format, args.loglevel)
-    logging.config.dictConfig(log_config)
     for name in unknown_variables():
         print(f"tagger run: ignoring {name}: no such setting", file=sys.stderr)
     directory = Path(args.rules) if args.rules else settings.resolved_rules_dir()
@@ -352,6 +346,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as error:  # a TLS file (CA, certificate, key) that cannot be read
         print(f"tagger run: {error.strerror}: {error.filename}", file=sys.stderr)
         return 1
+    # Our formatter, in place of mode's (which drops the fields a call passes in extra=).
+    log_config = logging_config(settings.log_format, args.loglevel)
     worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True, logging_config=log_config)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG so that
     # every debug record turns it: a LogRecord per message sent (measured: a third of
