@@ -26,7 +26,8 @@ from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.pipeline import Pipeline, Prepared, Record
 from streams.redis_retry import REDIS_DOWN, redis_call
-from streams.transport import Fetch, FetchHandler, Transport, put_unless_cleared
+from streams.transport import Fetch, FetchHandler, Transport
+from streams.web import DataAccess, Web
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.redis_store import RedisStore, StoreConflictError, client_for
@@ -54,6 +55,9 @@ class TaggerApp(faust.App):
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
+
+    def _new_web(self) -> Web:
+        return Web(self)  # our views only: none of Faust's (see streams.web)
 
     async def on_stop(self) -> None:
         await super().on_stop()
@@ -186,9 +190,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     fetches = app.channel(maxsize=FETCHES_AHEAD)
 
     async def deliver(fetch: Fetch) -> None:
-        # A channel carries any value, not only events.
-        if not await put_unless_cleared(fetches.put(cast(Any, fetch))):
-            log.info("fetch dropped for a rebalance; it is fetched again")
+        await fetches.put(cast(Any, fetch))  # a channel carries any value, not only events
 
     app.on_fetch = deliver
 
@@ -313,17 +315,31 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         app.timer(settings.rules_poll_interval)(live.poll)
     if settings.recompute_rate > 0:
         app.timer(RECOMPUTE_INTERVAL)(live.recompute_step)
-    add_views(app, pipeline, store)
+    access = DataAccess.from_settings(settings)
+
+    async def say_data_views_are_closed() -> None:  # at start, once logging is set up
+        log.warning(
+            "/profiles and /tags answer 403: the web port is not on loopback"
+            " and TAGGER_WEB_TOKEN is not set",
+            extra={"web_bind": settings.web_bind},
+        )
+
+    if access.closed:
+        app.task(say_data_views_are_closed)
+    add_views(app, pipeline, store, access)
     return app
 
 
-def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore) -> None:
+def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore, access: DataAccess) -> None:
     """GET /metrics (Prometheus text); GET /healthz (alive) and /readyz (partitions
     assigned, Redis reachable, rules loaded: else 503 with the problems); GET
-    /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON."""
+    /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON, for those
+    ``access`` lets in. These are the only routes the worker serves."""
 
     # A reader gets a 503 at once while Redis is away; only the worker's own work waits.
     async def profile_view(view: Any, request: Any, user_id: str) -> Any:
+        if (refused := access.check(view, request)) is not None:
+            return refused
         try:
             found = store.load([user_id]).get(user_id)
         except REDIS_DOWN:
@@ -333,6 +349,8 @@ def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore) -> None:
         return view.json(pipeline.engine.describe(found))
 
     async def members_view(view: Any, request: Any, tag: str) -> Any:
+        if (refused := access.check(view, request)) is not None:
+            return refused
         query = request.query
         try:
             limit = min(int(query.get("limit", DEFAULT_PAGE)), MAX_PAGE)

@@ -39,6 +39,7 @@ from pathlib import Path
 import orjson
 
 from streams import metrics
+from streams.logs import withheld
 from streams.pipeline import Pipeline, Prepared
 from streams.redis_retry import redis_call
 from taggers.engine import Engine
@@ -262,9 +263,13 @@ class LiveRules:
             before = orjson.dumps(profile.to_dict())
             try:
                 found = engine.recompute(profile)
-            except Exception:  # a bug: the recompute must not stop for one user
+            except Exception as error:  # a bug: the recompute must not stop for one user
                 metrics.RECOMPUTE_USERS.labels("failed").inc()
-                log.exception("recompute failed for a user", extra={"user_id": user})
+                log.error(
+                    "recompute failed for a user",
+                    extra={"user_id": user},
+                    exc_info=withheld(error),
+                )
                 continue
             if found or orjson.dumps(profile.to_dict()) != before:
                 outputs += found

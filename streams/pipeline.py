@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from streams.logs import withheld
 from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, EventError, decode_event
 from taggers.outputs import Output
@@ -47,7 +48,7 @@ def _timer_failed(user_id: str, error: Exception) -> None:
     log.error(
         "engine failed on a user's deadline; it is dropped",
         extra={"user_id": user_id},  # an id, never the event's content
-        exc_info=error,
+        exc_info=withheld(error),
     )
 
 
@@ -142,7 +143,7 @@ class Pipeline:
                 log.error(
                     "engine failed on an event; it goes to the DLQ",
                     extra={"partition": partition, "offset": failure.offset},
-                    exc_info=failure.__cause__,
+                    exc_info=withheld(failure.__cause__ or failure),
                 )
                 failed[failure.offset] = failure.message
 

@@ -12,17 +12,21 @@ hands over a whole fetch as one :class:`Fetch` instead (its messages grouped by
 partition), through ``TaggerApp.on_fetch``. Everything else about the loop is Faust's:
 read offsets, offset gaps, commit cadence, flow control (a hand-over still ends when flow
 is suspended for a rebalance, and the messages are fetched again from the committed
-offsets).
+offsets). A hand-over that a rebalance cancels is dropped the same way instead of
+stopping the worker (``Consumer._hand_over``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, cast
 
 import aiokafka
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
@@ -39,33 +43,42 @@ class Fetch:
 FetchHandler = Callable[[Fetch], Awaitable[None]]
 
 
-async def put_unless_cleared(put: Awaitable[None]) -> bool:
-    """Await a put into one of Faust's flow-controlled queues: True once it is in, False if
-    the queue was cleared while the put waited for room.
-
-    A rebalance clears the agents' queues and cancels their waiting putters. Left as it is,
-    that cancellation reaches Faust's fetcher, which then "restarts" through a supervisor
-    it does not have and dies, leaving a worker in its group that fetches nothing. A
-    cleared put only means that the rebalance drops this fetch, and the messages are
-    fetched again from the committed offsets. A cancellation of the caller itself (the
-    worker stopping) still propagates.
-    """
-    try:
-        await put
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        return False
-    return True
-
-
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # Read by AIOKafkaConsumer.start() when it builds its fetcher: set it before that.
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
         return consumer
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        # Faust's, except for what a rebalance does to a commit. Faust crashes the whole
+        # worker on any commit error but a CommitFailedError that says "already
+        # rebalanced"; aiokafka also refuses a commit while the group hands out a new
+        # assignment (IllegalStateError: no partitions assigned / partition not
+        # assigned), and words its CommitFailedError as it likes. Those offsets are simply
+        # not committed: the next owner redoes from the last commit, outputs repeat with
+        # the same ids and Redis refuses what it has. Other errors (authorisation, say)
+        # still stop the worker.
+        consumer = self._ensure_consumer()
+        now = monotonic()
+        assigned = self.assignment()
+        committable = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        try:
+            self.tp_last_committed_at.update(dict.fromkeys(committable, now))
+            await consumer.commit(
+                {
+                    driver.ensure_aiokafka_TP(tp): OffsetAndMetadata(offset, "")
+                    for tp, offset in committable.items()
+                }
+            )
+        except (CommitFailedError, IllegalStateError) as error:
+            self.log.warning("offsets not committed, the group is rebalancing: %s", error)
+            return False
+        except Exception as error:
+            self.log.exception("Got exception: %r\nCurrent assignment: %r", error, assigned)
+            await self.crash(error)
+            return False
+        return True
 
 
 class Consumer(driver.Consumer):
@@ -108,7 +121,7 @@ class Consumer(driver.Consumer):
                 self.diag.unset_flag(CONSUMER_FETCHING)
                 if fetched and on_fetch is not None and not self.suspend_flow.is_set():
                     await self._maybe_commit()
-                    await self.wait_first(on_fetch(Fetch(fetched)), self.suspend_flow.wait())
+                    await self._hand_over(on_fetch, Fetch(fetched))
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -120,6 +133,23 @@ class Consumer(driver.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, on_fetch: FetchHandler, fetch: Fetch) -> None:
+        """Hand a fetch to the agent; dropped if a rebalance suspends the flow first or
+        clears the agent's queue under it."""
+        try:
+            await self.wait_first(on_fetch(fetch), self.suspend_flow.wait())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling() or self.transport.app.should_stop:
+                raise  # the fetcher itself is being stopped
+            # A rebalance cleared the agent's queue, and clearing cancels a put waiting on
+            # it (mode's ThrowableQueue.clear). Raised on, this CancelledError makes
+            # Faust's Fetcher "crash" for a restart by its supervisor, which it has none
+            # of: the whole worker stopped (and hung, still in its group). Nothing of
+            # the fetch was acked, and the assignment that ends the rebalance seeks to
+            # the committed offsets, so dropping it loses nothing.
+            self.log.info("a rebalance cancelled the hand-over of a fetch; it is fetched again")
 
     async def _maybe_commit(self) -> None:
         if self._commit_every is not None and self._n_acked >= self._commit_every:

@@ -343,7 +343,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     from streams.app import create_app  # noqa: PLC0415
+    from streams.logs import logging_config  # noqa: PLC0415
     from streams.topics import TopicLayoutError, ensure_topics  # noqa: PLC0415
+    from taggers.redis_store import redacted  # noqa: PLC0415
 
     settings = load_settings()
     for name in unknown_variables():
@@ -360,7 +362,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     except KafkaError as error:
         print(
-            f"tagger run: cannot use the broker ({settings.broker_url}): {error}", file=sys.stderr
+            f"tagger run: cannot use the broker ({redacted(settings.broker_url)}): {error}",
+            file=sys.stderr,
         )
         return 1
     except redis.RedisError as error:
@@ -370,7 +373,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as error:  # a TLS file (CA, certificate, key) that cannot be read
         print(f"tagger run: {error.strerror}: {error.filename}", file=sys.stderr)
         return 1
-    worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True)
+    # Our formatter, in place of mode's (which drops the fields a call passes in extra=).
+    log_config = logging_config(settings.log_format, args.loglevel)
+    worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True, logging_config=log_config)
     # At WARNING and above Faust's progress spinner sets the root logger to DEBUG so that
     # every debug record turns it: a LogRecord per message sent (measured: a third of
     # the cost of sending an output).
@@ -384,6 +389,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     from streams.produce import produce_lines  # noqa: PLC0415
+    from taggers.redis_store import redacted  # noqa: PLC0415
 
     settings = load_settings()
     try:
@@ -393,7 +399,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         return 1
     except KafkaError as error:
         print(
-            f"tagger produce: cannot use the broker ({settings.broker_url}): {error}",
+            f"tagger produce: cannot use the broker ({redacted(settings.broker_url)}): {error}",
             file=sys.stderr,
         )
         return 1

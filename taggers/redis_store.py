@@ -26,9 +26,11 @@ idempotent, and a repeated deadline is harmless (the engine finds nothing due an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
+from urllib.parse import unquote_plus
 
 import orjson
 import redis
@@ -402,10 +404,26 @@ def client_for(settings: Settings, timeout: float = 10.0) -> Client:
 
 
 def redacted(url: str) -> str:
-    """A URL fit for logs and messages: any password in it replaced by ``***``."""
+    """A URL fit for logs and messages: the password of its user part and the value of
+    every query parameter that may hold a secret (``?password=``, ``token``, ``key``...)
+    replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
+    if not sep:
         return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    location, mark, query = rest.partition("?")
+    credentials, at, host = location.rpartition("@")
+    if at and ":" in credentials:
+        location = f"{credentials.split(':', 1)[0]}:***@{host}"
+    if mark:
+        query = "&".join(_redacted_parameter(part) for part in query.split("&"))
+    return f"{scheme}://{location}{mark}{query}"
+
+
+_SECRET_PARAMETER: Final = re.compile(r"pass|pwd|secret|token|key|auth|cred", re.IGNORECASE)
+
+
+def _redacted_parameter(part: str) -> str:
+    name, equals, value = part.partition("=")
+    if equals and value and _SECRET_PARAMETER.search(unquote_plus(name)):
+        return f"{name}=***"
+    return part

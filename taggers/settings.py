@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules"
+MIN_TOKEN_LENGTH = 16  # a web token short enough to guess is refused at start
 
 
 class Settings(BaseSettings):
@@ -110,6 +111,28 @@ class Settings(BaseSettings):
         default=6066, description="HTTP port: /metrics, /healthz, /readyz, /profiles, /tags"
     )
     web_bind: str = Field(default="0.0.0.0", description="HTTP bind address")
+    web_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of /profiles and /tags; unset: they answer on loopback only",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Worker log lines: text (fields as key=value) or JSON lines"
+    )
+
+    @field_validator("web_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `TAGGER_WEB_TOKEN=${TAGGER_WEB_TOKEN:-}` in a compose file: no token, not "".
+        return None if value == "" else value
+
+    @field_validator("web_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (not counting spaces)"
+            )
+        return value
 
     @field_validator("redis_ca_file")
     @classmethod

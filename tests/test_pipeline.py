@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -554,6 +555,53 @@ def test_a_redis_outage_loses_nothing(broker: TansuBroker, tmp_path: Path) -> No
     errors = [v for (name, _), v in counted.items() if name == "tagger_redis_errors_total"]
     assert sum(errors) >= 1
     assert counted[("tagger_redis_up", ())] == 1
+
+
+def test_group_churn_with_a_paused_worker_and_a_frozen_redis_stops_no_worker(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """One worker paused past its session timeout while Redis is frozen for 12 s, twice,
+    with a backlog: the other is rebalanced with fetches waiting for its busy agent (the
+    rebalance clears the agent's queue under a waiting hand-over, which used to stop the
+    worker for good), and the paused one comes back to commits refused with
+    UnknownMemberId. Both must ride it out and reach the replay's result."""
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=800, days=200, seed=23))]
+    reference = reference_for(lines)
+    first = pipeline_settings(broker, redis_server, batch_size=100)
+    second = first.model_copy(update={"web_port": free_port()})
+    ensure_topics(first)
+    produce(first, reference.stream)  # a backlog: fetches queue up behind a frozen Redis
+    (tmp_path / "second").mkdir()
+    logs = (tmp_path / "worker.log", tmp_path / "second" / "worker.log")
+    with (
+        running_worker(first, tmp_path) as paused,
+        running_worker(second, tmp_path / "second") as other,
+    ):
+        try:
+            wait_for(
+                lambda: assigned_partitions(first) > 0 and assigned_partitions(second) > 0,
+                120,
+                "both workers to hold partitions",
+            )
+            for _ in range(2):
+                os.kill(paused.pid, signal.SIGSTOP)
+                redis_client.client_pause(12_000, all=True)
+                time.sleep(first.session_timeout + 5)  # the group gives up on it
+                os.kill(paused.pid, signal.SIGCONT)
+                time.sleep(first.session_timeout)  # it finds out, rejoins, commits fail
+                assert paused.poll() is None and other.poll() is None, logs
+            wait_for(
+                lambda: assigned_partitions(first) > 0 and assigned_partitions(second) > 0,
+                120,
+                "both workers to hold partitions again",
+            )
+            assert_same_result(reference, first, redis_client, tmp_path / "worker.log")
+            assert paused.poll() is None and other.poll() is None
+        finally:
+            os.kill(paused.pid, signal.SIGCONT)
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert "Crashed reason" not in text, text[-3000:]
 
 
 def fuzzed(rng: random.Random, good: list[str]) -> bytes:

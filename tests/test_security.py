@@ -13,9 +13,11 @@ from pathlib import Path
 
 import faust
 import pytest
+import redis
 from pydantic import ValidationError
 
 from streams.kafka_auth import client_options, faust_credentials
+from streams.local_stack import RedisServer
 from taggers.cli import main
 from taggers.redis_store import redacted
 from taggers.settings import Settings
@@ -109,10 +111,41 @@ def test_a_missing_ca_file_stops_the_worker_with_the_setting_and_path(
         ("rediss://user:s3cret@host:6380/1", "rediss://user:***@host:6380/1"),
         ("redis://host:6379/0", "redis://host:6379/0"),
         ("redis://user@host:6379/0", "redis://user@host:6379/0"),
+        ("redis://host:6379/0?password=s3cret", "redis://host:6379/0?password=***"),
+        (
+            "rediss://host/0?ssl_cert_reqs=required&Password=s3cret&db=2",
+            "rediss://host/0?ssl_cert_reqs=required&Password=***&db=2",
+        ),
+        ("redis://u:s3cret@host/0?pass%77ord=s3cret", "redis://u:***@host/0?pass%77ord=***"),
+        ("unix:///run/redis.sock?db=1&password=s3cret", "unix:///run/redis.sock?db=1&password=***"),
+        ("redis://:p@ss@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://host/0?ssl_keyfile=/k.pem", "redis://host/0?ssl_keyfile=***"),
+        ("redis://host/0?x=1#frag", "redis://host/0?x=1#frag"),
     ],
 )
 def test_redis_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
+    assert "s3cret" not in redacted(url)
+
+
+def test_tagger_profile_does_not_print_a_password_given_in_the_urls_query(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # redis-py takes ?password= from the query: with no AUTH on the server it is sent
+    # and refused, so this server is asked for a password to be sure it is used.
+    client = redis.Redis.from_url(redis_server.url)
+    client.config_set("requirepass", "s3cret-in-query")
+    try:
+        monkeypatch.setenv("TAGGER_REDIS_URL", f"{redis_server.url}?password=s3cret-in-query")
+        assert main(["profile", "nobody"]) == 1
+        captured = capsys.readouterr()
+        assert "no profile for user 'nobody' in" in captured.err
+        assert "password=***" in captured.err
+        assert "s3cret-in-query" not in captured.out + captured.err
+    finally:
+        client.auth("s3cret-in-query")
+        client.config_set("requirepass", "")
+        client.close()
 
 
 def test_tls_files_without_tls_are_refused_rather_than_ignored(

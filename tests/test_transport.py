@@ -1,56 +1,81 @@
-"""The hand-over from Faust's fetcher to the agent, on Faust's own queues (no servers)."""
+"""What a rebalance does to a commit: the offsets stay uncommitted and the worker goes on.
+
+Group churn end to end (a paused worker, a frozen Redis) is in test_pipeline; these pin
+the commit path's answers to each error aiokafka raises there, which a real broker only
+gives at moments a test cannot choose.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 import pytest
-from mode.utils.queues import FlowControlEvent, ThrowableQueue
+from aiokafka.errors import CommitFailedError, GroupAuthorizationFailedError, IllegalStateError
+from faust.types import TP
 
-from streams.transport import put_unless_cleared
+from streams.transport import _ConsumerThread
 
-
-def agent_queue() -> ThrowableQueue[str]:
-    """A queue as Faust gives an agent: room for one fetch, flow on."""
-    flow = FlowControlEvent()
-    flow.resume()
-    return ThrowableQueue(maxsize=1, flow_control=flow)
+MINE, THEIRS = TP("events", 0), TP("events", 1)
 
 
-def full_queue() -> ThrowableQueue[str]:
-    queue = agent_queue()
-    queue.put_nowait("the fetch the agent has not taken yet")
-    return queue
+class FakeConsumer:
+    """aiokafka's consumer, as far as a commit goes."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+        self.committed: list[dict[Any, Any]] = []
+
+    async def commit(self, offsets: dict[Any, Any]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.committed.append(offsets)
 
 
-def test_a_put_with_room_is_in() -> None:
-    async def run() -> tuple[bool, int]:
-        queue = agent_queue()
-        return await put_unless_cleared(queue.put("fetch")), queue.qsize()
+def commit(error: Exception | None) -> tuple[bool, list[BaseException], FakeConsumer]:
+    """Commit offsets of an assigned and an unassigned partition through our consumer
+    thread, with aiokafka answering ``error``: the result, the crashes, the consumer."""
+    consumer = FakeConsumer(error)
+    thread: Any = object.__new__(_ConsumerThread)  # only what _commit uses
+    crashes: list[BaseException] = []
 
-    assert asyncio.run(run()) == (True, 1)
+    async def crash(reason: BaseException) -> None:
+        crashes.append(reason)
 
-
-def test_a_put_waiting_when_a_rebalance_clears_the_queue_is_dropped_not_raised() -> None:
-    async def run() -> tuple[bool, int]:
-        queue = full_queue()
-        waiting = asyncio.ensure_future(put_unless_cleared(queue.put("the next fetch")))
-        await asyncio.sleep(0.01)
-        assert not waiting.done()  # no room: it waits for the agent
-        queue.clear()  # what Faust's flow_control.clear() does to every agent queue
-        return await waiting, queue.qsize()
-
-    # Before: the CancelledError reached Faust's fetcher, which died in its restart.
-    assert asyncio.run(run()) == (False, 0)
+    thread._ensure_consumer = lambda: consumer
+    thread.assignment = lambda: {MINE}
+    thread.tp_last_committed_at = {}
+    thread.log = logging.getLogger("test")
+    thread.crash = crash
+    result = asyncio.run(thread._commit({MINE: 10, THEIRS: 20}))
+    return result, crashes, consumer
 
 
-def test_the_caller_being_cancelled_still_propagates() -> None:
-    async def run() -> None:
-        queue = full_queue()
-        waiting = asyncio.ensure_future(put_unless_cleared(queue.put("the next fetch")))
-        await asyncio.sleep(0.01)
-        waiting.cancel()  # the worker is stopping
-        await waiting
+def test_a_commit_commits_the_assigned_partitions_only() -> None:
+    done, crashes, consumer = commit(None)
+    assert done and not crashes
+    [offsets] = consumer.committed
+    assert {(tp.topic, tp.partition): value.offset for tp, value in offsets.items()} == {
+        ("events", 0): 10
+    }
 
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(run())
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CommitFailedError("Commit cannot be completed since the group has already rebalanced"),
+        CommitFailedError("the member was removed from the group"),  # Faust crashed on this
+        IllegalStateError("No partitions assigned"),  # and on these
+        IllegalStateError("Partition TopicPartition(topic='events', partition=0) is not assigned"),
+    ],
+)
+def test_a_commit_refused_by_a_rebalance_is_skipped_not_a_crash(error: Exception) -> None:
+    done, crashes, _ = commit(error)
+    assert not done and not crashes
+
+
+def test_other_commit_errors_still_stop_the_worker() -> None:
+    error = GroupAuthorizationFailedError("tagger")
+    done, crashes, _ = commit(error)
+    assert not done and crashes == [error]
