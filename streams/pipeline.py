@@ -13,9 +13,16 @@ header) and guarded by that origin (source ``kP``), never by the copy's own offs
 a crash the copies are sent again under new offsets, and only the origin tells them apart.
 Per origin partition and user, copies reach the user's re-keyed partition in origin order,
 and a redo repeats a suffix of them (it resends from the committed offset, and everything
-before that was acked first), so "past the watermark" is exactly "not applied yet". A
-record of the re-keyed topic without an origin (produced by hand) is guarded by its own
-position (source ``rP``); one with an unreadable origin goes to the DLQ (``bad_origin``).
+before that was acked first), so "past the watermark" is exactly "not applied yet". That
+rests on what the worker does: its one producer keeps each partition's order (aiokafka
+has one request per partition in flight and retries it first), a fetch's copies are
+acked before the next fetch and before its offsets can be committed, and a send that
+fails stops the worker. (Were one copy to fail for good while a later one of the same
+user and partition went through, the redo could not fill that gap: the failed one would
+be refused as known. A batch expiring in the producer during a broker outage is the one
+way we know of.) A record of the re-keyed topic without an origin (produced by hand, or
+by a release before this one) is guarded by its own position (source ``rP``); one with an
+unreadable origin goes to the DLQ (``bad_origin``).
 """
 
 from __future__ import annotations

@@ -311,8 +311,9 @@ def test_unkeyed_events_are_rekeyed_by_user_and_applied_in_order(
     with running_worker(settings, tmp_path):
         assert_same_result(reference, settings, redis_client, tmp_path / "worker.log")
     store = RedisStore(redis_client, prefix=settings.redis_prefix)
-    offsets = store.offsets(reference.users[0])
-    assert offsets and all(source.startswith("r") for source in offsets)
+    # Guarded by their origin (all came unkeyed through input partition 0), not by the
+    # copies' offsets on the re-keyed topic: the header went through the broker.
+    assert {tuple(store.offsets(user)) for user in reference.users} == {("k0",)}
 
 
 def writes(client: Client, settings: Settings) -> int:
@@ -448,12 +449,10 @@ def test_rekeyed_events_through_repeated_kill_9_of_three_workers_equal_the_repla
     # origin tells them apart from new events.
     # Few users with long histories: many events of one user fall between an original
     # and a copy sent again, more than the engine's recent event ids remember.
-    lines: list[str | bytes] = [*simulate(SimulationConfig(users=200, days=1200, seed=23))]
-    assert len(lines) >= 35_000
+    lines: list[str | bytes] = [*simulate(SimulationConfig(users=120, days=1000, seed=23))]
+    assert len(lines) >= 15_000
     reference = reference_for(lines, partitions=8)
-    settings = pipeline_settings(
-        broker, redis_server, partitions=8, batch_size=300, session_timeout=4
-    )
+    settings = pipeline_settings(broker, redis_server, partitions=8, batch_size=300)
     ensure_topics(settings)
     group = [settings.model_copy(update={"web_port": free_port()}) for _ in range(3)]
     for number in range(len(group)):
@@ -473,8 +472,8 @@ def test_rekeyed_events_through_repeated_kill_9_of_three_workers_equal_the_repla
             return writes(redis_client, settings) > before + 500 or len(store.load(ticks)) == 8
 
         # Rounds of kill -9: all three at once (the one re-keying partition 0 is among
-        # them), then one at a time (the others take its partitions over).
-        for victims in ([0, 1, 2], [chance.randrange(3)], [0, 1, 2], [chance.randrange(3)]):
+        # them), one (the others take its partitions over), all three again.
+        for victims in ([0, 1, 2], [chance.randrange(3)], [0, 1, 2]):
             before = writes(redis_client, settings)
             wait_for(
                 lambda b=before: progress(b),  # type: ignore[misc]
