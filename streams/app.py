@@ -108,15 +108,15 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         for batch in batches:
             for dead in batch.dead:
                 metrics.DEAD_LETTERS.labels(dead.reason).inc()
-                value = dead.to_json(settings.events_topic)
+                value = dead.to_json(settings.events_topic, settings.rekeyed_topic)
                 pending.append(
                     await producer.send(settings.dlq_topic, None, value, None, None, None)
                 )
-            for user_id, value in batch.rekey:
-                key = user_id.encode()
-                pending.append(
-                    await producer.send(settings.rekeyed_topic, key, value, None, None, None)
-                )
+            for copy in batch.rekey:
+                # With its origin, which guards it when applied: a crash makes it sent again.
+                key, headers = copy.user_id.encode(), [copy.origin.header()]
+                topic = settings.rekeyed_topic
+                pending.append(await producer.send(topic, key, copy.value, None, None, headers))
             for output in batch.outputs:
                 metrics.count_output(output)
                 key, value = output.user_id.encode(), orjson.dumps(output_to_dict(output))
@@ -129,9 +129,15 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
 
     def prepare(tp: TP, messages: list[Message]) -> Prepared:
         prefix, check_keys = sources[tp.topic]
-        records = [Record(tp.partition, m.offset, m.value, m.key) for m in messages]
+        records = [
+            Record(tp.partition, m.offset, m.value, m.key, m.headers or ()) for m in messages
+        ]
         return pipeline.prepare(
-            tp.partition, records, source=f"{prefix}{tp.partition}", check_keys=check_keys
+            tp.partition,
+            records,
+            source=f"{prefix}{tp.partition}",
+            check_keys=check_keys,
+            rekeyed=not check_keys,
         )
 
     async def save(tp: TP, batch: Prepared, messages: list[Message]) -> Prepared:

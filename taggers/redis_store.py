@@ -4,8 +4,10 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
 
 - ``P:u:{USER}``: a hash per user: ``p`` the profile (JSON), ``v`` a version that every
   write bumps (a compare-and-set token), ``o:SOURCE`` the last applied offset of each
-  source (a topic partition: ``0``, ``1``... of the input topic, ``r0``... of the
-  re-keyed topic), ``d`` the partition whose deadline set holds the user.
+  source (``0``, ``1``...: partitions of the input topic; ``k0``, ``k1``...: re-keyed
+  copies, by the input partition they came from, at its offsets; ``r0``...: records
+  produced by hand on the re-keyed topic, at its offsets), ``d`` the partition whose
+  deadline set holds the user.
 - ``P:tag:{TAG}``: a tag's audience, a sorted set of user ids (score 0: ordered by id, so
   pages are stable); ``P:tags`` the set of tag names that ever had an audience.
 - ``P:stage:{STAGE}``: the users in a lifecycle stage, likewise.
@@ -27,7 +29,7 @@ idempotent, and a repeated deadline is harmless (the engine finds nothing due an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 from urllib.parse import unquote_plus
@@ -40,27 +42,41 @@ from taggers.profile import Profile, StoredAs
 from taggers.settings import Settings, revealed
 
 FUNCTION_LIBRARY: Final = """#!lua name=tagger
--- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, source, offset,
--- deadline partition. An empty source means a write with no offset (a timer sweep).
 local function offset_is_newer(stored, offset)
   if not stored then return true end
   if #offset ~= #stored then return #offset > #stored end
   return offset > stored
 end
 
-local function save_profile(keys, args)
+-- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, deadline partition,
+-- then pairs of source and offset (none: a write with no offset, such as a timer sweep).
+local function save_profile_at(keys, args)
   local key = keys[1]
   local version = redis.call('HGET', key, 'v') or '0'
   if version ~= args[2] then return -1 end
-  if args[3] ~= '' then
-    local field = 'o:' .. args[3]
-    if not offset_is_newer(redis.call('HGET', key, field), args[4]) then return 0 end
-    redis.call('HSET', key, field, args[4])
+  for i = 4, #args, 2 do
+    if not offset_is_newer(redis.call('HGET', key, 'o:' .. args[i]), args[i + 1]) then
+      return 0
+    end
   end
-  redis.call('HSET', key, 'p', args[1], 'd', args[5])
+  for i = 4, #args, 2 do
+    redis.call('HSET', key, 'o:' .. args[i], args[i + 1])
+  end
+  redis.call('HSET', key, 'p', args[1], 'd', args[3])
   return redis.call('HINCRBY', key, 'v', 1)
 end
 
+-- The previous release's call (ARGV: profile JSON, expected version, source or '',
+-- offset, deadline partition), kept for its workers during a rolling upgrade.
+local function save_profile(keys, args)
+  local at = {args[1], args[2], args[5]}
+  if args[3] ~= '' then
+    at[4], at[5] = args[3], args[4]
+  end
+  return save_profile_at(keys, at)
+end
+
+redis.register_function('tagger_save_profile_at', save_profile_at)
 redis.register_function('tagger_save_profile', save_profile)
 """
 SAVED: Final = "saved"
@@ -130,23 +146,26 @@ class RedisStore:
         return self._load(user_ids, None)[0]
 
     def load_applied(
-        self, user_ids: Sequence[str], source: str
-    ) -> tuple[dict[str, Profile], dict[str, int]]:
+        self, sources: Mapping[str, Collection[str]]
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
         """See ProfileStore.load_applied: one round trip for all of them."""
-        return self._load(user_ids, source)
+        return self._load(list(sources), sources)
 
     def _load(
-        self, user_ids: Sequence[str], source: str | None
-    ) -> tuple[dict[str, Profile], dict[str, int]]:
+        self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
         pipe = self.client.pipeline(transaction=False)
-        offset_field = "" if source is None else f"o:{source}"
+        wanted = {user: list(sources.get(user, ())) if sources else [] for user in user_ids}
         for user in user_ids:
-            pipe.hmget(self.keys.user(user), "p", "v", "d", offset_field or "v")
+            fields = [f"o:{source}" for source in wanted[user]]
+            pipe.hmget(self.keys.user(user), "p", "v", "d", *fields)
         found: dict[str, Profile] = {}
-        applied: dict[str, int] = {}
-        for user, (data, version, partition, offset) in zip(user_ids, pipe.execute(), strict=True):
-            if offset_field and offset is not None:
-                applied[user] = int(offset)
+        applied: dict[str, dict[str, int]] = {}
+        for user, reply in zip(user_ids, pipe.execute(), strict=True):
+            data, version, partition, *offsets = reply
+            have = {s: int(o) for s, o in zip(wanted[user], offsets, strict=True) if o is not None}
+            if have:
+                applied[user] = have
             if data is None:
                 continue  # a new user: written with version 0 and no tags before
             profile = Profile.from_dict(orjson.loads(data))
@@ -173,29 +192,27 @@ class RedisStore:
         profiles: Iterable[Profile],
         *,
         partition: int = 0,
-        offsets: dict[str, int] | None = None,
-        source: str | None = None,
+        offsets: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, str]:
         """Write profiles, their audiences and deadlines in one round trip.
 
-        ``offsets`` maps a user to the offset of the last event of ``source`` (default
-        ``str(partition)``) applied to them; users left out are written with no offset
-        (timer sweeps). Returns what happened per user (``saved`` or ``redelivered``);
-        raises StoreConflictError if any profile changed since it was read.
+        ``offsets`` maps a user to, per source, the offset of the last event of it
+        applied to them; users left out are written with no offset (timer sweeps).
+        Returns what happened per user (``saved`` or ``redelivered``); raises
+        StoreConflictError if any profile changed since it was read.
         """
-        origin = str(partition) if source is None else source
         batch = list(profiles)
         if not batch:
             return {}
         try:
-            replies = self._write(batch, partition, offsets, origin)
+            replies = self._write(batch, partition, offsets)
         except redis.ResponseError as error:
             if "Function not found" not in str(error):
                 raise
             # Redis restarted and lost its functions: load them and send the batch again
             # (every write in it is idempotent, and the refused profile writes did nothing).
             self.load_functions()
-            replies = self._write(batch, partition, offsets, origin)
+            replies = self._write(batch, partition, offsets)
         results: dict[str, str] = {}
         conflicts: list[str] = []
         for profile, reply in zip(batch, replies, strict=True):
@@ -262,7 +279,10 @@ class RedisStore:
             pipe.zadd(self.keys.deadlines(partition), {user: profile.due})
 
     def _write(
-        self, batch: list[Profile], partition: int, offsets: dict[str, int] | None, source: str
+        self,
+        batch: list[Profile],
+        partition: int,
+        offsets: Mapping[str, Mapping[str, int]] | None,
     ) -> list[Any]:
         """Send a batch in one pipeline; the replies of the profile writes, in order."""
         pipe = self.client.pipeline(transaction=False)
@@ -272,16 +292,15 @@ class RedisStore:
             pipe.execute()  # before the profiles, which may live on other nodes
         for profile in batch:
             user = profile.user_id
-            offset = None if offsets is None else offsets.get(user)
+            positions = {} if offsets is None else offsets.get(user) or {}
             pipe.fcall(
-                "tagger_save_profile",
+                "tagger_save_profile_at",
                 1,
                 self.keys.user(user),
                 orjson.dumps(profile.to_dict()),
                 "0" if profile.stored is None else profile.stored.version,
-                "" if offset is None else source,
-                "" if offset is None else str(offset),
                 str(partition),
+                *(part for source, at in positions.items() for part in (source, str(at))),
             )
         replies: list[Any] = pipe.execute()
         return replies[-len(batch) :]

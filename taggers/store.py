@@ -7,7 +7,7 @@ dry runs and rule tests use the in-memory one.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from taggers.profile import Profile
@@ -25,15 +25,14 @@ class ProfileStore(Protocol):
         profiles: Iterable[Profile],
         *,
         partition: int = 0,
-        offsets: dict[str, int] | None = None,
-        source: str | None = None,
+        offsets: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, str]:
         """Store each profile, its tag memberships and its next deadline, atomically per user.
 
-        ``partition`` picks the deadline index. ``offsets`` maps a user to the offset of
-        the last event of ``source`` (a topic partition; default ``str(partition)``)
-        applied to them; a write whose offset is not past the stored one is a redelivery
-        and changes nothing. Returns ``saved`` or ``redelivered`` per user.
+        ``partition`` picks the deadline index. ``offsets`` maps a user to, per source (a
+        topic partition, say), the offset of the last event of it applied to them; a
+        write with an offset not past the stored one of its source is a redelivery and
+        changes nothing. Returns ``saved`` or ``redelivered`` per user.
         """
         ...
 
@@ -42,9 +41,10 @@ class ProfileStore(Protocol):
         ...
 
     def load_applied(
-        self, user_ids: Sequence[str], source: str
-    ) -> tuple[dict[str, Profile], dict[str, int]]:
-        """``load``, plus each user's last applied offset of ``source`` (if any)."""
+        self, sources: Mapping[str, Collection[str]]
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
+        """``load`` of the users ``sources`` names, plus each one's last applied offset
+        of each source named for them (those it has)."""
         ...
 
     def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
@@ -89,21 +89,19 @@ class MemoryStore:
         profiles: Iterable[Profile],
         *,
         partition: int = 0,
-        offsets: dict[str, int] | None = None,
-        source: str | None = None,
+        offsets: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, str]:
         """See ProfileStore.save. One deadline index serves every partition here."""
         results: dict[str, str] = {}
-        origin = str(partition) if source is None else source
         for profile in profiles:
             user = profile.user_id
-            offset = None if offsets is None else offsets.get(user)
-            if offset is not None:
+            positions = None if offsets is None else offsets.get(user)
+            if positions:
                 applied = self._offsets.setdefault(user, {})
-                if applied.get(origin, -1) >= offset:
+                if any(applied.get(s, -1) >= offset for s, offset in positions.items()):
                     results[user] = "redelivered"
                     continue
-                applied[origin] = offset
+                applied.update(positions)
             results[user] = "saved"
             self._profiles[user] = profile
             tags = frozenset(profile.tags)
@@ -127,15 +125,15 @@ class MemoryStore:
         return dict(self._offsets.get(user_id, {}))
 
     def load_applied(
-        self, user_ids: Sequence[str], source: str
-    ) -> tuple[dict[str, Profile], dict[str, int]]:
+        self, sources: Mapping[str, Collection[str]]
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
         """See ProfileStore.load_applied."""
-        applied = {
-            user: offset
-            for user in user_ids
-            if (offset := self._offsets.get(user, {}).get(source)) is not None
-        }
-        return self.load(user_ids), applied
+        applied: dict[str, dict[str, int]] = {}
+        for user, wanted in sources.items():
+            have = self._offsets.get(user, {})
+            if found := {s: have[s] for s in wanted if s in have}:
+                applied[user] = found
+        return self.load(list(sources)), applied
 
     def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
         """See ProfileStore.drop_deadlines."""

@@ -89,17 +89,17 @@ def test_a_redelivered_write_changes_nothing(redis_client: redis.Redis) -> None:
     engine = Engine(RULES)
     profile = engine.new_profile("u1")
     engine.apply(profile, make_event("purchase", amount=100))
-    assert store.save([profile], partition=3, offsets={"u1": 41}) == {"u1": SAVED}
+    assert store.save([profile], partition=3, offsets={"u1": {"3": 41}}) == {"u1": SAVED}
     assert store.offsets("u1") == {"3": 41}
 
     # The same batch again (a crash before the offset commit): refused as a redelivery.
     replayed = store.load(["u1"])["u1"]
     engine.apply(replayed, make_event("purchase", amount=100))
-    assert store.save([replayed], partition=3, offsets={"u1": 41}) == {"u1": REDELIVERED}
+    assert store.save([replayed], partition=3, offsets={"u1": {"3": 41}}) == {"u1": REDELIVERED}
     assert _value(RedisStore(redis_client), "orders") == 1
 
     # Offsets compare as numbers, not strings: 100 is past 41.
-    assert store.save([replayed], partition=3, offsets={"u1": 100}) == {"u1": SAVED}
+    assert store.save([replayed], partition=3, offsets={"u1": {"3": 100}}) == {"u1": SAVED}
     assert store.offsets("u1") == {"3": 100}
 
 
@@ -170,7 +170,7 @@ def test_an_event_the_engine_fails_on_goes_to_the_dlq_and_leaves_no_trace(
     assert [(d.record.offset, d.reason, d.message) for d in batch.dead] == [
         (1, "engine_error", "ZeroDivisionError: division by zero")
     ]
-    assert batch.offsets == {"u1": 2}  # the refund is consumed: a redelivery skips it too
+    assert batch.offsets == {"u1": {"0": 2}}  # the refund is consumed: a redelivery skips it too
     engine = Engine(RULES)
     want = engine.new_profile("u1")
     for event in good:
