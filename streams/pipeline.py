@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from taggers.clock import MAX_FUTURE_SKEW_MS, EventClock, future_error
 from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, EventError, decode_event
 from taggers.outputs import Output
@@ -54,12 +57,13 @@ def _timer_failed(user_id: str, error: Exception) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A message as it came off the topic."""
+    """A message as it came off the topic; ``timestamp`` is its Kafka timestamp (epoch ms)."""
 
     partition: int
     offset: int
     value: bytes | None
     key: bytes | None = None
+    timestamp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +111,26 @@ class Prepared:
 class Pipeline:
     """Runs batches and timer sweeps of one worker through the engine and the store."""
 
-    def __init__(self, engine: Engine, store: ProfileStore, max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: ProfileStore,
+        max_event_bytes: int,
+        *,
+        max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.max_event_bytes = max_event_bytes
-        self.watermarks: dict[int, int] = {}  # partition -> latest event time seen
+        self.max_future_skew_ms = max_future_skew_ms
+        self.wall_clock = wall_clock
+        self.clocks: dict[int, EventClock] = {}  # partition -> its time on the event clock
+
+    def watermark(self, partition: int) -> int | None:
+        """How far a partition's events have moved its event clock, if at all."""
+        clock = self.clocks.get(partition)
+        return None if clock is None or clock.time == 0 else clock.time
 
     def prepare(
         self,
@@ -156,6 +175,9 @@ class Pipeline:
         origin = str(partition) if source is None else source
         batch = Prepared(partition, origin)
         events = []
+        # A message is never sent after now: a producer whose clock is ahead cannot
+        # stretch the skew allowed to its events.
+        now = int(self.wall_clock() * 1000)
         for record in records:
             if record.offset in failed:
                 batch.dead.append(DeadLetter(record, ENGINE_ERROR, failed[record.offset]))
@@ -167,6 +189,12 @@ class Pipeline:
                 batch.dead.append(DeadLetter(record, error.reason, error.message))
                 batch.outcomes[UNDECODED, "dead"] += 1
                 continue
+            sent_at = now if record.timestamp is None else min(record.timestamp, now)
+            future = future_error(event, sent_at, self.max_future_skew_ms)
+            if future is not None:
+                batch.dead.append(DeadLetter(record, future.reason, future.message))
+                batch.outcomes[UNDECODED, "dead"] += 1
+                continue
             if check_keys and record.key != event.user_id.encode():
                 batch.rekey.append((event.user_id, record.value or b""))
                 batch.outcomes[type_label(event.type), "rekeyed"] += 1
@@ -174,11 +202,11 @@ class Pipeline:
             events.append((record, event))
         users = list(dict.fromkeys(event.user_id for _, event in events))
         profiles, applied = self.store.load_applied(users, origin)
+        clock = self.clocks.setdefault(partition, EventClock())
         for record, event in events:
             # Seen, even if Redis has it already: a worker that takes over a partition
             # whose last events were all applied must still sweep up to their time.
-            if event.ts > self.watermarks.get(partition, 0):
-                self.watermarks[partition] = event.ts
+            clock.observe(event.user_id, event.ts)
             user = event.user_id
             if record.offset <= applied.get(user, -1):
                 batch.outcomes[type_label(event.type), "redelivered"] += 1
