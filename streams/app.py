@@ -193,10 +193,6 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     fetches = app.channel(maxsize=FETCHES_AHEAD)
 
     async def deliver(fetch: Fetch) -> None:
-        progress.renew(app.consumer_generation_id)
-        for tp, messages in fetch.parts.items():
-            if messages[0].generation_id == progress.generation:
-                progress.took(tp, messages)  # in flight: its partition is not caught up
         await fetches.put(cast(Any, fetch))  # a channel carries any value, not only events
 
     app.on_fetch = deliver
@@ -214,6 +210,9 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
                 continue  # fetched before a rebalance: seek and fetch again did or will
             for message in messages:
                 consumer.track_message(message)  # a rebalance waits for it to be acked
+            progress.renew(app.consumer_generation_id)
+            for tp, part in fetch.parts.items():
+                progress.took(tp, part)  # in hand: its partition is not caught up
             async with lock:
                 await handle(fetch)
                 if settings.clock == "event":

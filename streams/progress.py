@@ -58,8 +58,9 @@ class Progress:
         ``end``, the partition's end offset, was asked for) if every message before ``end``
         is applied; else the latest applied message's Kafka timestamp (at most ``now``);
         None if no message is known to be applied. ``position`` is the consumer's, used
-        only when nothing was handed over in this generation (then it is the committed
-        offset: all before it was applied, by this worker or an earlier owner)."""
+        only when the agent took nothing of the partition in this generation (then it is
+        the committed offset, all before it applied by this worker or an earlier owner,
+        unless a first fetch is on its way to the agent)."""
         applied = self.applied.get(tp)
         if applied is None and tp not in self.taken:
             applied = position
