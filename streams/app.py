@@ -25,6 +25,7 @@ from streams import metrics
 from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.pipeline import Pipeline, Prepared, Record
+from streams.progress import Progress, sent_at
 from streams.redis_retry import REDIS_DOWN, redis_call
 from streams.transport import Fetch, FetchHandler, Transport
 from streams.web import DataAccess, Web
@@ -96,8 +97,14 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     rekeyed = app.topic(settings.rekeyed_topic, partitions=settings.partitions, **raw)
     store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
     metrics.REDIS_UP.set(1)  # the store has just loaded its functions into Redis
-    pipeline = Pipeline(Engine(rules), store, settings.max_event_bytes)
+    pipeline = Pipeline(
+        Engine(rules),
+        store,
+        settings.max_event_bytes,
+        max_future_skew_ms=int(settings.max_future_skew * 1000),
+    )
     lock = asyncio.Lock()  # batches and sweeps of this worker take turns on Redis
+    progress = Progress()  # what is applied, for the lag report and wall-clock timers
 
     async def send(*batches: Prepared) -> None:
         # Straight to the producer: Topic.send adds a future, sensors and a topic
@@ -113,10 +120,13 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
                     await producer.send(settings.dlq_topic, None, value, None, None, None)
                 )
             for copy in batch.rekey:
-                # With its origin, which guards it when applied: a crash makes it sent again.
+                # With its origin, which guards it when applied (a crash makes it sent
+                # again), and the original's send time, by which timers and the future
+                # check judge it as they did the original.
                 key, headers = copy.user_id.encode(), [copy.origin.header()]
+                sent = None if copy.timestamp is None else copy.timestamp / 1000
                 topic = settings.rekeyed_topic
-                pending.append(await producer.send(topic, key, copy.value, None, None, headers))
+                pending.append(await producer.send(topic, key, copy.value, None, sent, headers))
             for output in batch.outputs:
                 metrics.count_output(output)
                 key, value = output.user_id.encode(), orjson.dumps(output_to_dict(output))
@@ -130,7 +140,8 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     def prepare(tp: TP, messages: list[Message]) -> Prepared:
         prefix, check_keys = sources[tp.topic]
         records = [
-            Record(tp.partition, m.offset, m.value, m.key, m.headers or ()) for m in messages
+            Record(tp.partition, m.offset, m.value, m.key, m.headers or (), sent_at(m))
+            for m in messages
         ]
         return pipeline.prepare(
             tp.partition,
@@ -213,19 +224,23 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
                 continue  # fetched before a rebalance: seek and fetch again did or will
             for message in messages:
                 consumer.track_message(message)  # a rebalance waits for it to be acked
+            progress.renew(app.consumer_generation_id)
+            for tp, part in fetch.parts.items():
+                progress.took(tp, part)  # in hand: its partition is not caught up
             async with lock:
                 await handle(fetch)
                 if settings.clock == "event":
                     # The timers this fetch's events made due fire before its offsets can
                     # be committed: a worker that takes over the partition cannot miss them.
                     for partition in sorted({tp.partition for tp in fetch.parts}):
-                        now = pipeline.watermarks.get(partition)
+                        now = pipeline.watermark(partition)
                         while now is not None and await fire_due_batch(partition, now):
                             pass
+                progress.renew(app.consumer_generation_id)
+                for tp, part in fetch.parts.items():
+                    progress.done(tp, part)
             for message in messages:
                 consumer.ack(message)
-            for tp, part in fetch.parts.items():
-                applied_up_to[tp] = part[-1].offset + 1
 
     async def fire_due_batch(partition: int, now: int) -> bool:
         """Fire up to one sweep's worth of a partition's deadlines due by ``now`` (the
@@ -244,30 +259,52 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         return True
 
     async def sweep_by_wall_clock() -> None:
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in sources}
-        for partition in sorted(assigned):
-            now = int(time.time() * 1000)
-            while True:
+        """Fire each assigned partition's deadlines up to the wall clock, or, while the
+        partition lags, up to when its latest applied message was sent (``Progress``). The
+        events topic and the re-keyed topic share the partition's deadline set: both must
+        have reached the time."""
+        consumer = app.consumer
+        assigned = sorted(tp for tp in consumer.assignment() if tp.topic in sources)
+        if not assigned:
+            return
+        now = int(time.time() * 1000)  # before the ends: what is sent later is after it
+        try:
+            ends = await consumer.highwaters(*assigned)
+            progress.renew(app.consumer_generation_id)
+            positions = {
+                tp: await consumer.position(tp)
+                for tp in assigned
+                if tp not in progress.applied and tp not in progress.taken
+            }
+        except Exception as error:  # the broker may be away: fire only what applied events allow
+            log.warning("end offsets unknown, timers follow the applied events: %s", error)
+            ends, positions = {}, {}
+        reached: dict[int, int | None] = {}
+        for tp in assigned:
+            at = progress.reached(tp, ends.get(tp), positions.get(tp), now)
+            if tp.partition in reached:
+                other = reached[tp.partition]
+                at = None if at is None or other is None else min(at, other)
+            reached[tp.partition] = at
+        for partition, until in sorted(reached.items()):
+            while until is not None:
                 async with lock:  # per sweep batch, so that events are not held up long
-                    if not await fire_due_batch(partition, now):
+                    if not await fire_due_batch(partition, until):
                         break
 
     if settings.clock == "wall":
         app.timer(settings.sweep_interval)(sweep_by_wall_clock)
 
-    applied_up_to: dict[TP, int] = {}  # the next offset to apply, per partition seen
-
     async def report_lag() -> None:
         """Set the lag gauge of each assigned input partition; drop those no longer ours."""
         consumer = app.consumer
         assigned = [tp for tp in consumer.assignment() if tp.topic in sources]
-        for tp in applied_up_to.keys() - set(assigned):
-            del applied_up_to[tp]  # if it comes back, another worker moved it on meanwhile
+        progress.renew(app.consumer_generation_id)  # a partition back from another worker
         lags = {}
         try:
             ends = await consumer.highwaters(*assigned) if assigned else {}
             for tp in assigned:
-                position = applied_up_to.get(tp)
+                position = progress.applied.get(tp)
                 if position is None:
                     position = await consumer.position(tp)  # nothing applied here yet
                 if tp in ends and position is not None:

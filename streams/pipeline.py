@@ -30,14 +30,16 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from streams.logs import withheld
+from taggers.clock import MAX_FUTURE_SKEW_MS, EventClock, future_error
 from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, BehaviourEvent, EventError, decode_event
 from taggers.outputs import Output
@@ -83,13 +85,14 @@ Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes]  # as Faust hands th
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A message as it came off the topic."""
+    """A message as it came off the topic; ``timestamp`` is its Kafka timestamp (epoch ms)."""
 
     partition: int
     offset: int
     value: bytes | None
     key: bytes | None = None
     headers: Headers = ()
+    timestamp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,7 @@ class Copy:
     user_id: str
     value: bytes
     origin: Origin
+    timestamp: int | None = None  # the original's Kafka timestamp, which the copy keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +196,26 @@ class Prepared:
 class Pipeline:
     """Runs batches and timer sweeps of one worker through the engine and the store."""
 
-    def __init__(self, engine: Engine, store: ProfileStore, max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: ProfileStore,
+        max_event_bytes: int,
+        *,
+        max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.max_event_bytes = max_event_bytes
-        self.watermarks: dict[int, int] = {}  # partition -> latest event time seen
+        self.max_future_skew_ms = max_future_skew_ms
+        self.wall_clock = wall_clock
+        self.clocks: dict[int, EventClock] = {}  # partition -> its time on the event clock
+
+    def watermark(self, partition: int) -> int | None:
+        """How far a partition's events have moved its event clock, if at all."""
+        clock = self.clocks.get(partition)
+        return None if clock is None or clock.time == 0 else clock.time
 
     def prepare(
         self,
@@ -248,6 +267,9 @@ class Pipeline:
         batch = Prepared(partition)
         # (record, event, guarding source, guarding offset), in the partition's order
         events: list[tuple[Record, BehaviourEvent, str, int]] = []
+        # A message is never sent after now: a producer whose clock is ahead cannot
+        # stretch the skew allowed to its events.
+        now = int(self.wall_clock() * 1000)
         for record in records:
             origin = None
             if rekeyed:
@@ -269,9 +291,17 @@ class Pipeline:
                 batch.dead.append(dead)
                 batch.outcomes[UNDECODED, "dead"] += 1
                 continue
+            sent_at = now if record.timestamp is None else min(record.timestamp, now)
+            future = future_error(event, sent_at, self.max_future_skew_ms)
+            if future is not None:
+                dead = DeadLetter(record, future.reason, future.message, origin, rekeyed)
+                batch.dead.append(dead)
+                batch.outcomes[UNDECODED, "dead"] += 1
+                continue
             if check_keys and record.key != event.user_id.encode():
                 at = Origin(record.partition, record.offset)
-                batch.rekey.append(Copy(event.user_id, record.value or b"", at))
+                copy = Copy(event.user_id, record.value or b"", at, record.timestamp)
+                batch.rekey.append(copy)
                 batch.outcomes[type_label(event.type), "rekeyed"] += 1
                 continue
             if origin is None:
@@ -282,11 +312,11 @@ class Pipeline:
         for _, event, guard, _ in events:
             wanted.setdefault(event.user_id, set()).add(guard)
         profiles, applied = self.store.load_applied(wanted)
+        clock = self.clocks.setdefault(partition, EventClock())
         for record, event, guard, offset in events:
             # Seen, even if Redis has it already: a worker that takes over a partition
             # whose last events were all applied must still sweep up to their time.
-            if event.ts > self.watermarks.get(partition, 0):
-                self.watermarks[partition] = event.ts
+            clock.observe(event.user_id, event.ts)
             user = event.user_id
             marks = applied.setdefault(user, {})
             if offset <= marks.get(guard, -1):

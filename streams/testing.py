@@ -44,18 +44,22 @@ def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
 
 
 def clock_ticks(ts: int, partitions: int = PARTITIONS) -> list[str]:
-    """One event per partition at ``ts``: in event time, every partition's clock reaches it."""
-    ticks: dict[int, str] = {}
+    """Two users' events per partition at ``ts``: in event time, every partition's clock
+    reaches it (it moves when a second user's events do)."""
+    ticks: dict[int, list[str]] = {}
     n = 0
-    while len(ticks) < partitions:
+    while len(ticks) < partitions or any(len(users) < 2 for users in ticks.values()):
         user = f"clock-{n}"
-        ticks.setdefault(partition_of(user.encode(), partitions), user)
+        users = ticks.setdefault(partition_of(user.encode(), partitions), [])
+        if len(users) < 2:
+            users.append(user)
         n += 1
     return [
         orjson.dumps(
-            {"event_id": f"tick-{p}", "user_id": u, "type": "clock_tick", "ts": ts}
+            {"event_id": f"tick-{u}", "user_id": u, "type": "clock_tick", "ts": ts}
         ).decode()
-        for p, u in sorted(ticks.items())
+        for _, users in sorted(ticks.items())
+        for u in users
     ]
 
 

@@ -242,6 +242,11 @@ def _input_lines(path: str) -> Iterator[bytes]:
         yield from handle
 
 
+def _moment(text: str) -> int:
+    """Epoch ms from ISO-8601 with a time zone, or from epoch ms written as digits."""
+    return to_epoch_ms(int(text) if text.isdigit() else text)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run an event file through the engine with an in-memory store."""
     rules = _load(_rules_dir(args.rules), sys.stderr)
@@ -249,7 +254,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 1
     engine = Engine(rules)
     store = MemoryStore()
-    replay = Replay(engine, store, max_event_bytes=load_settings().max_event_bytes)
+    settings = load_settings()
+    # The lines were sent by now (or --now): an event dated past it by more than the
+    # skew is a `future` bad line, as the worker makes it a dead letter.
+    try:
+        sent_at = int(time.time() * 1000) if args.now is None else _moment(args.now)
+    except ValueError as error:
+        print(f"error: --now: {error}", file=sys.stderr)
+        return 2
+    replay = Replay(
+        engine,
+        store,
+        max_event_bytes=settings.max_event_bytes,
+        sent_at=sent_at,
+        max_future_skew_ms=int(settings.max_future_skew * 1000),
+    )
     try:
         lines = _input_lines(args.events)
         out = sys.stdout.buffer
@@ -540,6 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--rules", help="rule directory (default: $TAGGER_RULES_DIR, ./rules)")
     replay.add_argument("--json", action="store_true", help="print JSON lines with a `kind`")
     replay.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    replay.add_argument(
+        "--now",
+        help="when the events were sent (ISO-8601 or epoch ms; default: now): events dated "
+        "more than TAGGER_MAX_FUTURE_SKEW after it are bad lines (`future`)",
+    )
     replay.set_defaults(func=cmd_replay)
 
     sim = commands.add_parser("simulate", help="print a synthetic shop stream as JSON lines")

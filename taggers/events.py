@@ -35,8 +35,9 @@ MAX_INTEGER: Final = 2**64 - 1
 _MIN_TS_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
 _MAX_TS_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 
-REASONS: Final = ("too_large", "not_utf8", "invalid_json", "too_deep", "schema")
-"""Every value ``EventError.reason`` can take (a bounded label set for metrics)."""
+REASONS: Final = ("too_large", "not_utf8", "invalid_json", "too_deep", "schema", "future")
+"""Every value ``EventError.reason`` can take (a bounded label set for metrics); ``future``
+is decided against when the event was sent (``taggers.clock``), not by ``decode_event``."""
 
 
 @dataclass(frozen=True, slots=True)

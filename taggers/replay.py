@@ -1,8 +1,10 @@
 """Run a stream of raw event lines through the engine, with the clock driven by event time.
 
-The clock is the latest event time seen. Whenever it moves, every user whose deadline it
-passed is advanced (as a live timer sweep would), so inactivity, expiry and "no X within
-N days" rules fire during a replay exactly as they would live.
+The clock is the latest time that two different users' events reached (``EventClock``).
+Whenever it moves, every user whose deadline it passed is advanced (as a live timer sweep
+would), so inactivity, expiry and "no X within N days" rules fire during a replay exactly
+as they would live. Given when the lines were sent, an event dated too far after it is a
+``future`` bad line, as the worker makes it a ``future`` dead letter.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
+from taggers.clock import MAX_FUTURE_SKEW_MS, EventClock, future_error
 from taggers.engine import Engine
 from taggers.events import MAX_EVENT_BYTES, EventError, decode_event
 from taggers.outputs import Output
@@ -78,14 +81,26 @@ def sweep(engine: Engine, store: ProfileStore, until: int, *, partition: int = 0
 
 @dataclass
 class Replay:
-    """Decodes lines, applies events and sweeps deadlines; ``clock`` is the latest event time;
-    ``skipped`` counts by aggregate the values of the wrong type it skipped."""
+    """Decodes lines, applies events and sweeps deadlines; ``clock`` is the stream's time;
+    ``skipped`` counts by aggregate the values of the wrong type it skipped.
+
+    With ``sent_at`` (epoch ms: when the lines were sent, such as now for a file of past
+    events), an event dated more than ``max_future_skew_ms`` after it is a ``future`` bad
+    line, as in the worker.
+    """
 
     engine: Engine
     store: ProfileStore = field(default_factory=MemoryStore)
     max_event_bytes: int = MAX_EVENT_BYTES
-    clock: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    sent_at: int | None = None
+    max_future_skew_ms: int = MAX_FUTURE_SKEW_MS
+    event_clock: EventClock = field(default_factory=EventClock)
+
+    @property
+    def clock(self) -> int:
+        """The stream's time: how far every user's deadlines have been fired."""
+        return self.event_clock.time
 
     def run(
         self, lines: Iterable[bytes | str], *, flush: bool = True
@@ -104,8 +119,12 @@ class Replay:
             except EventError as error:
                 yield BadLine(number, error.reason, error.message)
                 continue
-            if event.ts > self.clock:
-                self.clock = event.ts
+            if self.sent_at is not None:
+                future = future_error(event, self.sent_at, self.max_future_skew_ms)
+                if future is not None:
+                    yield BadLine(number, future.reason, future.message)
+                    continue
+            if self.event_clock.observe(event.user_id, event.ts):
                 yield from sweep(engine, store, self.clock)
             profile = store.load([event.user_id]).get(event.user_id)
             if profile is None:

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         default="wall",
         description="wall: timers fire by the wall clock; event: by each partition's event time",
     )
+    max_future_skew: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds an event's ts may be after it was sent; later ones go to the DLQ",
+    )
     sweep_interval: float = Field(
         default=1.0, gt=0, description="Seconds between timer sweeps of due deadlines (wall clock)"
     )

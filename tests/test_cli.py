@@ -104,6 +104,32 @@ def test_replay_json_prints_kinds_errors_and_profiles(
     assert profiles["u1"]["aggregates"]["spend_90d"] == 1200
 
 
+def test_replay_takes_the_lines_as_sent_now_or_at_now(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"event_id": "e1", "user_id": "u1", "type": "view", "ts": "2026-01-01T10:00:00Z"}\n'
+        '{"event_id": "e2", "user_id": "u1", "type": "view", "ts": "2099-01-01T10:00:00Z"}\n',
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "replay", str(events), "--json")
+    errors = [r for r in map(orjson.loads, out.splitlines()) if r["kind"] == "error"]
+    assert code == 0 and [(e["line"], e["reason"]) for e in errors] == [(2, "future")]
+    assert "2099-01-01T10:00:00.000Z is " in errors[0]["message"]
+    # Sent as the first event happened, with no skew allowed: that one is on time.
+    monkeypatch.setenv("TAGGER_MAX_FUTURE_SKEW", "0")
+    for now in ("2026-01-01T10:00:00Z", "1767261600000"):
+        code, out, _ = run(capsys, "replay", str(events), "--json", "--now", now)
+        errors = [r for r in map(orjson.loads, out.splitlines()) if r["kind"] == "error"]
+        assert code == 0 and [(e["line"], e["reason"]) for e in errors] == [(2, "future")]
+    code, out, _ = run(capsys, "replay", str(events), "--json", "--now", "2026-01-01T09:59:59Z")
+    errors = [r for r in map(orjson.loads, out.splitlines()) if r["kind"] == "error"]
+    assert [e["line"] for e in errors] == [1, 2]
+    code, _, err = run(capsys, "replay", str(events), "--now", "yesterday")
+    assert code == 2 and "--now: not an ISO-8601 timestamp" in err
+
+
 def test_replay_of_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "replay", str(tmp_path / "nope.jsonl"))
     assert code == 1

@@ -51,6 +51,7 @@ from streams.testing import (
 )
 from streams.topics import TopicLayoutError, ensure_topics, partition_counts
 from taggers.cli import main
+from taggers.clock import MAX_FUTURE_SKEW_MS, future_error
 from taggers.engine import Engine
 from taggers.events import BehaviourEvent, EventError, decode_event
 from taggers.outputs import output_to_dict
@@ -82,7 +83,9 @@ class Reference:
     bad: int = 0
 
     def __post_init__(self) -> None:
-        for item in Replay(Engine(RULES), self.memory).run(self.stream):
+        # Sent now, as the test produces it: far-future events are `future` dead letters.
+        replay = Replay(Engine(RULES), self.memory, sent_at=int(time.time() * 1000))
+        for item in replay.run(self.stream):
             if isinstance(item, BadLine):
                 self.bad += 1
             else:
@@ -94,15 +97,19 @@ class Reference:
 
 
 def _decoded(line: str | bytes) -> BehaviourEvent | None:
+    """The event the worker applies for a line: None for a dead letter."""
     try:
-        return decode_event(line)
+        event = decode_event(line)
     except EventError:
         return None
+    return None if future_error(event, int(time.time() * 1000), MAX_FUTURE_SKEW_MS) else event
 
 
 def reference_for(lines: list[str | bytes], partitions: int = PARTITIONS) -> Reference:
     good = [line for line in lines if isinstance(line, str)]
-    return Reference([*lines, *clock_ticks(max(event_times(good)) + 1, partitions)])
+    now = int(time.time() * 1000)  # a far-future event is a dead letter, not the end
+    end = max(ts for ts in event_times(good) if ts <= now)
+    return Reference([*lines, *clock_ticks(end + 1, partitions)])
 
 
 def snapshot(profile: Profile) -> dict[str, Any]:
@@ -160,6 +167,11 @@ def test_the_pipeline_equals_the_replay(
     lines: list[str | bytes] = [
         *simulate(SimulationConfig(users=150, days=200, seed=21, malformed=0.02))
     ]
+    # A year typed wrong: one event dated 2099 must neither move its partition's clock nor
+    # freeze its user's windows: it is a `future` dead letter, in the replay too.
+    typo = orjson.loads(next(line for line in lines if '"purchase"' in str(line)))
+    typo.update(event_id="typo", ts="2099-05-01T10:00:00Z")
+    lines.insert(len(lines) // 2, orjson.dumps(typo).decode())
     reference = reference_for(lines)
     assert reference.bad > 0 and len(reference.outputs) > 1000
     settings = pipeline_settings(broker, redis_server)
@@ -242,7 +254,9 @@ def test_the_pipeline_equals_the_replay(
         got = by_label(name, *labels)
         assert set(got) == set(expected_counts), name
         assert all(got[key] >= count for key, count in expected_counts.items()), name
-    assert {d["reason"] for d in dead} <= {"invalid_json", "schema", "too_large", "too_deep"}
+    reasons = {"invalid_json", "schema", "too_large", "too_deep", "future"}
+    assert {d["reason"] for d in dead} <= reasons
+    assert [d["reason"] for d in dead if "2099" in d.get("value", "")] == ["future"]
     assert all(d["topic"] == settings.events_topic for d in dead)
     engine = Engine(RULES)
     for user, view in views.items():
@@ -733,3 +747,54 @@ def test_the_rekeyed_topic_follows_the_events_topic_and_a_mismatch_is_refused(
             ensure_topics(other)
     finally:
         admin.close()
+
+
+def test_wall_clock_timers_wait_for_the_events_queued_before_their_due_time(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A coupon's reminder comes due while the coupon_redeemed that closes it waits in the
+    consumer lag (the worker paused): the reminder must not fire on the stale state. The
+    same partition's other coupon, never redeemed, is reminded once the worker catches up:
+    caught up, timers follow the wall clock."""
+    settings = pipeline_settings(
+        broker, redis_server, clock="wall", sweep_interval=0.2, session_timeout=30
+    )
+    ensure_topics(settings)
+    users = [u for n in range(100) if partition_of((u := f"coupon-{n}").encode()) == 0][:2]
+    redeems, forgets = users
+    remind_in = 8000  # ms from issue to reminder: the pause falls in between
+    store = RedisStore(redis_client, prefix=settings.redis_prefix)
+
+    def event(user: str, kind: str, at: int, **props: Any) -> str:
+        body = {"event_id": f"{user}-{kind}", "user_id": user, "type": kind}
+        return orjson.dumps({**body, "ts": at, "props": props}).decode()
+
+    def reminded() -> set[str]:
+        found = read_topics(settings, want=None, timeout=30)[settings.alerts_topic]
+        return {a["user_id"] for a in found if a["name"] == "coupon_unused"}
+
+    with running_worker(settings, tmp_path) as worker:
+        wait_for(lambda: assigned_partitions(settings) == 2 * PARTITIONS, 90, "the worker")
+        issued_at = int(time.time() * 1000)
+        due = issued_at + remind_in
+        expires = due + 2 * 86_400_000  # coupon_unused reminds 2 days before expiry
+        produce(
+            settings,
+            [
+                event(u, "coupon_issued", issued_at, coupon_id="c1", expires_at=expires)
+                for u in users
+            ],
+        )
+        wait_for(lambda: len(store.load(users)) == 2, 30, "the coupons applied")
+        assert time.time() * 1000 < due - 2000, "too slow to test: the reminder is nearly due"
+        worker.send_signal(signal.SIGSTOP)  # the lag: what comes now waits on the topic
+        try:
+            produce(settings, [event(redeems, "coupon_redeemed", issued_at, coupon_id="c1")])
+            assert time.time() * 1000 < due, "too slow to test: redeemed after the reminder"
+            wait_for(lambda: time.time() * 1000 > due + 500, 30, "the reminder to be due")
+        finally:
+            worker.send_signal(signal.SIGCONT)
+        wait_for(lambda: forgets in reminded(), 60, "the unredeemed coupon's reminder")
+        assert reminded() == {forgets}
+        profile = store.load([redeems])[redeems]
+        assert "open_coupons" not in profile.aggs and profile.events == 2
