@@ -33,7 +33,7 @@ _STANDARD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__d
     "log_color",
 }
 _PLAIN: Final = re.compile(r"[\w.:/@+-]+")
-BASE_KEYS: Final = ("time", "level", "logger", "message", "error")
+BASE_KEYS: Final = ("time", "pid", "level", "logger", "message", "error")
 
 
 class WithheldError(Exception):
@@ -91,6 +91,7 @@ class FieldsFormatter(logging.Formatter):
         if self.output == "json":
             line: dict[str, Any] = {
                 "time": at,
+                "pid": record.process,  # which worker, where several share a log
                 "level": record.levelname,
                 "logger": record.name,
                 "message": message,
@@ -100,7 +101,7 @@ class FieldsFormatter(logging.Formatter):
             if error is not None:
                 line["error"] = error
             return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-        text = f"{at} {record.levelname} {record.name}: {message}"
+        text = f"{at} [{record.process}] {record.levelname} {record.name}: {message}"
         if extra:
             text += " " + " ".join(f"{key}={_text_value(v)}" for key, v in extra.items())
         return text if error is None else f"{text}\n{error}"

@@ -6,9 +6,10 @@ exist, expression types, reachable stages) is checked when the rule set is compi
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 EventTypes = Annotated[
@@ -17,6 +18,19 @@ EventTypes = Annotated[
 Expression = Annotated[str, Field(min_length=1, description="An expression (see docs/rules.md)")]
 Duration = Annotated[str, Field(description="A duration such as 90d, 12h, 30m")]
 Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+def _storable(value: bool | int | float | str) -> bool | int | float | str:
+    # A decision keeps the values it read, params included, in the profile: only numbers
+    # that a profile can hold exactly (finite, integers of 64 bits) are thresholds.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("an integer param must fit in 64 bits")
+    return value
+
+
+ParamValue = Annotated[bool | int | float | str, AfterValidator(_storable)]
 
 TYPE_KINDS = ("count", "last_ts", "avg_gap", "days_since")
 """Aggregate kinds written as ``kind: event_type(s)``."""
@@ -181,7 +195,7 @@ class RuleFile(_Strict):
     """One rule file. A rule set is every ``*.yaml`` file of a directory, merged."""
 
     description: str | None = None
-    params: dict[Name, bool | int | float | str] = Field(
+    params: dict[Name, ParamValue] = Field(
         default_factory=dict,
         description="Named thresholds that expressions read; durations are written 60d",
     )

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from taggers.durations import DAY_MS
+from taggers.engine import Engine
 from taggers.events import BehaviourEvent, to_epoch_ms
+from taggers.outputs import Output
+from taggers.profile import Profile
 from taggers.settings import BUNDLED_RULES
 from taggers.store import MemoryStore
 
@@ -51,4 +55,23 @@ def edited_rules(target: Path, edits: dict[str, tuple[str, str]] | None = None) 
     return target
 
 
-__all__ = ["START_MS", "MemoryStore", "edited_rules", "make_event"]
+class FailsOnRefunds(Engine):
+    """An engine with a bug: it raises on refunds, after changing the profile (so that a
+    test sees whether what it did is left behind)."""
+
+    def apply(
+        self,
+        profile: Profile,
+        event: BehaviourEvent,
+        cause: str | None = None,
+        *,
+        skipped: Counter[str] | None = None,
+    ) -> list[Output]:
+        """Engine.apply, then ZeroDivisionError for a refund."""
+        outputs = super().apply(profile, event, cause, skipped=skipped)
+        if event.type == "refund":
+            raise ZeroDivisionError("division by zero")
+        return outputs
+
+
+__all__ = ["START_MS", "FailsOnRefunds", "MemoryStore", "edited_rules", "make_event"]

@@ -213,6 +213,18 @@ HOSTILE: tuple[Hostile, ...] = (
         "cannot read the value '1111",
     ),
     Hostile(
+        "infinite-param",  # kept in every reason that reads it: Redis cannot hold it
+        {"a.yaml": BASE + "params:\n  x: .inf\n"},
+        "a.yaml:4:6",
+        "inf is not a finite number",
+    ),
+    Hostile(
+        "param-past-64-bits",
+        {"a.yaml": BASE + "params:\n  x: " + "9" * 20 + "\n"},
+        "a.yaml:4:6",
+        "an integer param must fit in 64 bits",
+    ),
+    Hostile(
         "merge-key",
         {"a.yaml": BASE + "params:\n  <<: {x: 1}\n"},
         "a.yaml:4:3",

@@ -42,13 +42,13 @@ from taggers.events import (
     decode_event,
     event_json_schema,
 )
-from taggers.outputs import Output, output_to_dict
+from taggers.outputs import output_to_dict
 from taggers.profile import Profile
 from taggers.redis_store import Keys, RedisStore
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import RuleSet, load_rules
 from taggers.settings import BUNDLED_RULES, SettingsError, load_settings
-from taggers.testing import START_MS, MemoryStore, edited_rules
+from taggers.testing import START_MS, FailsOnRefunds, MemoryStore, edited_rules
 
 RULES = load_rules(BUNDLED_RULES)
 TS = START_MS + DAY_MS
@@ -588,23 +588,6 @@ def test_the_json_schema_says_numeric_props_take_numeric_text() -> None:
         jsonschema.validate(11, score)
 
 
-class _FailsOnRefunds(Engine):
-    """An engine with a bug: it raises on refunds, after changing the profile."""
-
-    def apply(
-        self,
-        profile: Profile,
-        event: BehaviourEvent,
-        cause: str | None = None,
-        *,
-        skipped: Counter[str] | None = None,
-    ) -> list[Output]:
-        outputs = super().apply(profile, event, cause, skipped=skipped)
-        if event.type == "refund":
-            raise ZeroDivisionError("division by zero")
-        return outputs
-
-
 @pytest.mark.integration
 def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker_does(
     redis_client: redis.Redis,
@@ -616,7 +599,7 @@ def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker
         line(ts=TS + 3, amount=50),
     ]
     store = RedisStore(redis_client)
-    got = list(Replay(_FailsOnRefunds(RULES), store).run(lines))
+    got = list(Replay(FailsOnRefunds(RULES), store).run(lines))
     bad = [(item.line, item.reason) for item in got if isinstance(item, BadLine)]
     assert bad == [(2, "engine_error"), (3, "engine_error")]
     without = MemoryStore()

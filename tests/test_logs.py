@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import logging.config
+import os
 from collections.abc import Iterator
 
 import orjson
@@ -59,6 +60,7 @@ def test_extra_fields_are_in_the_line(captured: tuple[io.StringIO, io.StringIO])
     assert record["message"] == "batch applied"
     assert (record["topic"], record["partition"], record["user_id"]) == ("events", 3, "u 1")
     assert record["level"] == "WARNING" and record["logger"] == "streams.app"
+    assert record["pid"] == os.getpid() and f" [{os.getpid()}] WARNING " in line
 
 
 def test_a_field_named_like_a_base_key_does_not_replace_it(
@@ -105,8 +107,8 @@ def test_every_field_survives_a_json_round_trip(extra: dict[str, str]) -> None:
     assert "\n" not in line
     parsed = orjson.loads(line)
     assert parsed["message"] == "m arg"
-    renamed = {(f"field_{k}" if k in ("time", "level", "logger", "message", "error") else k): v
-               for k, v in given_fields.items()}  # fmt: skip
+    base = ("time", "pid", "level", "logger", "message", "error")
+    renamed = {(f"field_{k}" if k in base else k): v for k, v in given_fields.items()}
     assert {k: parsed[k] for k in renamed} == renamed
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import orjson
@@ -13,7 +12,7 @@ from streams.local_stack import RedisServer
 from streams.pipeline import Pipeline, Record
 from taggers.cli import main
 from taggers.engine import Engine
-from taggers.events import MAX_EVENT_BYTES, BehaviourEvent
+from taggers.events import MAX_EVENT_BYTES
 from taggers.outputs import Output, output_to_dict
 from taggers.profile import Profile
 from taggers.redis_store import REDELIVERED, SAVED, Client, RedisStore, StoreConflictError
@@ -21,7 +20,7 @@ from taggers.replay import BadLine, Replay
 from taggers.ruleset import load_rules
 from taggers.settings import BUNDLED_RULES
 from taggers.simulate import SimulationConfig, simulate
-from taggers.testing import MemoryStore, make_event
+from taggers.testing import FailsOnRefunds, MemoryStore, make_event
 
 pytestmark = pytest.mark.integration
 RULES = load_rules(BUNDLED_RULES)
@@ -138,23 +137,6 @@ def test_one_store_refuses_a_write_from_a_read_older_than_its_own_last_write(
     assert _value(store, "spend_total") == 15
 
 
-class _FailsOnRefunds(Engine):
-    """An engine with a bug: it raises on refunds, after changing the profile."""
-
-    def apply(
-        self,
-        profile: Profile,
-        event: BehaviourEvent,
-        cause: str | None = None,
-        *,
-        skipped: Counter[str] | None = None,
-    ) -> list[Output]:
-        outputs = super().apply(profile, event, cause, skipped=skipped)
-        if event.type == "refund":
-            raise ZeroDivisionError("division by zero")
-        return outputs
-
-
 def test_an_event_the_engine_fails_on_goes_to_the_dlq_and_leaves_no_trace(
     redis_client: redis.Redis,
 ) -> None:
@@ -162,7 +144,7 @@ def test_an_event_the_engine_fails_on_goes_to_the_dlq_and_leaves_no_trace(
     refund = make_event("refund", day=1, amount=100)
     stream = [good[0], refund, good[1]]
     records = [Record(0, n, event.model_dump_json().encode()) for n, event in enumerate(stream)]
-    pipeline = Pipeline(_FailsOnRefunds(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
+    pipeline = Pipeline(FailsOnRefunds(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
 
     batch = pipeline.prepare(0, records)
     pipeline.save(batch)

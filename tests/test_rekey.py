@@ -9,7 +9,6 @@ and give what the replay gives. Real Redis: the store's write is the guard's oth
 from __future__ import annotations
 
 import random
-from collections import Counter
 
 import orjson
 import pytest
@@ -29,13 +28,12 @@ from streams.pipeline import (
 )
 from taggers.engine import Engine
 from taggers.events import MAX_EVENT_BYTES, BehaviourEvent
-from taggers.outputs import Output
 from taggers.profile import Profile
 from taggers.redis_store import RedisStore
 from taggers.ruleset import load_rules
 from taggers.settings import BUNDLED_RULES
 from taggers.store import MemoryStore
-from taggers.testing import make_event
+from taggers.testing import FailsOnRefunds, make_event
 
 pytestmark = pytest.mark.integration
 RULES = load_rules(BUNDLED_RULES)
@@ -181,22 +179,6 @@ def test_records_without_an_origin_keep_their_own_position_and_a_bad_origin_is_a
     assert "PARTITION:OFFSET" in dead["error"] and dead["value"] == by_hand[1].model_dump_json()
     # Redelivered: refused by the re-keyed topic's own offsets.
     assert not apply(pipeline, records).profiles
-
-
-class FailsOnRefunds(Engine):
-    """An engine with a bug: it raises on refunds."""
-
-    def apply(
-        self,
-        profile: Profile,
-        event: BehaviourEvent,
-        cause: str | None = None,
-        *,
-        skipped: Counter[str] | None = None,
-    ) -> list[Output]:
-        if event.type == "refund":
-            raise ZeroDivisionError("division by zero")
-        return super().apply(profile, event, cause, skipped=skipped)
 
 
 def test_a_copy_the_engine_fails_on_is_a_dead_letter_at_its_origin(
