@@ -458,10 +458,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     rules = _load(_rules_dir(args.rules), sys.stderr)
     if rules is None:
         return 1
-    store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
-    profile = store.load([args.user_id]).get(args.user_id)
+    import redis  # noqa: PLC0415
+
+    where = redacted(settings.redis_url)
+    try:
+        store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
+        profile = store.load([args.user_id]).get(args.user_id)
+    except redis.RedisError as error:  # its text names host and port, never the password
+        print(f"error: cannot read from Redis at {where}: {error}", file=sys.stderr)
+        return 1
     if profile is None:
-        where = redacted(settings.redis_url)
         print(f"no profile for user {args.user_id!r} in {where}", file=sys.stderr)
         return 1
     view = Engine(rules).describe(profile)

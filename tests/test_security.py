@@ -17,7 +17,7 @@ import redis
 from pydantic import ValidationError
 
 from streams.kafka_auth import client_options, faust_credentials
-from streams.local_stack import RedisServer
+from streams.local_stack import RedisServer, free_port
 from taggers.cli import main
 from taggers.redis_store import redacted
 from taggers.settings import Settings
@@ -144,6 +144,30 @@ def test_tagger_profile_does_not_print_a_password_given_in_the_urls_query(
         assert "s3cret-in-query" not in captured.out + captured.err
     finally:
         client.auth("s3cret-in-query")
+        client.config_set("requirepass", "")
+        client.close()
+
+
+@pytest.mark.integration
+def test_tagger_profile_says_plainly_that_redis_cannot_be_read(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a traceback. A wrong password and a port nobody listens on, each in the query.
+    client = redis.Redis.from_url(redis_server.url)
+    client.config_set("requirepass", "the-right-one")
+    try:
+        for url in (
+            f"{redis_server.url}?password=a-wrong-one",
+            f"redis://127.0.0.1:{free_port()}/0?password=a-wrong-one",
+        ):
+            monkeypatch.setenv("TAGGER_REDIS_URL", url)
+            assert main(["profile", "u1"]) == 1
+            captured = capsys.readouterr()
+            assert captured.err.startswith("error: cannot read from Redis at redis://127.0.0.1:")
+            assert "password=***" in captured.err and "Traceback" not in captured.err
+            assert "a-wrong-one" not in captured.out + captured.err
+    finally:
+        client.auth("the-right-one")
         client.config_set("requirepass", "")
         client.close()
 
