@@ -8,7 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.kafka_auth import client_options
-from taggers.settings import Settings
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
