@@ -9,7 +9,6 @@ otherwise only show once deployed.
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import os
 import re
@@ -553,34 +552,4 @@ def test_lock_pins_every_runtime_dependency() -> None:
     runs = [arguments for keyword, arguments in instructions() if keyword == "RUN"]
     assert any("--no-deps -r deploy/requirements.lock" in command for command in runs), (
         "the Dockerfile does not install the lock file with --no-deps"
-    )
-
-
-def test_package_ships_every_subpackage() -> None:
-    """The image installs the wheel, not the source tree: a subpackage (a directory with
-    __init__.py) that the setuptools configuration leaves out is missing in the image,
-    and `tagger` fails there on import although every test passes here."""
-    config = tomllib.loads(PYPROJECT.read_text()).get("tool", {}).get("setuptools", {})
-    packages = config.get("packages", [])
-    on_disk = {
-        ".".join(path.parent.relative_to(ROOT).parts)
-        for top in ("taggers", "streams")
-        for path in (ROOT / top).rglob("__init__.py")
-    }
-    if isinstance(packages, list):
-        shipped = set(packages)
-    else:
-        find = packages.get("find", {})
-        include = find.get("include", ["*"])
-        exclude = find.get("exclude", [])
-        shipped = {
-            name
-            for name in on_disk
-            if any(fnmatch.fnmatchcase(name, pattern) for pattern in include)
-            and not any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
-        }
-    missing = sorted(on_disk - shipped)
-    assert not missing, (
-        f"pyproject.toml [tool.setuptools] leaves out {missing}: list them, or use "
-        '[tool.setuptools.packages.find] include = ["taggers*", "streams*"]'
     )
