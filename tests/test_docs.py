@@ -44,6 +44,7 @@ from markdown_doc import (
     tagger_commands,
 )
 
+from streams import metrics
 from streams.pipeline import Pipeline, Record
 from taggers.cli import build_parser, main
 from taggers.engine import Engine
@@ -366,6 +367,17 @@ def test_alerts_table_is_the_alert_rules() -> None:
     alerts = [(r["alert"], r["labels"]["severity"]) for g in rules["groups"] for r in g["rules"]]
     rows = table(_page("operations.md").section("Alerts and runbooks"), "alert")
     assert sorted((spans(c[0])[0], c[1]) for _, c in rows) == sorted(alerts)
+
+
+def test_metrics_table_is_every_metric_the_worker_exports() -> None:
+    types = re.findall(rb"^# TYPE (tagger_\w+) (\w+)", metrics.exposition(), re.MULTILINE)
+    # A counter without labels also shows its creation time as a gauge: not ours.
+    exported = {name for name, kind in types if kind != b"gauge" or not name.endswith(b"_created")}
+    rows = table(_page("operations.md").section("Metrics"), "metric")
+    documented = [s.split("{")[0] for _, cells in rows for s in spans(cells[0])]
+    documented = [name for name in documented if name.startswith("tagger_")]
+    assert len(documented) == len(set(documented)), "a metric is in the table twice"
+    assert sorted(documented) == sorted(name.decode() for name in exported)
 
 
 def test_event_tables_are_the_schema() -> None:
