@@ -32,8 +32,21 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from markdown_doc import (
-    ROOT,
+
+from streams import metrics
+from streams.cli import build_parser, main
+from streams.settings import Settings
+from taggers.bundled import BUNDLED_RULES
+from taggers.engine import Engine
+from taggers.events import EVENT_TYPES, BehaviourEvent, to_epoch_ms
+from taggers.outputs import Output
+from taggers.pipeline import Pipeline, Record
+from taggers.replay import Replay
+from taggers.ruleset import load_rules
+from taggers.store import MemoryStore
+from taggers.yaml_source import RuleSetError
+from tests.support import ROOT
+from tests.support.markdown import (
     Block,
     Page,
     anchor,
@@ -43,18 +56,6 @@ from markdown_doc import (
     table,
     tagger_commands,
 )
-
-from streams import metrics
-from streams.pipeline import Pipeline, Record
-from taggers.cli import build_parser, main
-from taggers.engine import Engine
-from taggers.events import EVENT_TYPES, BehaviourEvent, to_epoch_ms
-from taggers.outputs import Output
-from taggers.replay import Replay
-from taggers.ruleset import load_rules
-from taggers.settings import BUNDLED_RULES, Settings
-from taggers.store import MemoryStore
-from taggers.yaml_source import RuleSetError
 
 DOCS = ROOT / "docs"
 RULES_GUIDE = DOCS / "rules.md"  # its examples: test_docs_rules.py
@@ -76,18 +77,18 @@ PLANNED = frozenset(
     {
         "taggers/aggregates/",
         "taggers/engine/",
-        "taggers/pipeline.py",
-        "streams/settings.py",
-        "streams/cli.py",
-        "streams/redis_store.py",
-        "streams/rules_board.py",
-        "streams/fetch.py",
-        "streams/routing.py",
-        "streams/timers.py",
-        "streams/gauges.py",
-        "streams/views.py",
-        "tests/test_registry_aggregates.py",
-        "tests/test_outputs.py",
+        "taggers/sources.py",
+        "streams/worker/",
+        "streams/worker/fetches.py",
+        "streams/worker/routing.py",
+        "streams/worker/sending.py",
+        "streams/worker/timers.py",
+        "streams/worker/gauges.py",
+        "streams/worker/views.py",
+        "streams/worker/kafka.py",
+        "tests/unit/test_registry_aggregates.py",
+        "tests/unit/test_outputs.py",
+        "tests/unit/test_input_sources.py",
     }
 )
 
