@@ -24,7 +24,6 @@ import json
 import re
 import shlex
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,48 +38,13 @@ from taggers.ruletests import run_tests
 from taggers.yaml_source import RuleSetError
 from tests.support import ROOT
 from tests.support.core import edited_rules
+from tests.support.markdown import Block, Page, shell_lines, spans, table, tagger_commands
 
-DOC = ROOT / "docs" / "rules.md"
-DOC_LINES = DOC.read_text(encoding="utf-8").splitlines()
+DOC = Page(ROOT / "docs" / "rules.md")
 KNOWN_LANGUAGES = frozenset({"yaml", "sh", "json", "text"})
 COUNTEREXAMPLES = frozenset({"purchase_gap > 30"})
 """Expressions the guide shows as mistakes: they must be rejected."""
-
-
-@dataclass(frozen=True)
-class Block:
-    """A fenced code block: its language, the line of its opening fence, and its text."""
-
-    lang: str
-    line: int
-    text: str
-
-    @property
-    def id(self) -> str:
-        return f"rules.md:{self.line}"
-
-
-def _blocks() -> list[Block]:
-    blocks: list[Block] = []
-    start: int | None = None
-    lang = ""
-    body: list[str] = []
-    indent = ""  # a block inside a list item is indented with it
-    for number, line in enumerate(DOC_LINES, start=1):
-        if start is None:
-            fence = re.match(r"^( *)```(\S*)\s*$", line)
-            if fence:
-                start, indent, lang, body = number, fence.group(1), fence.group(2), []
-        elif line.rstrip() == indent + "```":
-            blocks.append(Block(lang, start, "\n".join(body) + "\n"))
-            start = None
-        else:
-            body.append(line.removeprefix(indent))
-    assert start is None, f"rules.md:{start}: unclosed code block"
-    return blocks
-
-
-BLOCKS = _blocks()
+BLOCKS = DOC.blocks
 
 
 def _is_test_file(block: Block) -> bool:
@@ -106,60 +70,6 @@ def _test_blocks() -> list[tuple[Block, Block]]:
 
 
 TEST_BLOCKS = _test_blocks()
-
-# --- inline text outside code blocks ------------------------------------------------------
-
-
-def _prose() -> list[tuple[int, str]]:
-    """(line number, line) of every line outside code blocks."""
-    inside = {n for b in BLOCKS for n in range(b.line, b.line + b.text.count("\n") + 2)}
-    return [(n, line) for n, line in enumerate(DOC_LINES, start=1) if n not in inside]
-
-
-def _section(title: str, level: int = 2) -> list[tuple[int, str]]:
-    """The prose lines under a heading, up to the next heading of the same or a higher level."""
-    lines: list[tuple[int, str]] = []
-    found = False
-    for number, line in _prose():
-        heading = re.match(r"^(#+) (.*)$", line)
-        if heading and len(heading.group(1)) <= level:
-            if found:
-                break
-            found = heading.group(2).strip() == title and len(heading.group(1)) == level
-            continue
-        if found:
-            lines.append((number, line))
-    assert found, f"rules.md has no heading {'#' * level} {title}"
-    return lines
-
-
-def _spans(text: str) -> list[str]:
-    """The inline code spans of a line (table cells escape `|` as `\\|`)."""
-    return [s.replace("\\|", "|") for s in re.findall(r"`([^`]+)`", text)]
-
-
-def _tables(lines: list[tuple[int, str]]) -> list[tuple[list[str], list[tuple[int, list[str]]]]]:
-    """Markdown tables as (header cells, [(line number, cells)])."""
-    tables: list[tuple[list[str], list[tuple[int, list[str]]]]] = []
-    current: list[tuple[int, list[str]]] = []
-    for number, line in [*lines, (0, "")]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
-            current.append((number, cells))
-        elif current:
-            header, _separator, *rows = current
-            tables.append((header[1], rows))
-            current = []
-    return tables
-
-
-def _table(lines: list[tuple[int, str]], first_header: str) -> list[tuple[int, list[str]]]:
-    for header, rows in _tables(lines):
-        if header[0] == first_header:
-            return rows
-    raise AssertionError(f"no table with a {first_header!r} column")
-
-
 # --- helpers ------------------------------------------------------------------------------
 
 
@@ -237,37 +147,12 @@ def test_excerpt_matches_the_default_pack(block: Block) -> None:
     assert not missing, f"{block.id}: not in {', '.join(files)}:\n" + "\n".join(missing)
 
 
-def _tagger_commands(line: str) -> list[list[str]]:
-    """The tagger commands of a shell line: each command of a pipeline, without
-    redirections and environment assignments."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    commands: list[list[str]] = [[]]
-    tokens = iter(lexer)
-    for token in tokens:
-        if token in ("|", "||", "&&", ";", "&"):
-            commands.append([])
-        elif token in (">", ">>", "<", ">&", "&>"):
-            next(tokens, None)  # the file name
-        else:
-            commands[-1].append(token)
-    # Leading VARIABLE=value words set the environment of the command, as in a shell.
-    commands = [c[next((i for i, w in enumerate(c) if "=" not in w), len(c)) :] for c in commands]
-    return [c for c in commands if c and c[0] == "tagger"]
-
-
-SH_LINES = [
-    (block.line + index, line)
-    for block in BLOCKS
-    if block.lang == "sh"
-    for index, line in enumerate(block.text.splitlines(), start=1)
-    if line.strip() and not line.lstrip().startswith("#")
-]
+SH_LINES = shell_lines(DOC)
 
 
 @pytest.mark.parametrize(("number", "line"), SH_LINES, ids=[f"rules.md:{n}" for n, _ in SH_LINES])
 def test_shell_line_is_a_valid_tagger_command(number: int, line: str) -> None:
-    commands = _tagger_commands(line)
+    commands = tagger_commands(line)
     assert commands, f"rules.md:{number}: only tagger commands are checked: {line!r}"
     for command in commands:
         try:
@@ -292,8 +177,8 @@ def test_vscode_settings(block: Block) -> None:
 
 
 def test_aggregate_kinds_table(tmp_path: Path) -> None:
-    rows = _table(_section("Aggregates"), "kind")
-    specs = [(n, s) for n, cells in rows for s in _spans(cells[1]) if s.startswith("{")]
+    rows = table(DOC.section("Aggregates"), "kind")
+    specs = [(n, s) for n, cells in rows for s in spans(cells[1]) if s.startswith("{")]
     assert len(specs) >= len(rows)
     for index, (number, span) in enumerate(specs):
         text = f"aggregates:\n  example: {span}\n"
@@ -301,8 +186,8 @@ def test_aggregate_kinds_table(tmp_path: Path) -> None:
 
 
 def test_alert_triggers_table(tmp_path: Path) -> None:
-    rows = _table(_section("Alerts"), "trigger")
-    triggers = [(n, s) for n, cells in rows for s in _spans(cells[1]) if ": " in s]
+    rows = table(DOC.section("Alerts"), "trigger")
+    triggers = [(n, s) for n, cells in rows for s in spans(cells[1]) if ": " in s]
     assert len(triggers) >= 4
     for index, (number, span) in enumerate(triggers):
         directory = tmp_path / str(index)
@@ -323,17 +208,17 @@ def _expression_spans(pack: RuleSet) -> list[tuple[int, str]]:
     (outside the default-pack examples table) every span reading a name of the pack."""
     found = [
         (number, match.group(1))
-        for number, line in _prose()
-        for span in _spans(line)
+        for number, line in DOC.prose()
+        for span in spans(line)
         if (match := KEYED.match(span))
     ]
     names = {*pack.types, "event"}
-    section = _section("Expressions")
-    examples = {n for n, _ in _table(section, "expression")}
+    section = DOC.section("Expressions")
+    examples = {n for n, _ in table(section, "expression")}
     for number, line in section:
         if number in examples:
             continue
-        for span in _spans(line):
+        for span in spans(line):
             words = set(IDENTIFIER.findall(STRING.sub("", span)))
             if words & names and not PLACEHOLDER.search(span) and not KEYED.match(span):
                 found.append((number, span))
@@ -341,10 +226,10 @@ def _expression_spans(pack: RuleSet) -> list[tuple[int, str]]:
 
 
 def test_inline_expressions_compile(pack: RuleSet) -> None:
-    spans = _expression_spans(pack)
-    assert len(spans) >= 10
+    shown = _expression_spans(pack)
+    assert len(shown) >= 10
     problems: list[str] = []
-    for number, text in spans:
+    for number, text in shown:
         try:
             _compile(text, pack)
         except ExprError as error:
@@ -357,29 +242,29 @@ def test_inline_expressions_compile(pack: RuleSet) -> None:
 
 
 def test_default_pack_examples_come_from_the_pack(pack: RuleSet) -> None:
-    rows = _table(_section("Expressions"), "expression")
+    rows = table(DOC.section("Expressions"), "expression")
     assert rows
     for number, cells in rows:
-        (expression,) = _spans(cells[0])
-        file_name = _spans(cells[1])[0]
+        (expression,) = spans(cells[0])
+        file_name = spans(cells[1])[0]
         source = (BUNDLED_RULES / file_name).read_text(encoding="utf-8")
         assert expression in source, f"rules.md:{number}: {expression!r} is not in {file_name}"
         _compile(expression, pack)
 
 
 def test_functions_table_lists_every_function() -> None:
-    rows = _table(_section("Expressions"), "function")
+    rows = table(DOC.section("Expressions"), "function")
     documented = {
         name
         for _, cells in rows
-        for span in _spans(cells[0])
+        for span in spans(cells[0])
         for name in re.findall(r"(\w+)\(", span)
     }
     assert documented == {*FUNCTIONS, *METHODS}
 
 
 def test_check_error_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (example,) = [s for _, line in _prose() for s in _spans(line) if s.startswith("error: ")]
+    (example,) = [s for _, line in DOC.prose() for s in spans(line) if s.startswith("error: ")]
     directory = tmp_path / "rules"
     directory.mkdir()
     (directory / "tags.yaml").write_text(
@@ -395,7 +280,7 @@ def test_check_error_example(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def _names_and_displays(title: str, first_header: str) -> list[tuple[str, ...]]:
-    rows = _table(_section(title, level=3), first_header)
+    rows = table(DOC.section(title, level=3), first_header)
     return [(cells[0].strip("`"), *cells[1:-1]) for _, cells in rows]
 
 
@@ -421,7 +306,7 @@ def test_default_pack_alerts_table(pack: RuleSet) -> None:
 def test_schema_covers_the_documented_sections(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", "rules"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    rows = _table(_section("The rule-file format"), "section")
+    rows = table(DOC.section("The rule-file format"), "section")
     sections = {cells[0].strip("`") for _, cells in rows}
     assert set(schema["properties"]) == sections
 
