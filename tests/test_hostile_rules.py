@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from taggers.cli import main
-from taggers.expr.compiler import WordMatcher
+from taggers.expr.words import WordMatcher
 from taggers.ruleset import RuleSet, load_rules, rules_version
 from taggers.settings import BUNDLED_RULES
 from taggers.yaml_source import RuleSetError
