@@ -5,7 +5,8 @@ of each, naming what every call accepts and gives, and its error messages.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final
 
 from taggers.expr import runtime, words
 from taggers.expr.checked import Checked, Compile, article, start, suggest
@@ -64,15 +65,27 @@ def _argument(
 
 # --- functions -----------------------------------------------------------------------------
 
-_CONVERSIONS: Final[dict[str, tuple[tuple[Type, ...], str, Type | None]]] = {
-    "size": ((STRING, list_of(DYN), map_of(DYN)), "a string or a list", INT),
-    "int": ((DOUBLE, STRING, DURATION, TIMESTAMP), "a number or a string", INT),
-    "double": ((DOUBLE, STRING), "a number or a string", DOUBLE),
-    "string": ((DYN,), "a value", STRING),
-    "abs": ((DOUBLE, DURATION), "a number or a duration", None),
+
+@dataclass(frozen=True, slots=True)
+class _Conversion:
+    """A one-argument function: what it accepts (``what`` names it in messages), its
+    result type (None: the argument's), and what it does to a value that is there."""
+
+    allowed: tuple[Type, ...]
+    what: str
+    result: Type | None
+    apply: Callable[[Any], Any]
+
+
+_CONVERSIONS: Final = {
+    "size": _Conversion((STRING, list_of(DYN), map_of(DYN)), "a string or a list", INT, len),
+    "int": _Conversion(
+        (DOUBLE, STRING, DURATION, TIMESTAMP), "a number or a string", INT, runtime.to_int
+    ),
+    "double": _Conversion((DOUBLE, STRING), "a number or a string", DOUBLE, float),
+    "string": _Conversion((DYN,), "a value", STRING, runtime.to_string),
+    "abs": _Conversion((DOUBLE, DURATION), "a number or a duration", None, abs),
 }
-"""The one-argument functions: what they accept, as a message names it, and their result
-type (None: the argument's)."""
 
 
 def _conversion(compile_: Compile, node: Call) -> Checked:
@@ -82,12 +95,13 @@ def _conversion(compile_: Compile, node: Call) -> Checked:
 
 def _converted(name: str, arg: Checked, arg_node: Node) -> Checked:
     type_ = arg.type
-    allowed, what, result = _CONVERSIONS[name]
-    if type_.kind == "object" or not any(assignable(type_, t) for t in allowed):
-        raise ExprError(f"{name} needs {what}, not {article(type_)}", start(arg_node))
+    conversion = _CONVERSIONS[name]
+    if type_.kind == "object" or not any(assignable(type_, t) for t in conversion.allowed):
+        raise ExprError(f"{name} needs {conversion.what}, not {article(type_)}", start(arg_node))
+    result = conversion.result
     if result is None:
         result = DYN if type_ in (NULL, DYN) else type_
-    return Checked(result, runtime.guarded(runtime.CONVERSIONS[name], arg.fn), arg.const)
+    return Checked(result, runtime.guarded(conversion.apply, arg.fn), arg.const)
 
 
 def _contains_any(compile_: Compile, node: Call) -> Checked:
@@ -128,15 +142,11 @@ def _extreme(compile_: Compile, node: Call) -> Checked:
 
 
 _FUNCTIONS: Final[dict[str, Callable[[Compile, Call], Checked]]] = {
-    "abs": _conversion,
+    **dict.fromkeys(_CONVERSIONS, _conversion),
     "contains_any": _contains_any,
-    "double": _conversion,
     "has": _has,
-    "int": _conversion,
     "max": _extreme,
     "min": _extreme,
-    "size": _conversion,
-    "string": _conversion,
 }
 FUNCTIONS: Final = tuple(sorted(_FUNCTIONS))
 """The functions' names."""

@@ -226,24 +226,16 @@ def guarded(function: Callable[[Any], Any], arg: Fn) -> Fn:
     return call
 
 
-def _to_string(value: Any) -> str:
+def to_string(value: Any) -> str:
+    """``string(value)``: booleans as the language writes them."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def _to_int(value: Any) -> int:
+def to_int(value: Any) -> int:
+    """``int(value)``: a number's whole part, or a numeric string's."""
     return int(float(value)) if isinstance(value, str) else int(value)
-
-
-CONVERSIONS: Final[dict[str, Callable[[Any], Any]]] = {
-    "size": len,
-    "int": _to_int,
-    "double": float,
-    "string": _to_string,
-    "abs": abs,
-}
-"""What the one-argument functions do to a value that is there."""
 
 
 def case_changed(change: Callable[[str], str], tf: Fn) -> Fn:
