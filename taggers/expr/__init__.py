@@ -4,7 +4,8 @@ Rule text is parsed and type-checked once, then compiled to closures; it is neve
 through Python's eval. Evaluation never raises (see ``compiler`` for null and error rules).
 """
 
-from taggers.expr.compiler import FUNCTIONS, METHODS, CompiledExpr, compile_expression
+from taggers.expr.calls import FUNCTIONS, METHODS
+from taggers.expr.compiler import CompiledExpr, compile_expression
 from taggers.expr.parser import ExprError
 from taggers.expr.types import (
     BOOL,

@@ -14,7 +14,9 @@ from taggers.expr import (
     DOUBLE,
     DURATION,
     DYN,
+    FUNCTIONS,
     INT,
+    METHODS,
     STRING,
     TIMESTAMP,
     ExprError,
@@ -99,6 +101,36 @@ def error_of(source: str) -> ExprError:
     ],
 )
 def test_what_expressions_compute(source: str, values: dict[str, Any], expected: Any) -> None:
+    assert evaluate(source, **values) == expected
+
+
+CALL_EXAMPLES: dict[str, tuple[str, dict[str, Any], Any]] = {
+    "abs": ("abs(gap - 2d)", {"gap": DAY_MS}, DAY_MS),
+    "contains_any": ("contains_any(stage, ['oy', 'x'])", {"stage": "loyal"}, True),
+    "double": ("double('2.5') * 2", {}, 5.0),
+    "has": ("has(event.props.sku)", {"event": {"props": {"sku": None}}}, False),
+    "int": ("int(gap / 1h)", {"gap": 90 * 60_000}, 1),
+    "max": ("max(orders, 2, null)", {"orders": 1}, 2),
+    "min": ("min(last_at, joined_at)", {"last_at": 5, "joined_at": 3}, 3),
+    "size": ("size(stage)", {"stage": "loyal"}, 5),
+    "string": ("string(orders > 1)", {"orders": 2}, "true"),
+    ".contains": ("stage.contains('oya')", {"stage": "loyal"}, True),
+    ".endsWith": ("stage.endsWith('yal')", {"stage": "loyal"}, True),
+    ".lower": ("stage.lower()", {"stage": "LoYal"}, "loyal"),
+    ".size": ("stage.size()", {"stage": "loyal"}, 5),
+    ".startsWith": ("stage.startsWith('ya')", {"stage": "loyal"}, False),
+    ".upper": ("stage.upper()", {"stage": "LoYal"}, "LOYAL"),
+}
+"""One example per function and per method (``.name``)."""
+
+
+def test_every_function_and_method_has_an_example() -> None:
+    assert set(CALL_EXAMPLES) == {*FUNCTIONS, *(f".{name}" for name in METHODS)}
+
+
+@pytest.mark.parametrize("call", sorted(CALL_EXAMPLES))
+def test_what_each_function_and_method_computes(call: str) -> None:
+    source, values, expected = CALL_EXAMPLES[call]
     assert evaluate(source, **values) == expected
 
 

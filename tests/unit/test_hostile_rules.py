@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from streams.cli import main
 from taggers.bundled import BUNDLED_RULES
-from taggers.expr.compiler import WordMatcher
+from taggers.expr.words import WordMatcher
 from taggers.ruleset import RuleSet, load_rules, rules_version
 from taggers.yaml_source import RuleSetError
 from tests.support.hostile_rules import BASE, HOSTILE, Hostile
