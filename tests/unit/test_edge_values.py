@@ -175,7 +175,7 @@ def test_a_decoder_bug_is_the_messages_error_not_a_crash(monkeypatch: pytest.Mon
     error = error_of(line(amount=1))
     assert (error.reason, error.message) == ("schema", "cannot be decoded (OverflowError)")
     # ... and so the worker's batch dead-letters it, and a replay reports the line.
-    pipeline = Pipeline(Engine(RULES), MemoryStore(), MAX_EVENT_BYTES)
+    pipeline = Pipeline(Engine(RULES), MemoryStore(copies=True), MAX_EVENT_BYTES)
     batch = pipeline.prepare(0, [Record(0, 7, line(amount=1).encode())])
     assert [(d.record.offset, d.reason) for d in batch.dead] == [(7, "schema")]
     bad = list(Replay(Engine(RULES)).run([line(amount=1)]))
@@ -342,7 +342,7 @@ def test_an_aggregate_counts_the_values_of_the_wrong_type_it_skips(custom_rules:
 
 
 def test_the_pipeline_reports_skipped_values_per_batch(custom_rules: RuleSet) -> None:
-    pipeline = Pipeline(Engine(custom_rules), MemoryStore(), MAX_EVENT_BYTES)
+    pipeline = Pipeline(Engine(custom_rules), MemoryStore(copies=True), MAX_EVENT_BYTES)
     records = [Record(0, n, line("x_event", v=v).encode()) for n, v in enumerate([1, "x", 2])]
     batch = pipeline.prepare(0, records)
     assert batch.skipped["v_sum"] == 1
@@ -616,7 +616,7 @@ def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker
 
 
 def test_the_worker_exports_skipped_values_per_aggregate(custom_rules: RuleSet) -> None:
-    pipeline = Pipeline(Engine(custom_rules), MemoryStore(), MAX_EVENT_BYTES)
+    pipeline = Pipeline(Engine(custom_rules), MemoryStore(copies=True), MAX_EVENT_BYTES)
     records = [Record(0, n, line("x_event", v=v).encode()) for n, v in enumerate(["a", "b", 1])]
     batch = pipeline.prepare(0, records)
     sample = "tagger_aggregate_skipped_values_total"
