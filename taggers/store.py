@@ -14,7 +14,7 @@ A replay or a dry run does not undo, and runs on the faster store of references.
 
 ``MemoryStore`` is both (``copies``): by reference for replays, dry runs and rule tests;
 with copies, a double of the Redis store (``streams.redis_store``) for tests of the
-worker's parts. ``tests/integration/test_store_contract.py`` runs one suite of this
+worker's parts. ``tests/unit/test_store_contract.py`` runs one suite of this
 contract over both, over Redis and over a Redis Cluster.
 
 User ids are the ones events accept (``taggers.events``: 1-128 characters, no braces, no
@@ -197,8 +197,9 @@ class MemoryStore:
         return profile
 
     def get(self, user_id: str) -> Profile | None:
-        """One stored profile, or None."""
-        return self.load([user_id]).get(user_id)
+        """One stored profile (a copy, with ``copies``), or None."""
+        found = self._profiles.get(user_id)
+        return found if found is None or not self._copies else self._copy_out(found)
 
     def save(
         self,
