@@ -35,6 +35,7 @@ from taggers.engine import Engine
 from taggers.outputs import output_to_dict
 from taggers.pipeline import Pipeline, Prepared, Record
 from taggers.ruleset import RuleSet
+from taggers.store import OperationsStore
 
 log = logging.getLogger(__name__)
 MAX_CONFLICT_RETRIES = 5
@@ -373,7 +374,9 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     return app
 
 
-def add_views(app: TaggerApp, pipeline: Pipeline, store: RedisStore, access: DataAccess) -> None:
+def add_views(
+    app: TaggerApp, pipeline: Pipeline, store: OperationsStore, access: DataAccess
+) -> None:
     """GET /metrics (Prometheus text); GET /healthz (alive) and /readyz (partitions
     assigned, Redis reachable, rules loaded: else 503 with the problems); GET
     /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON, for those

@@ -40,7 +40,6 @@ import orjson
 
 from streams import metrics
 from streams.redis_retry import redis_call
-from streams.redis_store import RedisStore, StoreConflictError
 from streams.rules_board import Recompute, Rejection, RulesBoard, WorkerRules
 from taggers.engine import Engine
 from taggers.outputs import Output
@@ -49,6 +48,7 @@ from taggers.profile import Profile
 from taggers.redaction import withheld
 from taggers.rulediff import new_aggregates
 from taggers.ruleset import RuleSet, load_rules, rules_version
+from taggers.store import OperationsStore, StoreConflictError
 from taggers.yaml_source import RuleSetError
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,18 @@ def worker_id() -> str:
 
 class LiveRules:
     """A worker's live rule set: reloads it when its directory changes, and runs its
-    share of the recompute that follows (see the module docstring)."""
+    share of the recompute that follows (see the module docstring).
+
+    Of the store it reads and writes profiles and scans the users (``users_page``); the
+    status and the recompute's progress and lease are on the ``board``, which is Redis.
+    """
 
     def __init__(
         self,
         rules: RuleSet,
         directory: Path,
         pipeline: Pipeline,
-        store: RedisStore,
+        store: OperationsStore,
         board: RulesBoard,
         lock: asyncio.Lock,
         send: Send,

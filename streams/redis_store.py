@@ -1,4 +1,5 @@
-"""Profiles in Redis: the store the streaming worker uses (same interface as MemoryStore).
+"""Profiles in Redis: the store the streaming worker uses, an ``OperationsStore`` (see
+``taggers.store`` for the contract) that hands out copies.
 
 Layout (``P`` is the key prefix, ``tagger`` by default):
 
@@ -40,6 +41,23 @@ from redis.cluster import RedisCluster
 
 from streams.settings import Settings, revealed
 from taggers.profile import Profile, StoredAs
+from taggers.store import MAX_AUDIENCE_GAUGES, REDELIVERED, SAVED, StoreConflictError
+
+# The contract's names (taggers.store) are also exported from here: what a writer catches.
+__all__ = [
+    "CONFLICT",
+    "FUNCTION_LIBRARY",
+    "MAX_AUDIENCE_GAUGES",
+    "REDELIVERED",
+    "SAVED",
+    "Client",
+    "Keys",
+    "RedisStore",
+    "StoreConflictError",
+    "client_for",
+    "connect",
+    "redacted",
+]
 
 FUNCTION_LIBRARY: Final = """#!lua name=tagger
 local function offset_is_newer(stored, offset)
@@ -79,20 +97,9 @@ end
 redis.register_function('tagger_save_profile_at', save_profile_at)
 redis.register_function('tagger_save_profile', save_profile)
 """
-SAVED: Final = "saved"
-REDELIVERED: Final = "redelivered"
 CONFLICT: Final = "conflict"
-MAX_AUDIENCE_GAUGES: Final = 1000  # tags reported by population(); families can grow
 
 Client: TypeAlias = "redis.Redis | RedisCluster"
-
-
-class StoreConflictError(Exception):
-    """Profiles changed in Redis since they were read: another writer got there first."""
-
-    def __init__(self, user_ids: list[str]) -> None:
-        super().__init__(f"{len(user_ids)} profile(s) changed since read, e.g. {user_ids[0]!r}")
-        self.user_ids = user_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +125,13 @@ class Keys:
 
 
 class RedisStore:
-    """A ProfileStore on Redis (see the module docstring for the layout and guarantees).
+    """An OperationsStore on Redis (see the module docstring for the layout and guarantees).
 
-    ``save`` writes only profiles read through this store (or new users), comparing the
-    version it read (carried in ``Profile.stored``, so the store keeps nothing per user);
-    ``offsets`` (user -> offset of a source) make a redelivered write a no-op.
+    ``load`` hands out copies (profiles are JSON in Redis). ``save`` writes only profiles
+    read through a store on this Redis (or new users), comparing the version it read
+    (carried in ``Profile.stored``, so the store keeps nothing per user); ``offsets``
+    (user -> offset of a source) make a redelivered write a no-op. ``client`` is public
+    for what shares the Redis but is not a store: the rules board (``streams.rules_board``).
     """
 
     def __init__(self, client: Client, *, prefix: str = "tagger") -> None:
@@ -130,12 +139,18 @@ class RedisStore:
         self.keys = Keys(prefix)
         self.load_functions()
 
+    @property
+    def hands_out_copies(self) -> bool:
+        """See ProfileStore.hands_out_copies: always (each load parses the stored JSON)."""
+        return True
+
     def load_functions(self) -> None:
         """(Re)load the Redis Function library; Redis may have restarted without it."""
         self.client.function_load(FUNCTION_LIBRARY, replace=True)
 
     def ping(self) -> None:
-        """Raise unless Redis answers: on a cluster, every primary (each holds slots)."""
+        """See OperationsStore.ping: raise unless Redis answers; on a cluster, every
+        primary (each holds slots)."""
         if isinstance(self.client, RedisCluster):
             self.client.ping(target_nodes=RedisCluster.PRIMARIES)
         else:
@@ -179,7 +194,7 @@ class RedisStore:
         return found, applied
 
     def offsets(self, user_id: str) -> dict[str, int]:
-        """The last applied offset of each source for a user (one round trip)."""
+        """See ProfileStore.offsets (one round trip)."""
         fields = self.client.hgetall(self.keys.user(user_id))
         return {
             _text(name)[2:]: int(value)
@@ -194,13 +209,9 @@ class RedisStore:
         partition: int = 0,
         offsets: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, str]:
-        """Write profiles, their audiences and deadlines in one round trip.
-
-        ``offsets`` maps a user to, per source, the offset of the last event of it
-        applied to them; users left out are written with no offset (timer sweeps).
-        Returns what happened per user (``saved`` or ``redelivered``); raises
-        StoreConflictError if any profile changed since it was read.
-        """
+        """See ProfileStore.save: profiles, their audiences and deadlines in one round
+        trip (two on a cluster). Raises StoreConflictError if any profile changed since
+        it was read, after the others are written."""
         batch = list(profiles)
         if not batch:
             return {}
@@ -306,8 +317,7 @@ class RedisStore:
         return replies[-len(batch) :]
 
     def population(self, stages: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
-        """Users per stage and per tag (audience sizes): set sizes, not a scan. Tags are
-        those that ever had an audience, at most MAX_AUDIENCE_GAUGES of them by name."""
+        """See OperationsStore.population: set sizes, not a scan."""
         names = sorted(_text(t) for t in self.client.smembers(self.keys.tag_names()))
         tags = names[:MAX_AUDIENCE_GAUGES]
         pipe = self.client.pipeline(transaction=False)
@@ -332,7 +342,7 @@ class RedisStore:
             self.client.zrem(self.keys.deadlines(partition), *user_ids)
 
     def tag_members(self, tag: str, *, after: str = "", limit: int | None = None) -> list[str]:
-        """The users holding a tag, by id; pages start after the user id ``after``."""
+        """See OperationsStore.tag_members: one range by id (ZRANGE BYLEX)."""
         start = f"({after}" if after else "-"
         found = self.client.zrange(
             self.keys.audience(tag),
@@ -345,8 +355,7 @@ class RedisStore:
         return [_text(user) for user in found]
 
     def users_page(self, cursor: str, count: int) -> tuple[str, list[str]]:
-        """One SCAN step over the stored users: the next cursor ("0": done) and about
-        ``count`` user ids. A user stored for the whole scan is returned at least once.
+        """See OperationsStore.users_page: one SCAN step.
 
         On a cluster the nodes are scanned one after the other: the cursor is
         ``NODE:CURSOR``, NODE an index into the primaries sorted by name."""
@@ -370,7 +379,7 @@ class RedisStore:
         return following, [_text(key)[len(prefix) + 1 : -1] for key in keys]
 
     def users(self) -> Iterator[str]:
-        """Every stored user id (a SCAN: for tools, not the hot path)."""
+        """See ProfileStore.users: a SCAN, for tools, not the hot path."""
         prefix = self.keys.user("")[:-2]
         for key in self.client.scan_iter(match=f"{prefix}{{*}}", count=1000):
             yield key.decode()[len(prefix) + 1 : -1]

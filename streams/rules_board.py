@@ -5,6 +5,9 @@ progress of the background recompute that follows a rule change.
 Layout (``P`` is the key prefix): ``P:rules:workers`` a hash, worker id -> JSON;
 ``P:rules:recompute`` JSON of the current recompute; ``P:rules:recompute:lease`` the
 worker that runs it (one at a time, with an expiry, so another takes over after a crash).
+
+The board is Redis itself, not a store behind ``taggers.store``'s contracts: it takes the
+Redis client (in the worker, the store's ``RedisStore.client``), so it needs Redis.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class Recompute:
     version: str
     previous: str | None
     started_at: str
-    cursor: str = "0"  # the SCAN cursor to go on from (see RedisStore.users_page)
+    cursor: str = "0"  # the scan cursor to go on from (see OperationsStore.users_page)
     scanned: int = 0
     changed: int = 0
     finished_at: str | None = None

@@ -15,7 +15,7 @@ from taggers.profile import Profile
 from taggers.replay import BadLine, Replay, sweep
 from taggers.ruleset import RuleSet, load_rules
 from taggers.simulate import SimulationConfig, simulate
-from taggers.store import MemoryStore, ProfileStore
+from taggers.store import MemoryStore, OperationsStore, ProfileStore, StoreConflictError
 from taggers.yaml_source import Problem, RuleSetError
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Engine",
     "EventError",
     "MemoryStore",
+    "OperationsStore",
     "Output",
     "Pipeline",
     "Prepared",
@@ -38,6 +39,7 @@ __all__ = [
     "RuleSet",
     "RuleSetError",
     "SimulationConfig",
+    "StoreConflictError",
     "TagChange",
     "Transition",
     "decode_event",

@@ -205,6 +205,8 @@ class Pipeline:
         max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        if not store.hands_out_copies:  # prepare() undoes a failed event by reading again
+            raise ValueError("the pipeline needs a store that hands out copies")
         self.engine = engine
         self.store = store
         self.max_event_bytes = max_event_bytes
@@ -240,7 +242,8 @@ class Pipeline:
         any valid event) goes to the DLQ as ``engine_error`` instead of stopping the
         partition for good, and the batch is prepared again without it from profiles read
         afresh, so nothing of the failed event stays in a profile. This needs a store that
-        hands out copies, as Redis does.
+        hands out copies (``ProfileStore.hands_out_copies``), as Redis does: the pipeline
+        refuses any other.
         """
         failed: dict[int, str] = {}  # offset -> what the engine raised
         while True:

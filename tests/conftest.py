@@ -11,6 +11,7 @@ from redis.cluster import RedisCluster
 
 from streams.local_stack import RedisServer
 from tests.support.stack import LocalRedisCluster
+from tests.support.stores import MEMORY_KINDS, StoreKind, memory_kind, redis_kind
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +44,35 @@ def cluster_client(redis_cluster: LocalRedisCluster) -> Iterator[RedisCluster]:
     client.flushall(target_nodes=RedisCluster.PRIMARIES)
     yield client
     client.close()
+
+
+def _store_kind(request: pytest.FixtureRequest) -> StoreKind:
+    name: str = request.param
+    if name in MEMORY_KINDS:
+        return memory_kind(name)
+    client = request.getfixturevalue("redis_client" if name == "redis" else "cluster_client")
+    return redis_kind(name, client)
+
+
+_ON_SERVERS = pytest.mark.integration
+_COPYING_KINDS = [
+    pytest.param("copies"),
+    pytest.param("redis", marks=_ON_SERVERS),
+    pytest.param("cluster", marks=_ON_SERVERS),
+]
+
+
+@pytest.fixture(params=[pytest.param("memory"), *_COPYING_KINDS])
+def store_kind(request: pytest.FixtureRequest) -> StoreKind:
+    """Every kind of store the contract (taggers.store) covers, empty: in memory by
+    reference and with copies, Redis and Redis Cluster (those two marked integration)."""
+    return _store_kind(request)
+
+
+@pytest.fixture(params=_COPYING_KINDS)
+def copying_store_kind(request: pytest.FixtureRequest) -> StoreKind:
+    """Every kind of store that hands out copies (what the worker's pipeline needs), empty."""
+    return _store_kind(request)
 
 
 _INTEGRATION = Path(__file__).parent / "integration"

@@ -32,7 +32,6 @@ from taggers.pipeline import (
 )
 from taggers.profile import Profile
 from taggers.ruleset import load_rules
-from taggers.store import MemoryStore
 from tests.support.core import FailsOnRefunds, make_event
 
 pytestmark = pytest.mark.integration
@@ -277,35 +276,3 @@ def test_input_crashes_and_reprocessing_crashes_apply_each_event_once_in_order(
         for user in names:
             if any(e.user_id == user for e in inputs[p]):
                 assert store.load([user])[user] == replayed(inputs[p], user), user
-
-
-@pytest.mark.parametrize("kind", ["redis", "memory"])
-def test_a_write_with_any_known_position_changes_nothing(
-    redis_client: redis.Redis, kind: str
-) -> None:
-    store: RedisStore | MemoryStore = RedisStore(redis_client) if kind == "redis" else MemoryStore()
-    engine = Engine(RULES)
-    profile = engine.new_profile("u1")
-    engine.apply(profile, purchases("u1", 1)[0])
-    assert store.save([profile], offsets={"u1": {"k0": 5, "k1": 3}}) == {"u1": "saved"}
-    again = store.load(["u1"])["u1"]
-    engine.apply(again, purchases("u1", 1, start=1)[0])
-    # k0 moves on, k1 does not: one of its events would count twice, so none is written.
-    assert store.save([again], offsets={"u1": {"k0": 9, "k1": 3}}) == {"u1": "redelivered"}
-    assert store.offsets("u1") == {"k0": 5, "k1": 3}
-    profiles, applied = store.load_applied({"u1": ["k1", "k7"], "u2": ["0"]})
-    assert applied == {"u1": {"k1": 3}} and set(profiles) == {"u1"}
-
-
-def test_the_previous_releases_write_still_works_during_a_rolling_upgrade(
-    redis_client: redis.Redis,
-) -> None:
-    store = RedisStore(redis_client)
-    profile = Engine(RULES).new_profile("u1")
-    key, data = store.keys.user("u1"), orjson.dumps(profile.to_dict())
-    # ARGV as the previous release sends it: profile, version, source, offset, partition.
-    assert redis_client.fcall("tagger_save_profile", 1, key, data, "0", "3", "41", "2") == 1
-    assert redis_client.fcall("tagger_save_profile", 1, key, data, "1", "3", "41", "2") == 0
-    assert redis_client.fcall("tagger_save_profile", 1, key, data, "1", "", "", "2") == 2
-    assert store.offsets("u1") == {"3": 41}
-    assert store.load(["u1"])["u1"].stored is not None

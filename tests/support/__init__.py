@@ -1,7 +1,8 @@
 """Scaffolding for the tests and benchmarks (not shipped): ``core`` for the pure engine
 (event factories, edited rule packs, an engine that fails on cue), ``stack`` for the real
-servers (broker, Redis, worker processes, topics), ``hostile_rules`` for the rule files an
-attacker would write."""
+servers (broker, Redis, worker processes, topics), ``stores`` for the kinds of store the
+store contract suite runs over, ``hostile_rules`` for the rule files an attacker would
+write."""
 
 from pathlib import Path
 from typing import Final

@@ -185,7 +185,9 @@ def record(offset: int, ts: int, sent: int | None, user: str = "u1") -> Record:
 
 def test_the_worker_judges_an_events_time_by_its_kafka_timestamp_and_its_own_clock() -> None:
     now = START_MS + 10 * DAY_MS
-    pipeline = Pipeline(Engine(RULES), MemoryStore(), 65536, wall_clock=lambda: now / 1000)
+    pipeline = Pipeline(
+        Engine(RULES), MemoryStore(copies=True), 65536, wall_clock=lambda: now / 1000
+    )
     sent = START_MS  # produced ten days ago (a backlog): judged by when it was sent
     records = [
         record(0, sent + HOUR_MS, sent),  # within the skew of its send time: applied

@@ -18,16 +18,14 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import orjson
 import pytest
-import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
-from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from streams.app import count_batch
 from streams.cli import main
-from streams.redis_store import Keys, RedisStore
+from streams.redis_store import Keys
 from streams.settings import SettingsError, load_settings
 from taggers.aggregates import KINDS, LARGEST, Window
 from taggers.bundled import BUNDLED_RULES
@@ -51,6 +49,7 @@ from taggers.replay import BadLine, Replay
 from taggers.ruleset import RuleSet, load_rules
 from taggers.store import MemoryStore
 from tests.support.core import START_MS, FailsOnRefunds, edited_rules
+from tests.support.stores import StoreKind
 
 RULES = load_rules(BUNDLED_RULES)
 TS = START_MS + DAY_MS
@@ -175,7 +174,7 @@ def test_a_decoder_bug_is_the_messages_error_not_a_crash(monkeypatch: pytest.Mon
     error = error_of(line(amount=1))
     assert (error.reason, error.message) == ("schema", "cannot be decoded (OverflowError)")
     # ... and so the worker's batch dead-letters it, and a replay reports the line.
-    pipeline = Pipeline(Engine(RULES), MemoryStore(), MAX_EVENT_BYTES)
+    pipeline = Pipeline(Engine(RULES), MemoryStore(copies=True), MAX_EVENT_BYTES)
     batch = pipeline.prepare(0, [Record(0, 7, line(amount=1).encode())])
     assert [(d.record.offset, d.reason) for d in batch.dead] == [(7, "schema")]
     bad = list(Replay(Engine(RULES)).run([line(amount=1)]))
@@ -342,7 +341,7 @@ def test_an_aggregate_counts_the_values_of_the_wrong_type_it_skips(custom_rules:
 
 
 def test_the_pipeline_reports_skipped_values_per_batch(custom_rules: RuleSet) -> None:
-    pipeline = Pipeline(Engine(custom_rules), MemoryStore(), MAX_EVENT_BYTES)
+    pipeline = Pipeline(Engine(custom_rules), MemoryStore(copies=True), MAX_EVENT_BYTES)
     records = [Record(0, n, line("x_event", v=v).encode()) for n, v in enumerate([1, "x", 2])]
     batch = pipeline.prepare(0, records)
     assert batch.skipped["v_sum"] == 1
@@ -532,7 +531,6 @@ def test_decode_of_any_json_value_in_any_prop_raises_only_event_errors(
     assert orjson.loads(orjson.dumps(data)) == data
 
 
-@pytest.mark.integration
 @settings(
     max_examples=100,
     deadline=None,
@@ -549,11 +547,12 @@ def test_decode_of_any_json_value_in_any_prop_raises_only_event_errors(
         line("x_event", ts=TS + 4, v=2**64),
     ]
 )
-def test_generated_events_give_the_same_profiles_on_redis_as_in_memory(
-    redis_client: redis.Redis, custom_rules: RuleSet, lines: list[str]
+def test_generated_events_give_the_same_profiles_on_each_store_as_in_memory(
+    copying_store_kind: StoreKind, custom_rules: RuleSet, lines: list[str]
 ) -> None:
-    redis_client.flushall()
-    memory, on_redis = MemoryStore(), RedisStore(redis_client)
+    # Over every copying store of the contract (tests/unit/test_store_contract.py): Redis, a
+    # Redis Cluster, and the memory store with copies (JSON round trips, as Redis does).
+    memory, on_redis = MemoryStore(), copying_store_kind.emptied()
     in_memory = list(Replay(Engine(custom_rules), memory).run(lines))
     through_redis = list(Replay(Engine(custom_rules), on_redis).run(lines))
 
@@ -568,7 +567,7 @@ def test_generated_events_give_the_same_profiles_on_redis_as_in_memory(
             orjson.dumps(output_to_dict(item))  # every output can be sent
     users = sorted(memory.users())
     assert sorted(on_redis.users()) == users
-    stored = RedisStore(redis_client).load(users)  # a new store: read back from Redis
+    stored = copying_store_kind.open().load(users)  # on Redis a new store: read back
     for user in users:
         want = memory.get(user)
         assert want is not None
@@ -590,9 +589,8 @@ def test_the_json_schema_says_numeric_props_take_numeric_text() -> None:
         jsonschema.validate(11, score)
 
 
-@pytest.mark.integration
-def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker_does(
-    redis_client: redis.Redis,
+def test_a_replay_on_a_copying_store_leaves_out_an_event_the_engine_fails_on_as_the_worker_does(
+    copying_store_kind: StoreKind,
 ) -> None:
     lines = [
         line(amount=100),
@@ -600,7 +598,7 @@ def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker
         line("refund", ts=TS + 2, user="u2", amount=5),  # a new user's only event
         line(ts=TS + 3, amount=50),
     ]
-    store = RedisStore(redis_client)
+    store = copying_store_kind.open()
     got = list(Replay(FailsOnRefunds(RULES), store).run(lines))
     bad = [(item.line, item.reason) for item in got if isinstance(item, BadLine)]
     assert bad == [(2, "engine_error"), (3, "engine_error")]
@@ -616,27 +614,13 @@ def test_a_replay_on_redis_leaves_out_an_event_the_engine_fails_on_as_the_worker
 
 
 def test_the_worker_exports_skipped_values_per_aggregate(custom_rules: RuleSet) -> None:
-    pipeline = Pipeline(Engine(custom_rules), MemoryStore(), MAX_EVENT_BYTES)
+    pipeline = Pipeline(Engine(custom_rules), MemoryStore(copies=True), MAX_EVENT_BYTES)
     records = [Record(0, n, line("x_event", v=v).encode()) for n, v in enumerate(["a", "b", 1])]
     batch = pipeline.prepare(0, records)
     sample = "tagger_aggregate_skipped_values_total"
     before = REGISTRY.get_sample_value(sample, {"aggregate": "v_avg"}) or 0.0
     count_batch("behaviour-events", [SimpleNamespace(timestamp=0.0)] * 3, batch)  # type: ignore[list-item]
     assert REGISTRY.get_sample_value(sample, {"aggregate": "v_avg"}) == before + 2
-
-
-@pytest.mark.integration
-def test_odd_but_valid_ids_round_trip_on_a_redis_cluster(cluster_client: RedisCluster) -> None:
-    ids = ["用户 1", "a b", "%7B", "a/b", "😀", "x" * 128, "a:u:b", "'\"", "tagger:u:", "\\"]
-    lines = [line(user=user, amount=1500) for user in ids]
-    store = RedisStore(cluster_client)
-    assert not [
-        item for item in Replay(Engine(RULES), store).run(lines) if isinstance(item, BadLine)
-    ]
-    assert sorted(store.users()) == sorted(ids)
-    loaded = RedisStore(cluster_client).load(ids)
-    assert {user: profile.user_id for user, profile in loaded.items()} == {u: u for u in ids}
-    assert store.tag_members("high_value") == sorted(ids)
 
 
 def test_a_profile_whose_sums_an_older_version_stored_as_null_can_be_read_and_updated() -> None:
