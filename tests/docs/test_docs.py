@@ -446,7 +446,7 @@ def test_dead_letter_is_what_the_worker_sends(block: Block) -> None:
     shown = json.loads(block.text)
     value = shown.get("value")
     raw = value.encode() if value is not None else base64.b64decode(shown["value_base64"])
-    pipeline = Pipeline(Engine(load_rules(BUNDLED_RULES)), MemoryStore(), 65536)
+    pipeline = Pipeline(Engine(load_rules(BUNDLED_RULES)), MemoryStore(copies=True), 65536)
     record = Record(shown["partition"], shown["offset"], raw, b"u1")
     (dead,) = pipeline.prepare(shown["partition"], [record]).dead
     settings = Settings()
