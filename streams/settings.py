@@ -17,7 +17,7 @@ MIN_TOKEN_LENGTH = 16  # a web token short enough to guess is refused at start
 
 
 class Settings(BaseSettings):
-    """Options with their defaults; see the README's configuration table."""
+    """Options with their defaults; docs/configuration.md lists them all."""
 
     model_config = SettingsConfigDict(env_prefix="TAGGER_", extra="ignore")
 

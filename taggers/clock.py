@@ -21,7 +21,7 @@ from taggers.durations import HOUR_MS
 from taggers.events import BehaviourEvent, EventError, format_ts
 
 MAX_FUTURE_SKEW_MS: Final = HOUR_MS
-"""The default skew: see the README's Time section for why an hour."""
+"""The default skew: docs/events.md (Time) says why an hour."""
 
 
 def future_error(event: BehaviourEvent, sent_at: int, max_skew_ms: int) -> EventError | None:
