@@ -33,6 +33,9 @@ ARITHMETIC: Final[dict[str, Callable[[Any, Any], Any]]] = {
 }
 
 
+_NUMBER: Final = (int, float)
+
+
 def read(name: str) -> Fn:
     """The run-time value of ``name``."""
     return lambda values: values[name]
@@ -132,12 +135,18 @@ def calculated(op: Callable[[Any, Any], Any], lf: Fn, rf: Fn, *, whole: bool) ->
     """``left op right`` for an arithmetic ``op``; ``whole`` rounds the result down to an
     integer (durations and timestamps are whole milliseconds)."""
 
+    numbers_only = op is not operator.add
+
     def calculate(values: Values) -> Any:
         a = lf(values)
         if a is None:
             return None
         b = rf(values)
         if b is None:
+            return None
+        if numbers_only and not (isinstance(a, _NUMBER) and isinstance(b, _NUMBER)):
+            # Only a dyn value (event data) gets here as a string or list: Python would
+            # repeat it (``'ab' * 10**9``) or %-format it, gigabytes from one event.
             return None
         try:
             result = op(a, b)

@@ -150,6 +150,15 @@ def test_what_each_function_and_method_computes(call: str) -> None:
         ("lists.words[9]", {}, None),
         ("size(score)", {"score": 7}, None),
         ("int(score)", {"score": "x"}, None),
+        # Event data is dyn: a string or list times a number is null, not a repetition
+        # (one event with a long string and a big number would take gigabytes), and a
+        # string % a number is null, not printf formatting.
+        ("event.props.q * 3", {"event": {"props": {"q": "ab"}}}, None),
+        ("event.props.q * 1000000000", {"event": {"props": {"q": [1]}}}, None),
+        ("3 * event.props.q", {"event": {"props": {"q": "ab"}}}, None),
+        ("event.props.q % 5", {"event": {"props": {"q": "%0999999999d"}}}, None),
+        ("event.props.q * 2", {"event": {"props": {"q": 1.5}}}, 3.0),
+        ("event.props.q + 'b'", {"event": {"props": {"q": "a"}}}, "ab"),
     ],
 )
 def test_nulls_and_wrong_kinds_never_raise(
