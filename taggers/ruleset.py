@@ -228,8 +228,9 @@ def field_extractor(path: str) -> Extractor | None:
     return None
 
 
-class _Compiler:
-    """Compiles merged rule files, collecting every problem instead of stopping at one."""
+class _Base:
+    """What every section's compiling shares: the problems found so far, declared names,
+    event types, durations and expressions (within the directory's budget)."""
 
     def __init__(self, files: list[tuple[RuleFile, SourceMap]], directory: Path) -> None:
         self.files = files
@@ -318,7 +319,9 @@ class _Compiler:
             self.problem(source.at(path), f"cannot compile this expression: {_failure(error)}")
             return None
 
-    # --- sections -------------------------------------------------------------------------
+
+class _Data(_Base):
+    """Params and word lists: the constants expressions read."""
 
     def compile_params(self) -> None:
         for rule_file, source in self.files:
@@ -412,6 +415,11 @@ class _Compiler:
             )
             return False
         return True
+
+
+class _Aggregates(_Data):
+    """Aggregates, as their kinds declare (``taggers.aggregates.KINDS``), and the timers
+    that count from the last event of some types."""
 
     def compile_aggregates(self) -> None:
         for rule_file, source in self.files:
@@ -543,6 +551,11 @@ class _Compiler:
         anchor = self.anchor(since, source.at((*path, "since")))
         compiled = self.expression(after, source, (*path, "after"), expect=DURATION)
         return None if compiled is None else Timer(anchor, compiled)
+
+
+class _Compiler(_Aggregates):
+    """Compiles merged rule files, collecting every problem instead of stopping at one:
+    the lifecycle, tags and alerts over the sections below them, then the rule set."""
 
     def compile_lifecycle(self) -> Lifecycle | None:
         found = [(f.lifecycle, s) for f, s in self.files if f.lifecycle is not None]

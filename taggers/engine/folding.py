@@ -76,8 +76,7 @@ def fold_event(
                 if value is None:
                     continue
                 if not kind.accepts(value):
-                    if skipped is not None:
-                        skipped[name] += 1
+                    _skipped(skipped, name)
                     continue
             if aggregate.window is not None:
                 oldest = old[0][0] if old else None
@@ -96,6 +95,12 @@ def fold_event(
         if name in plan.deadline_inputs:
             moves_deadline = True
     return frozenset(changed), moves_deadline
+
+
+def _skipped(skipped: Counter[str] | None, name: str) -> None:
+    """Count a value the aggregate could not take (the caller reports these)."""
+    if skipped is not None:
+        skipped[name] += 1
 
 
 def fold_time(plan: Plan, profile: Profile, now: int) -> frozenset[str]:
