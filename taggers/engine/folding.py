@@ -61,11 +61,11 @@ def fold_event(
     changed: list[str] = []
     moves_deadline = False
     aggs = profile.aggs
+    watched_windows, deadline_inputs = plan.watched_windows, plan.deadline_inputs
     for aggregate in plan.aggregates_for(event.type):
-        name, key, kind = aggregate.name, aggregate.key, aggregate.kind
-        old = aggs.get(key)
+        kind = aggregate.kind
         if kind.fold_event is not None:
-            state, moved = kind.fold_event(aggregate, old, event)
+            state, moved = kind.fold_event(aggregate, aggs.get(aggregate.key), event)
             if not moved:
                 continue
             moves_deadline = True  # its items are its deadlines
@@ -76,23 +76,24 @@ def fold_event(
                 if value is None:
                     continue
                 if not kind.accepts(value):
-                    _skipped(skipped, name)
+                    _skipped(skipped, aggregate.name)
                     continue
+            old = aggs.get(aggregate.key)
             if aggregate.window is not None:
                 oldest = old[0][0] if old else None
                 state = aggregate.window.add(kind, old, value, event.ts, now, aggregate.limit)
-                if name in plan.watched_windows and (not state or state[0][0] != oldest):
+                if aggregate.name in watched_windows and (not state or state[0][0] != oldest):
                     moves_deadline = True
             else:
                 state = kind.add(old, value, event.ts, aggregate.limit)
                 if state is old and not kind.mutates:
                     continue
         if state is None:
-            aggs.pop(key, None)
+            aggs.pop(aggregate.key, None)
         else:
-            aggs[key] = state
-        changed.append(name)
-        if name in plan.deadline_inputs:
+            aggs[aggregate.key] = state
+        changed.append(aggregate.name)
+        if aggregate.name in deadline_inputs:
             moves_deadline = True
     return frozenset(changed), moves_deadline
 
