@@ -10,7 +10,7 @@ from taggers.aggregates.pending import reminders_due
 from taggers.engine.deadlines import timer_fires
 from taggers.engine.plan import Plan
 from taggers.engine.step import Step, reason, truth
-from taggers.events import BehaviourEvent, format_ts
+from taggers.events import format_ts
 from taggers.outputs import Alert, Reason, output_id
 from taggers.ruleset import Alert as AlertRule
 
@@ -59,9 +59,9 @@ def edge_alerts(step: Step, alerts: tuple[AlertRule, ...]) -> None:
             alerts_on.pop(alert.name, None)
 
 
-def event_alerts(plan: Plan, step: Step, event: BehaviourEvent) -> None:
-    """Raise the alerts ``on`` this event's type whose ``when`` (if any) holds."""
-    for alert in plan.alerts_on(event.type):
+def event_alerts(step: Step, alerts: tuple[AlertRule, ...]) -> None:
+    """Raise the given alerts ``on`` the step's event whose ``when`` (if any) holds."""
+    for alert in alerts:
         if alert.when is None or truth(alert.when, step.values):
             raise_alert(step, alert, {})
 

@@ -78,8 +78,8 @@ class Engine:
         profile.clock = now
         profile.events += 1
         plan = self.plan
-        step = self._step(profile, now, cause or f"e:{event.event_id}", event)
-        step.outputs = outputs
+        values = Values(plan.readers, profile, now, event)
+        step = Step(profile, now, cause or f"e:{event.event_id}", values, self.version, outputs)
         step.renews = True
         rules_lifecycle = self.rules.lifecycle
         if profile.stage is None and rules_lifecycle is not None:
@@ -89,7 +89,9 @@ class Engine:
         if rules_lifecycle is not None:
             lifecycle.on_event(plan, step, event)
         self._evaluate(step, changed | {"stage"} if step.moved else changed)
-        alerts.event_alerts(plan, step, event)
+        on_event = plan.alerts_on(event.type)
+        if on_event:
+            alerts.event_alerts(step, on_event)
         # Recomputing the next deadline is costly; most events (views) cannot move it.
         if moves_deadline or step.renewed or len(outputs) > before:
             profile.due = next_deadline(plan, step)
@@ -150,8 +152,8 @@ class Engine:
         """One deadline, as of its due time: expiries, timers, and what time moved."""
         plan = self.plan
         profile.clock = now
-        step = self._step(profile, now, f"t:{now}", None)
-        step.outputs = outputs
+        values = Values(plan.readers, profile, now, None)
+        step = Step(profile, now, f"t:{now}", values, self.version, outputs)
         tags.expire_tags(plan, step)
         if self.rules.lifecycle is not None:
             lifecycle.on_time(plan, step)
@@ -165,5 +167,7 @@ class Engine:
     def _evaluate(self, step: Step, changed: frozenset[str]) -> None:
         """Re-decide the tags, groups and edge alerts that read something that changed."""
         affected = self.plan.affected_by(changed)
-        tags.evaluate_tags(self.plan, step, affected.tags, affected.groups)
-        alerts.edge_alerts(step, affected.alerts)
+        if affected.tags or affected.groups:
+            tags.evaluate_tags(self.plan, step, affected.tags, affected.groups)
+        if affected.alerts:
+            alerts.edge_alerts(step, affected.alerts)
