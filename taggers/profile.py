@@ -3,7 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypedDict
+
+
+class TagRecord(TypedDict):
+    """Why and since when a user holds a tag, as the profile stores it (JSON as it is:
+    a stored profile's record is read back as the same dict).
+
+    ``rule`` is the tag rule that decided it (a family's member names its family),
+    ``version`` the rule set's version then, ``when`` the deciding expression and
+    ``values`` what it read; ``expires`` is when it goes unless an event confirms it.
+    """
+
+    since: int
+    expires: int | None
+    rule: str
+    display: str | None
+    version: str
+    values: dict[str, Any]
+    when: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +39,7 @@ class StoredAs:
 class Profile:
     """The state of one user.
 
-    ``tags`` maps a tag name to its record (since, expires, rule, version, values);
+    ``tags`` maps a tag name to its record (``TagRecord``: since, expires, rule, why);
     ``aggs`` holds aggregate states by name; ``alerts_on`` the edge-triggered alerts that
     are currently true; ``fired`` the timers already fired (by anchor) and expiry latches;
     ``clock`` the latest time applied to this user; ``due`` the next deadline, if any;
@@ -32,7 +50,7 @@ class Profile:
     user_id: str
     stage: str | None = None
     stage_since: int | None = None
-    tags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tags: dict[str, TagRecord] = field(default_factory=dict)
     aggs: dict[str, Any] = field(default_factory=dict)
     alerts_on: dict[str, int] = field(default_factory=dict)
     fired: dict[str, Any] = field(default_factory=dict)

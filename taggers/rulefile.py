@@ -7,9 +7,11 @@ exist, expression types, reachable stages) is checked when the rule set is compi
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+
+from taggers.aggregates import KINDS, OPTIONS
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 EventTypes = Annotated[
@@ -32,56 +34,72 @@ def _storable(value: bool | int | float | str) -> bool | int | float | str:
 
 ParamValue = Annotated[bool | int | float | str, AfterValidator(_storable)]
 
-TYPE_KINDS = ("count", "last_ts", "avg_gap", "days_since")
-"""Aggregate kinds written as ``kind: event_type(s)``."""
-FIELD_KINDS = ("sum", "min", "max", "avg", "distinct", "top", "first", "last", "pending")
-"""Aggregate kinds written as ``kind: field`` (e.g. ``props.amount``), with ``of:`` types."""
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class AggregateSpec(_Strict):
+# The fields of an aggregate come from the kind registry (``taggers.aggregates.KINDS``): a
+# key per kind (event types or a field, as the kind's ``shape`` says) and the options some
+# kinds take. ``AggregateSpec`` is ``AggregateShape`` with those fields.
+class AggregateShape(_Strict):
     """One aggregate: exactly one kind key, optionally a window and filters."""
 
-    count: EventTypes | None = None
-    last_ts: EventTypes | None = None
-    avg_gap: EventTypes | None = None
-    days_since: EventTypes | None = None
-    sum: str | None = None
-    min: str | None = None
-    max: str | None = None
-    avg: str | None = None
-    distinct: str | None = None
-    top: str | None = None
-    first: str | None = None
-    last: str | None = None
-    pending: str | None = Field(
-        default=None, description="Open items keyed by this field, e.g. props.coupon_id"
-    )
-    of: EventTypes | None = Field(default=None, description="Which event types count")
-    close: EventTypes | None = Field(default=None, description="pending: types that close")
-    due: str | None = Field(default=None, description="pending: field with the due time")
-    window: Duration | None = None
-    limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    description: str | None = None
+    if TYPE_CHECKING:  # the fields, as the model built below has them
+        of: EventTypes | None
+        close: EventTypes | None  # pending's options (taggers.aggregates.pending)
+        due: str | None
+        window: Duration | None
+        limit: int | None
+        description: str | None
+
+        def __getattr__(self, name: str) -> str | list[str] | None: ...
 
     @model_validator(mode="after")
-    def _one_kind(self) -> AggregateSpec:
-        kinds = [k for k in (*TYPE_KINDS, *FIELD_KINDS) if getattr(self, k) is not None]
+    def _one_kind(self) -> AggregateShape:
+        kinds = [k for k in KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             found = ", ".join(kinds) or "none"
             raise ValueError(
-                f"an aggregate needs exactly one kind ({', '.join((*TYPE_KINDS, *FIELD_KINDS))});"
-                f" found {found}"
+                f"an aggregate needs exactly one kind ({', '.join(KINDS)}); found {found}"
             )
         return self
 
     @property
     def kind(self) -> str:
         """The kind key this aggregate uses."""
-        return next(k for k in (*TYPE_KINDS, *FIELD_KINDS) if getattr(self, k) is not None)
+        return next(k for k in KINDS if getattr(self, k) is not None)
+
+
+_FORMS: Final[dict[str, Any]] = {"types": EventTypes | None, "field": str | None}
+
+
+def _aggregate_fields() -> dict[str, Any]:
+    """The fields of ``AggregateSpec``, in the order the JSON Schema lists them."""
+    found: dict[str, Any] = {
+        kind.name: (_FORMS[kind.shape], Field(default=None, description=kind.description))
+        for kind in KINDS.values()
+    }
+    found["of"] = (EventTypes | None, Field(default=None, description="Which event types count"))
+    for option in OPTIONS.values():
+        form = _FORMS[option.form]
+        found[option.name] = (form, Field(default=None, description=option.description))
+    found["window"] = (Duration | None, None)
+    found["limit"] = (Annotated[int, Field(ge=1, le=100_000)] | None, None)
+    found["description"] = (str | None, None)
+    return found
+
+
+if TYPE_CHECKING:
+    AggregateSpec = AggregateShape
+else:
+    AggregateSpec = create_model(
+        "AggregateSpec",
+        __base__=AggregateShape,
+        __module__=__name__,
+        __doc__=AggregateShape.__doc__,
+        **_aggregate_fields(),
+    )
 
 
 class TagSpec(_Strict):

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from taggers.aggregates import DEFAULT_LIMIT, DEFAULT_TOP_LIMIT, KINDS, MAX_BUCKETS, Kind, Window
+from taggers.aggregates import KINDS, MAX_BUCKETS, OPTIONS, Kind, Window
 from taggers.aggregates import bucket_size as _bucket_size
 from taggers.durations import DurationError, parse_duration
 from taggers.events import EVENT_TYPES, BehaviourEvent
@@ -62,21 +62,6 @@ EVENT_TYPE: Final = object_of(
         "props": map_of(DYN),
     }
 )
-RESULT_TYPES: Final[dict[str, Type]] = {
-    "count": INT,
-    "sum": DOUBLE,
-    "min": DOUBLE,
-    "max": DOUBLE,
-    "avg": DOUBLE,
-    "distinct": INT,
-    "top": STRING,
-    "first": DYN,
-    "last": DYN,
-    "last_ts": TIMESTAMP,
-    "avg_gap": DURATION,
-    "days_since": DOUBLE,
-    "pending": INT,
-}
 STRING_FIELDS: Final = frozenset({"event_id", "user_id", "type", "channel"})
 
 # Bounds on what a rule directory may hold (docs/rules.md, "Limits"), with those of
@@ -108,7 +93,7 @@ class Aggregate:
 
     name: str
     kind_name: str
-    kind: Kind | None  # None for `pending`, which has its own open/close logic
+    kind: Kind
     types: frozenset[str] | None  # None: every event
     extract: Extractor | None
     window: Window | None
@@ -125,11 +110,7 @@ class Aggregate:
     @property
     def time_varying(self) -> bool:
         """Whether the value can change with no event, only because time passes."""
-        return (
-            self.window is not None
-            or self.kind_name == "pending"
-            or (self.kind is not None and self.kind.clock_dependent)
-        )
+        return self.window is not None or self.kind.time is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,17 +185,12 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
-class Affected:
-    """The tags, groups and edge alerts to re-evaluate when some names change."""
-
-    tags: tuple[Tag, ...] = ()
-    groups: tuple[str, ...] = ()
-    alerts: tuple[Alert, ...] = ()
-
-
-@dataclass(frozen=True)
 class RuleSet:
-    """A validated, compiled rule set. ``version`` is a hash of the files' contents."""
+    """A validated, compiled rule set. ``version`` is a hash of the files' contents.
+
+    Immutable: what the engine indexes or caches at run time lives in its plan
+    (``taggers.engine.plan``), built once per rule set, never here.
+    """
 
     version: str
     directory: str
@@ -225,39 +201,9 @@ class RuleSet:
     alerts: dict[str, Alert]
     lists: dict[str, tuple[str, ...]]
     params: dict[str, Any]
-    by_type: dict[str, tuple[Aggregate, ...]] = field(default_factory=dict)
-    for_every_event: tuple[Aggregate, ...] = ()
-    time_varying: frozenset[str] = frozenset()
+    time_varying: frozenset[str] = frozenset()  # names whose value time alone can change
     types: dict[str, Type] = field(default_factory=dict)  # of every name rules may read
     declared_at: dict[str, Position] = field(default_factory=dict)  # aggregate -> where
-    _affected: dict[frozenset[str], Affected] = field(default_factory=dict, repr=False)
-
-    def aggregates_for(self, event_type: str) -> tuple[Aggregate, ...]:
-        """The aggregates an event of this type updates (cached per type)."""
-        found = self.by_type.get(event_type)
-        if found is None:
-            found = tuple(
-                a
-                for a in self.aggregates.values()
-                if a.types is None or event_type in a.types or event_type in a.close_types
-            )
-            self.by_type[event_type] = found
-        return found
-
-    def affected_by(self, changed: frozenset[str]) -> Affected:
-        """Tags, groups and edge alerts that read any of ``changed`` (cached per set)."""
-        found = self._affected.get(changed)
-        if found is None:
-            tags = tuple(t for t in self.tags if t.group is None and t.reads & changed)
-            groups = tuple(
-                name
-                for name, members in self.groups.items()
-                if any(m.reads & changed for m in members)
-            )
-            alerts = tuple(a for a in self.alerts.values() if a.edge and a.reads & changed)
-            found = Affected(tags, groups, alerts)
-            self._affected[changed] = found
-        return found
 
 
 def field_extractor(path: str) -> Extractor | None:
@@ -282,8 +228,9 @@ def field_extractor(path: str) -> Extractor | None:
     return None
 
 
-class _Compiler:
-    """Compiles merged rule files, collecting every problem instead of stopping at one."""
+class _Base:
+    """What every section's compiling shares: the problems found so far, declared names,
+    event types, durations and expressions (within the directory's budget)."""
 
     def __init__(self, files: list[tuple[RuleFile, SourceMap]], directory: Path) -> None:
         self.files = files
@@ -372,7 +319,9 @@ class _Compiler:
             self.problem(source.at(path), f"cannot compile this expression: {_failure(error)}")
             return None
 
-    # --- sections -------------------------------------------------------------------------
+
+class _Data(_Base):
+    """Params and word lists: the constants expressions read."""
 
     def compile_params(self) -> None:
         for rule_file, source in self.files:
@@ -467,6 +416,11 @@ class _Compiler:
             return False
         return True
 
+
+class _Aggregates(_Data):
+    """Aggregates, as their kinds declare (``taggers.aggregates.KINDS``), and the timers
+    that count from the last event of some types."""
+
     def compile_aggregates(self) -> None:
         for rule_file, source in self.files:
             for name, spec in rule_file.aggregates.items():
@@ -481,17 +435,18 @@ class _Compiler:
     def aggregate(
         self, name: str, spec: AggregateSpec, source: SourceMap, path: Path_
     ) -> Aggregate | None:
-        kind_name = spec.kind
-        target = getattr(spec, kind_name)
-        where = source.at((*path, kind_name))
+        """Compile one aggregate as its kind's declaration (``KINDS``) says."""
+        kind = KINDS[spec.kind]
+        target = getattr(spec, kind.name)
+        where = source.at((*path, kind.name))
         extract: Extractor | None = None
-        value_type = RESULT_TYPES[kind_name]
-        if kind_name in ("count", "last_ts", "avg_gap", "days_since"):
+        value_type = kind.result_type
+        if kind.shape == "types":
             if spec.of is not None:
                 self.problem(
                     source.key((*path, "of")),
-                    f"{kind_name} names its event types itself",
-                    f"write {kind_name}: {spec.of}",
+                    f"{kind.name} names its event types itself",
+                    f"write {kind.name}: {spec.of}",
                 )
             types = self.event_types(target, where)
         else:
@@ -503,33 +458,59 @@ class _Compiler:
                     "fields are channel, type, ts, event_id, user_id or props.<name>",
                 )
                 return None
-            if target in STRING_FIELDS and kind_name in ("first", "last"):
+            if target in STRING_FIELDS and kind.typed_by_field:
                 value_type = STRING
             types = None if spec.of is None else self.event_types(spec.of, source.at((*path, "of")))
         window = None
         if spec.window is not None:
-            window = self.window(spec.window, kind_name, source.at((*path, "window")))
-        if kind_name == "pending":
-            assert extract is not None  # pending reads a field, checked above
-            return self.pending(name, spec, types, extract, source, path)
-        for extra in ("close", "due"):
-            if getattr(spec, extra) is not None:
-                self.problem(source.key((*path, extra)), f"'{extra}' only goes with 'pending'")
-        limit = spec.limit or (DEFAULT_TOP_LIMIT if kind_name == "top" else DEFAULT_LIMIT)
+            window = self.window(spec.window, kind, source.at((*path, "window")))
+        options = self.options(kind, spec, source, path)
+        if options is None:
+            return None
+        close, due = options
+        limit = spec.limit or kind.default_limit
         return Aggregate(
-            name, kind_name, KINDS[kind_name], types, extract, window, limit, value_type
+            name, kind.name, kind, types, extract, window, limit, value_type, close, due
         )
 
-    def window(self, text: str, kind_name: str, where: Position) -> Window | None:
+    def options(
+        self, kind: Kind, spec: AggregateSpec, source: SourceMap, path: Path_
+    ) -> tuple[frozenset[str], Extractor | None] | None:
+        """The close types and due field of a kind that takes them; None on a problem."""
+        for option in OPTIONS.values():
+            if option not in kind.options and getattr(spec, option.name) is not None:
+                takers = _said([k.name for k in KINDS.values() if option in k.options])
+                self.problem(
+                    source.key((*path, option.name)), f"'{option.name}' only goes with {takers}"
+                )
+        missing = [key for key in kind.requires if getattr(spec, key) is None]
+        if missing:
+            self.problem(
+                source.key(path),
+                f"{kind.name} needs {_said([repr(key) for key in kind.requires])}",
+                kind.example.strip("{}"),
+            )
+            return None
+        takes = {option.name for option in kind.options}
+        due: Extractor | None = None
+        if spec.due is not None and "due" in takes:
+            due = field_extractor(spec.due)
+            if due is None:
+                self.problem(source.at((*path, "due")), f"unknown event field {spec.due!r}")
+                return None
+        close: frozenset[str] = frozenset()
+        if spec.close is not None and "close" in takes:
+            close = self.event_types(spec.close, source.at((*path, "close"))) or frozenset()
+        return close, due
+
+    def window(self, text: str, kind: Kind, where: Position) -> Window | None:
         window_ms = self.duration(text, where)
         if window_ms is None:
             return None
-        kind = KINDS.get(kind_name)
-        if kind is None or not kind.windowable:
+        if not kind.windowable:
+            timed = _said([k.name for k in KINDS.values() if not k.windowable])
             self.problem(
-                where,
-                f"{kind_name} cannot have a window",
-                "days_since and pending already depend on time",
+                where, f"{kind.name} cannot have a window", f"{timed} already depend on time"
             )
             return None
         size = _bucket_size(window_ms)
@@ -541,31 +522,6 @@ class _Compiler:
             )
             return None
         return Window(window_ms, size)
-
-    def pending(
-        self,
-        name: str,
-        spec: AggregateSpec,
-        types: frozenset[str] | None,
-        extract: Extractor,
-        source: SourceMap,
-        path: Path_,
-    ) -> Aggregate | None:
-        if spec.of is None or spec.close is None or spec.due is None:
-            self.problem(
-                source.key(path),
-                "pending needs 'of', 'close' and 'due'",
-                "pending: props.coupon_id, of: coupon_issued, close: coupon_redeemed,"
-                " due: props.expires_at",
-            )
-            return None
-        due = field_extractor(spec.due)
-        if due is None:
-            self.problem(source.at((*path, "due")), f"unknown event field {spec.due!r}")
-            return None
-        close = self.event_types(spec.close, source.at((*path, "close"))) or frozenset()
-        limit = spec.limit or 100
-        return Aggregate(name, "pending", None, types, extract, None, limit, INT, close, due)
 
     def anchor(self, since: str | list[str], where: Position) -> str:
         """The internal last-seen aggregate a timer counts from (created once per type set)."""
@@ -595,6 +551,11 @@ class _Compiler:
         anchor = self.anchor(since, source.at((*path, "since")))
         compiled = self.expression(after, source, (*path, "after"), expect=DURATION)
         return None if compiled is None else Timer(anchor, compiled)
+
+
+class _Compiler(_Aggregates):
+    """Compiles merged rule files, collecting every problem instead of stopping at one:
+    the lifecycle, tags and alerts over the sections below them, then the rule set."""
 
     def compile_lifecycle(self) -> Lifecycle | None:
         found = [(f.lifecycle, s) for f, s in self.files if f.lifecycle is not None]
@@ -803,11 +764,15 @@ class _Compiler:
             alerts=alerts,
             lists=self.lists,
             params=self.params,
-            for_every_event=tuple(a for a in self.aggregates.values() if a.types is None),
             time_varying=time_varying,
             types=dict(self.names),
             declared_at={n: at for (section, n), at in self.seen.items() if section == "aggregate"},
         )
+
+
+def _said(items: list[str]) -> str:
+    """Items as a sentence says them: ``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _identified(aggregate: Aggregate, spec: AggregateSpec) -> Aggregate:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from taggers.bundled import BUNDLED_RULES
 from taggers.durations import DAY_MS
 from taggers.engine import RECENT_EVENT_IDS, Engine, family_member
 from taggers.outputs import Alert, Output, TagChange, Transition, output_to_dict
-from taggers.profile import Profile
+from taggers.profile import Profile, TagRecord
 from taggers.replay import BadLine, Replay, sweep
 from taggers.ruleset import RuleSet, load_rules
 from taggers.simulate import SimulationConfig, simulate
@@ -326,3 +328,31 @@ def test_recent_store_visitor_is_held_exactly_14_days_after_each_last_visit(
         last = max(seen, default=None)
         expected = last is not None and hour < last + 14 * 24
         assert ("recent_store_visitor" in profile.tags) is expected, (hour, seen)
+
+
+def test_a_tag_record_is_stored_as_it_always_was() -> None:
+    """Tag records are typed (TagRecord) and stored as the same JSON object: the keys in
+    the order stored profiles have them, so an older stored profile reads back as is."""
+    engine = Engine(RULES)
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("purchase", day=0, amount=1500))
+    record = profile.to_dict()["tags"]["high_value"]
+    assert list(record) == ["since", "expires", "rule", "display", "version", "values", "when"]
+    assert list(record) == list(TagRecord.__annotations__)
+    stored = json.dumps(profile.to_dict(), ensure_ascii=False, sort_keys=False)
+    again = Profile.from_dict(json.loads(stored))
+    assert json.dumps(again.to_dict(), ensure_ascii=False, sort_keys=False) == stored
+    assert engine.describe(again)["tags"]["high_value"]["rule"] == "high_value"
+
+
+def test_a_replay_leaves_the_rule_set_as_it_was() -> None:
+    """The rule set is immutable: what the engine indexes at run time is in its plan."""
+    rules = load_rules(BUNDLED_RULES)
+    before = {f.name: repr(getattr(rules, f.name)) for f in dataclasses.fields(rules)}
+    run([line.encode() for line in simulate(SimulationConfig(users=20, days=60, seed=3))], rules)
+    after = {f.name: repr(getattr(rules, f.name)) for f in dataclasses.fields(rules)}
+    assert after == before
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rules.version = "other"  # type: ignore[misc]
+    with pytest.raises((AttributeError, TypeError)):
+        object.__setattr__(rules, "cache", {})  # slots: no room for a cache

@@ -1,0 +1,80 @@
+"""Deadlines: when a user's state next changes with time alone, and the timers that fire.
+
+A profile keeps one ``due`` time: the earliest of its watched windows' oldest buckets
+leaving, its time-varying kinds' next change (a day count stepping, a pending item coming
+due), pending reminders, tag expiries and the timers of its current stage.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from taggers.aggregates.pending import next_reminders
+from taggers.durations import DAY_MS
+from taggers.engine.plan import Plan
+from taggers.engine.step import Step
+from taggers.ruleset import Timer
+
+MAX_DELAY_MS: Final = 1000 * 365 * DAY_MS  # a timer later than a thousand years never fires
+
+
+def timer_due(step: Step, timer: Timer) -> tuple[int, int] | None:
+    """(anchor, due time) of a timer, or None; computed once per step."""
+    key = id(timer)
+    if key in step.dues:
+        return step.dues[key]
+    found = None
+    anchor = step.profile.aggs.get(timer.anchor)
+    if anchor is not None:
+        after = timer.after.evaluate(step.values)
+        # Past MAX_DELAY_MS nothing would ever fire, and such a due time (or an
+        # infinite one) could not be stored: no deadline.
+        if isinstance(after, int | float) and math.isfinite(after) and abs(after) <= MAX_DELAY_MS:
+            found = anchor, anchor + int(after)
+    step.dues[key] = found
+    return found
+
+
+def timer_fires(step: Step, timer: Timer, key: str) -> bool:
+    """True once per anchor (the last event it counts from), when its time has come."""
+    found = timer_due(step, timer)
+    if found is None or found[1] > step.now or step.profile.fired.get(key) == found[0]:
+        return False
+    step.profile.fired[key] = found[0]
+    return True
+
+
+def next_deadline(plan: Plan, step: Step) -> int | None:
+    """The user's next deadline after this step, or None."""
+    profile = step.profile
+    now = profile.clock
+    aggs = profile.aggs
+    candidates: list[int] = []
+    for _, key, window in plan.windows:
+        state = aggs.get(key)
+        if state is not None:
+            # Window.next_change, inlined on this hot path: watched windows are pruned
+            # as of now (a bucket leaving is a deadline), so the oldest bucket decides.
+            candidates.append((state[0][0] + window.buckets) * window.bucket_ms)
+    for aggregate in plan.clock_watched:
+        state = aggs.get(aggregate.key)
+        ticks = aggregate.kind.time
+        if state is not None and ticks is not None:
+            change = ticks.next_change(state, now)
+            if change is not None:
+                candidates.append(change)
+    for alert in plan.pending_alerts:
+        assert alert.pending is not None
+        pending = aggs.get(plan.rules.aggregates[alert.pending].key)
+        candidates.extend(next_reminders(pending, alert.before_ms, now))
+    if plan.expiring_tags:
+        candidates.extend(
+            expires for record in profile.tags.values() if (expires := record.get("expires"))
+        )
+    fired = profile.fired
+    for timer, key in plan.timers_in.get(profile.stage) or plan.timers_in[None]:
+        found = timer_due(step, timer)
+        if found is not None and fired.get(key) != found[0]:
+            candidates.append(max(found[1], now))
+    return min(candidates) if candidates else None

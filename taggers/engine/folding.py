@@ -1,0 +1,137 @@
+"""Folding events into aggregate states, time into time-varying ones, and reading values.
+
+Every aggregate folds as its kind declares (``taggers.aggregates.KINDS``): a monoid kind
+adds the event's value (into a window's bucket when windowed); a kind that folds whole
+events (``pending``) does so itself. Nothing here branches on a kind's name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from taggers.events import BehaviourEvent
+from taggers.profile import Profile
+from taggers.ruleset import RuleSet
+
+if TYPE_CHECKING:
+    from taggers.engine.plan import Plan
+
+Reader = Callable[[Profile, int, BehaviourEvent | None], Any]
+
+
+def event_dict(event: BehaviourEvent) -> dict[str, Any]:
+    """The event as rules with ``on:`` read it (``event.props.amount``)."""
+    return {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "type": event.type,
+        "ts": event.ts,
+        "channel": event.channel,
+        "props": event.props,
+    }
+
+
+def reader(rules: RuleSet, name: str) -> Reader:
+    """How to read one name; built once per name, as this is on every rule's path."""
+    if name == "stage":
+        return lambda profile, _now, _event: profile.stage
+    if name == "event":
+        return lambda _profile, _now, event: None if event is None else event_dict(event)
+    if name == "lists":
+        lists = rules.lists
+        return lambda _profile, _now, _event: lists
+    if name in rules.params:
+        param = rules.params[name]
+        return lambda _profile, _now, _event: param
+    aggregate = rules.aggregates[name]
+    kind, window, limit, key = aggregate.kind, aggregate.window, aggregate.limit, aggregate.key
+    if window is not None:
+        return lambda profile, now, _event: window.value(kind, profile.aggs.get(key), now, limit)
+    result = kind.result
+    return lambda profile, now, _event: result(profile.aggs.get(key), now)
+
+
+def fold_event(
+    plan: Plan, profile: Profile, event: BehaviourEvent, now: int, skipped: Counter[str] | None
+) -> tuple[frozenset[str], bool]:
+    """Fold the event in; return the aggregates that changed and whether the next
+    deadline may have moved."""
+    changed: list[str] = []
+    moves_deadline = False
+    aggs = profile.aggs
+    watched_windows, deadline_inputs = plan.watched_windows, plan.deadline_inputs
+    for aggregate in plan.aggregates_for(event.type):
+        kind = aggregate.kind
+        if kind.fold_event is not None:
+            state, moved = kind.fold_event(aggregate, aggs.get(aggregate.key), event)
+            if not moved:
+                continue
+            moves_deadline = True  # its items are its deadlines
+        else:
+            value = None
+            if aggregate.extract is not None:
+                value = aggregate.extract(event)
+                if value is None:
+                    continue
+                if not kind.accepts(value):
+                    _skipped(skipped, aggregate.name)
+                    continue
+            old = aggs.get(aggregate.key)
+            if aggregate.window is not None:
+                oldest = old[0][0] if old else None
+                state = aggregate.window.add(kind, old, value, event.ts, now, aggregate.limit)
+                if aggregate.name in watched_windows and (not state or state[0][0] != oldest):
+                    moves_deadline = True
+            else:
+                state = kind.add(old, value, event.ts, aggregate.limit)
+                if state is old and not kind.mutates:
+                    continue
+        if state is None:
+            aggs.pop(aggregate.key, None)
+        else:
+            aggs[aggregate.key] = state
+        changed.append(aggregate.name)
+        if aggregate.name in deadline_inputs:
+            moves_deadline = True
+    return frozenset(changed), moves_deadline
+
+
+def _skipped(skipped: Counter[str] | None, name: str) -> None:
+    """Count a value the aggregate could not take (the caller reports these)."""
+    if skipped is not None:
+        skipped[name] += 1
+
+
+def fold_time(plan: Plan, profile: Profile, now: int) -> frozenset[str]:
+    """The time-varying aggregates whose value moved by ``now``; prunes their windows."""
+    changed: list[str] = []
+    aggs = profile.aggs
+    for name, key, window in plan.windows:
+        state = aggs.get(key)
+        if state is not None and state[0][0] < window.first_bucket(now):
+            kept = window.prune(state, now)
+            if kept:
+                aggs[key] = kept
+            else:
+                del aggs[key]
+            changed.append(name)
+    for aggregate in plan.clock_watched:
+        state = aggs.get(aggregate.key)
+        ticks = aggregate.kind.time
+        if state is not None and ticks is not None and ticks.moved(state, now):
+            changed.append(aggregate.name)
+    return frozenset(changed)
+
+
+def expire(plan: Plan, profile: Profile, now: int) -> None:
+    """Drop what time has closed from the states of kinds that expire (pending items)."""
+    aggs = profile.aggs
+    for aggregate in plan.expiring_states:
+        ticks = aggregate.kind.time
+        state = aggs.get(aggregate.key)
+        if state and ticks is not None and ticks.expire is not None:
+            kept = ticks.expire(state, now)
+            if kept is None:
+                del aggs[aggregate.key]

@@ -1,0 +1,68 @@
+"""One evaluation step (an event or a deadline, at one time, with one cause) and the
+values its rules read, each computed on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from taggers.engine.folding import Reader
+from taggers.events import BehaviourEvent
+from taggers.expr import CompiledExpr
+from taggers.outputs import Output, Reason
+from taggers.profile import Profile
+
+
+class Values(dict[str, Any]):
+    """Values that expressions read, computed on first use and kept for one step."""
+
+    __slots__ = ("event", "now", "profile", "readers")
+
+    def __init__(
+        self,
+        readers: dict[str, Reader],
+        profile: Profile,
+        now: int,
+        event: BehaviourEvent | None,
+    ) -> None:
+        super().__init__()
+        self.readers = readers
+        self.profile = profile
+        self.now = now
+        self.event = event
+
+    def __missing__(self, name: str) -> Any:
+        value = self.readers[name](self.profile, self.now, self.event)
+        self[name] = value
+        return value
+
+
+@dataclass(slots=True)
+class Step:
+    """One evaluation: an event or a deadline, at one time, with one cause."""
+
+    profile: Profile
+    now: int
+    cause: str
+    values: Values
+    version: str
+    outputs: list[Output] = field(default_factory=list)
+    moved: bool = False
+    renewed: bool = False  # a tag's expiry was pushed back
+    # Whether an event changed what the evaluated rules read: only then does a true
+    # condition confirm an expiring tag (its expiry moves, an expired one comes back).
+    # Time passing (deadlines) and rule changes (recompute) confirm nothing.
+    renews: bool = False
+    dues: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # by id(timer)
+
+
+def truth(expression: CompiledExpr, values: Values) -> bool:
+    """Whether a condition holds (null and errors are not true)."""
+    return expression.evaluate(values) is True
+
+
+def reason(step: Step, rule: str, decider: CompiledExpr) -> Reason:
+    """Why a rule decided: the values its expression read (not the event or the lists)."""
+    values = step.values
+    read = {n: values[n] for n in sorted(decider.reads) if n not in ("event", "lists")}
+    return Reason(rule, step.version, read, decider.source)
