@@ -17,7 +17,7 @@ from taggers.engine import Engine
 from taggers.profile import Profile
 from taggers.ruleset import load_rules
 from taggers.store import SAVED
-from tests.support.core import make_event
+from tests.support.core import make_event, tag_record
 
 pytestmark = pytest.mark.integration
 RULES = load_rules(BUNDLED_RULES)
@@ -25,7 +25,7 @@ RULES = load_rules(BUNDLED_RULES)
 
 def test_the_keys_are_as_the_module_docstring_lays_them_out(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client, prefix="shop")
-    profile = Profile("u1", stage="new", tags={"vip": {"since": 1}}, due=90)
+    profile = Profile("u1", stage="new", tags={"vip": tag_record(rule="vip")}, due=90)
     store.save([profile], partition=4, offsets={"u1": {"k3": 12}})
     assert sorted(redis_client.keys()) == [
         b"shop:due:{p4}",

@@ -14,7 +14,7 @@ from taggers.durations import DAY_MS
 from taggers.engine import Engine
 from taggers.events import BehaviourEvent, to_epoch_ms
 from taggers.outputs import Output
-from taggers.profile import Profile
+from taggers.profile import Profile, TagRecord
 
 START_MS = to_epoch_ms("2026-01-01T00:00:00Z")
 _ids = itertools.count(1)
@@ -39,6 +39,13 @@ def make_event(
             "channel": channel,
             "props": props,
         }
+    )
+
+
+def tag_record(since: int = 1, rule: str = "t", version: str = "v1") -> TagRecord:
+    """A tag record as the engine writes one, for profiles made by hand."""
+    return TagRecord(
+        since=since, expires=None, rule=rule, display=None, version=version, values={}, when=""
     )
 
 
@@ -74,4 +81,4 @@ class FailsOnRefunds(Engine):
         return outputs
 
 
-__all__ = ["START_MS", "FailsOnRefunds", "edited_rules", "make_event"]
+__all__ = ["START_MS", "FailsOnRefunds", "edited_rules", "make_event", "tag_record"]

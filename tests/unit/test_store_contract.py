@@ -31,7 +31,7 @@ from taggers.store import (
     OperationsStore,
     StoreConflictError,
 )
-from tests.support.core import FailsOnRefunds, make_event
+from tests.support.core import FailsOnRefunds, make_event, tag_record
 from tests.support.stores import StoreKind
 
 RULES = load_rules(BUNDLED_RULES)
@@ -48,7 +48,7 @@ def profile(
     events: int = 0,
 ) -> Profile:
     """A profile as the engine would leave it, made by hand (the store reads no rules)."""
-    records = {tag: {"since": 1, "rule": tag, "version": "v1"} for tag in tags}
+    records = {tag: tag_record(rule=tag) for tag in tags}
     return Profile(user, stage=stage, tags=records, due=due, events=events)
 
 
@@ -84,7 +84,7 @@ def test_copy_semantics_are_as_the_store_states(store_kind: StoreKind) -> None:
     store.save([saved])
     first, second = read(store), read(store)
     first.events = 99
-    first.tags["vip"] = {"since": 2}
+    first.tags["vip"] = tag_record(since=2, rule="vip")
     if store.hands_out_copies:
         # Changed and not saved: the store, and any other read, is as it was.
         assert second.events == 1 and data(read(store)) == data(profile("u1", events=1))

@@ -23,9 +23,10 @@ from taggers.events import BehaviourEvent
 from taggers.expr import Type
 from taggers.rulefile import AggregateSpec, RuleFile
 from taggers.ruleset import load_rules
-from taggers.testing import START_MS, make_event
+from tests.support import ROOT
+from tests.support.core import START_MS, make_event
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
+DOCS = ROOT / "docs" / "rules.md"
 
 
 def problems_of(kind: Kind, docs: str, schema: dict[str, Any]) -> list[str]:
