@@ -15,11 +15,11 @@ from typing import IO, Any
 
 import orjson
 
-from taggers.display import describe_output, format_value, format_values
+from taggers.display import OutputTally, describe_output, format_value, format_values
 from taggers.durations import DAY_MS
 from taggers.engine import Engine
 from taggers.events import event_json_schema, to_epoch_ms
-from taggers.outputs import Alert, output_to_dict
+from taggers.outputs import OUTPUT_KINDS, output_to_dict
 from taggers.replay import BadLine, Replay
 from taggers.rulediff import SAMPLE_SIZE, diff_outcomes, new_aggregates, state_name
 from taggers.rulefile import RuleFile
@@ -272,10 +272,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         lines = _input_lines(args.events)
         out = sys.stdout.buffer
-        counts: Counter[str] = Counter()
+        tally, bad_lines = OutputTally(), 0
         for item in replay.run(lines):
             if isinstance(item, BadLine):
-                counts["bad lines"] += 1
+                bad_lines += 1
                 record = {
                     "kind": "error",
                     "line": item.line,
@@ -287,14 +287,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 else:
                     sys.stderr.write(f"line {item.line}: {item.reason}: {item.message}\n")
                 continue
-            counts[item.kind] += 1
-            if isinstance(item, Alert):
-                counts[f"alert {item.name}"] += 1
+            output = output_to_dict(item)
+            tally.add(output)
             if args.json:
-                out.write(orjson.dumps(output_to_dict(item)) + b"\n")
+                out.write(orjson.dumps(output) + b"\n")
             elif not args.quiet:
-                line = describe_output(output_to_dict(item), rules.types) + "\n"
-                out.write(line.encode())
+                out.write((describe_output(output, rules.types) + "\n").encode())
     except FileNotFoundError as error:
         print(f"error: {error.filename}: no such file", file=sys.stderr)
         return 1
@@ -313,21 +311,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
             record = {"kind": "skipped", "aggregate": name, "values": count}
             out.write(orjson.dumps(record) + b"\n")
         return 0
-    _summary(counts, users, rules, replay.skipped)
+    _summary(tally, bad_lines, users, rules, replay.skipped)
     return 0
 
 
 def _summary(
-    counts: Counter[str], users: Sequence[Any], rules: RuleSet, skipped: Counter[str]
+    tally: OutputTally,
+    bad_lines: int,
+    users: Sequence[Any],
+    rules: RuleSet,
+    skipped: Counter[str],
 ) -> None:
     stages = Counter(p.stage for p in users)
     tags = Counter(t for p in users for t in p.tags)
     print(f"\n== {len(users)} users, rules version {rules.version}", file=sys.stderr)
-    for key in ("tag_change", "transition", "alert", "bad lines"):
-        print(f"   {key}: {counts[key]}", file=sys.stderr)
-    alerts = sorted((k, v) for k, v in counts.items() if k.startswith("alert "))
-    for key, value in alerts:
-        print(f"     {key[6:]}: {value}", file=sys.stderr)
+    for kind in OUTPUT_KINDS:
+        print(f"   {kind.name}: {tally.kinds[kind.name]}", file=sys.stderr)
+    print(f"   bad lines: {bad_lines}", file=sys.stderr)
+    for kind in OUTPUT_KINDS:
+        for value, count in tally.by(kind):
+            print(f"     {value}: {count}", file=sys.stderr)
     print("   stages: " + ", ".join(f"{s}={n}" for s, n in stages.most_common()), file=sys.stderr)
     print("   top tags: " + ", ".join(f"{t}={n}" for t, n in tags.most_common(12)), file=sys.stderr)
     if skipped:
