@@ -9,7 +9,7 @@ The worker's routing and metrics, the command line and the demo read these decla
 ``kind_of`` maps an output to its declaration with a ``match`` that mypy proves exhaustive,
 so a kind added to ``Output`` without one is a type error, not a run-time fall-through.
 Adding a kind: its dataclass, its member of ``Output``, its ``OutputKind`` in
-``OUTPUT_KINDS`` and ``kind_of``, its topic setting (``streams``), and its row in the
+``OUTPUT_KINDS`` and ``kind_of``, its topic setting (in Settings), and its rows in the
 docs; ``tests/test_outputs.py`` says which is missing.
 """
 
@@ -102,7 +102,7 @@ class OutputKind(Generic[OutputT]):
 
     name: str  # the JSON "kind", and the label of tagger_outputs_total{kind}
     cls: type[OutputT]
-    topic_setting: str  # the worker setting naming its topic (a field of streams' Settings)
+    topic_setting: str  # the field of the worker's Settings naming its topic
     plural: str  # how summaries name its outputs: "tag changes"
     fields: tuple[str, ...]  # its own JSON keys, in order, between the common ones
     body: Callable[[OutputT], dict[str, Any]]  # those keys' values
