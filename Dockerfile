@@ -7,7 +7,8 @@
 #
 # Two stages: the builder makes a virtualenv in /opt/venv from the pinned runtime
 # dependencies (deploy/requirements.lock) and the project's wheel; the final image is the
-# slim Python base plus that virtualenv and the rule pack, run as an unprivileged user.
+# slim Python base plus that virtualenv (the rule pack is in the wheel), run as an
+# unprivileged user.
 # The base image is pinned to an exact Python patch release; pin its digest too
 # (python:3.11.13-slim-bookworm@sha256:...) for byte-for-byte reproducible builds.
 
@@ -30,6 +31,8 @@ RUN /opt/venv/bin/pip install --no-deps -r deploy/requirements.lock
 COPY pyproject.toml README.md ./
 COPY taggers taggers
 COPY streams streams
+# The bundled rule pack: package data of the wheel (taggers.rules_pack).
+COPY rules rules
 # `pip check`: --no-deps trusts the lock to be complete; fail the build if it is not.
 # pip and setuptools are not needed to run, and only widen the image's attack surface.
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
@@ -46,20 +49,19 @@ RUN groupadd --system --gid 10001 tagger \
         --home-dir /nonexistent --shell /usr/sbin/nologin tagger
 
 COPY --from=builder /opt/venv /opt/venv
-# The installed package cannot find the repository's rules/ (settings.BUNDLED_RULES points
-# next to site-packages), so the pack lives at /app/rules and TAGGER_RULES_DIR names it.
-# Mount another rule directory over it (read-only is enough) to run other rules; the worker
-# reloads it when it changes (TAGGER_RULES_POLL_INTERVAL).
-COPY rules /app/rules
+# The worker runs the pack bundled in the wheel, unless ./rules exists in the working
+# directory or TAGGER_RULES_DIR names a directory: mount another rule directory at
+# /app/rules (read-only is enough) to run other rules; the worker reloads it when it
+# changes (TAGGER_RULES_POLL_INTERVAL).
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    TAGGER_RULES_DIR=/app/rules \
     TAGGER_WEB_PORT=6066
 
 WORKDIR /app
-# Smoke test at build time: the package imports and the bundled rules load.
+# Smoke test at build time: the package imports and the bundled rules load (from the
+# installed package: /app/rules does not exist in the image).
 RUN tagger rules check
 
 USER 10001:10001

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
 from taggers.events import decode_event
 from taggers.expr import CompiledExpr
 from taggers.replay import Replay
 from taggers.ruleset import RuleSet, load_rules
-from taggers.settings import BUNDLED_RULES
 from taggers.simulate import SimulationConfig, simulate
 
 

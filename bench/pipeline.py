@@ -41,10 +41,13 @@ from kafka import KafkaProducer
 
 from streams.kafka_auth import bootstrap
 from streams.local_stack import RedisServer, TansuBroker, start_worker
-from streams.testing import PARTITIONS, partition_of, pipeline_settings, stop_worker
+from streams.settings import Settings
 from streams.topics import ensure_topics
-from taggers.settings import Settings
 from taggers.simulate import SimulationConfig, simulate
+
+# The test scaffolding (tests/support) is not installed: import it from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.stack import PARTITIONS, partition_of, pipeline_settings, stop_worker
 
 OFFSET_FIELD = "o:{partition}"
 

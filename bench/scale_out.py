@@ -20,6 +20,7 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,12 @@ from pathlib import Path
 import redis
 
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
-from streams.testing import (
+from streams.topics import ensure_topics
+from taggers.simulate import SimulationConfig, simulate
+
+# The test scaffolding (tests/support) is not installed: import it from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.stack import (
     all_applied,
     assigned_partitions,
     pipeline_settings,
@@ -35,8 +41,6 @@ from streams.testing import (
     stop_worker,
     wait_for,
 )
-from streams.topics import ensure_topics
-from taggers.simulate import SimulationConfig, simulate
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

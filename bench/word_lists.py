@@ -19,11 +19,11 @@ from pathlib import Path
 
 import orjson
 
+from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
 from taggers.events import to_epoch_ms
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
-from taggers.settings import BUNDLED_RULES
 
 ALPHABET = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动"
 ALPHABET += "同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二"

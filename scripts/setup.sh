@@ -18,6 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}" >/dev/null
 fi
 python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q --upgrade pip 'setuptools>=68'  # the build backend, for the wheel test
 .venv/bin/pip install -q -e '.[dev]'
 echo "set up: activate with  . .venv/bin/activate"

@@ -1,27 +1,27 @@
 """The engine wired to Kafka (Faust) and Redis, and a local stack to run it on.
 
-Modules: ``app`` (the Faust worker; imported by ``tagger run``), ``pipeline`` (what a
-worker does with a batch, apart from Kafka), ``topics``, ``kafka_auth`` (TLS and SASL
-for every Kafka client), ``transport`` (Faust's aiokafka
-transport with our fetch wait and batch delivery), ``live_rules`` (rule reload and the
-recompute after), ``redis_retry`` (Redis calls that wait out an outage), ``metrics``
-(Prometheus), ``local_stack`` (tansu and redis-server on free ports), ``demo`` (``tagger
-demo``) and ``testing`` (helpers for the integration tests). The names below do not import Faust.
+Modules: ``app`` (the Faust worker; imported by ``tagger run``), ``cli`` (the ``tagger``
+command), ``settings`` (the one settings object, from ``TAGGER_*``), ``redis_store`` and
+``rules_board`` (profiles and the rules' status in Redis), ``topics``, ``kafka_auth`` (TLS
+and SASL for every Kafka client), ``transport`` (Faust's aiokafka transport with our fetch
+wait and batch delivery), ``live_rules`` (rule reload and the recompute after),
+``redis_retry`` (Redis calls that wait out an outage), ``metrics`` (Prometheus),
+``local_stack`` (tansu and redis-server on free ports), ``demo`` (``tagger demo``). The
+names below do not import Faust.
 """
 
 from streams.local_stack import RedisServer, TansuBroker, start_worker, stop_process
-from streams.pipeline import DeadLetter, Pipeline, Prepared, Record
+from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import TopicLayoutError, ensure_topics, topic_names
 
 __all__ = [
-    "DeadLetter",
-    "Pipeline",
-    "Prepared",
-    "Record",
     "RedisServer",
+    "Settings",
+    "SettingsError",
     "TansuBroker",
     "TopicLayoutError",
     "ensure_topics",
+    "load_settings",
     "start_worker",
     "stop_process",
     "topic_names",

@@ -24,17 +24,17 @@ from mode import CrashingSupervisor
 from streams import metrics, topics
 from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
-from streams.pipeline import Pipeline, Prepared, Record
 from streams.progress import Progress, sent_at
 from streams.redis_retry import REDIS_DOWN, redis_call
+from streams.redis_store import RedisStore, StoreConflictError, client_for
+from streams.rules_board import RulesBoard
+from streams.settings import Settings
 from streams.transport import Fetch, FetchHandler, Transport
 from streams.web import DataAccess, Web
 from taggers.engine import Engine
 from taggers.outputs import output_to_dict
-from taggers.redis_store import RedisStore, StoreConflictError, client_for
-from taggers.rules_board import RulesBoard
+from taggers.pipeline import Pipeline, Prepared, Record
 from taggers.ruleset import RuleSet
-from taggers.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_CONFLICT_RETRIES = 5

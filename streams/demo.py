@@ -34,10 +34,11 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
+from streams.settings import Settings
 from streams.topics import ensure_topics, output_topics
+from taggers.bundled import BUNDLED_RULES
 from taggers.display import OutputTally, describe_output
 from taggers.ruleset import RuleSet
-from taggers.settings import BUNDLED_RULES, Settings
 from taggers.simulate import SimulationConfig, simulate
 
 SUMMARY_EVERY_SECONDS: Final = 5.0

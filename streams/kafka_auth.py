@@ -11,7 +11,7 @@ import errno
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from taggers.settings import Settings, revealed
+from streams.settings import Settings, revealed
 
 if TYPE_CHECKING:
     import faust

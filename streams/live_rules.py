@@ -39,15 +39,15 @@ from pathlib import Path
 import orjson
 
 from streams import metrics
-from streams.logs import withheld
-from streams.pipeline import Pipeline, Prepared
 from streams.redis_retry import redis_call
+from streams.redis_store import RedisStore, StoreConflictError
+from streams.rules_board import Recompute, Rejection, RulesBoard, WorkerRules
 from taggers.engine import Engine
 from taggers.outputs import Output
+from taggers.pipeline import Pipeline, Prepared
 from taggers.profile import Profile
-from taggers.redis_store import RedisStore, StoreConflictError
+from taggers.redaction import withheld
 from taggers.rulediff import new_aggregates
-from taggers.rules_board import Recompute, Rejection, RulesBoard, WorkerRules
 from taggers.ruleset import RuleSet, load_rules, rules_version
 from taggers.yaml_source import RuleSetError
 

@@ -25,7 +25,7 @@ from typing import Final, Self
 
 import redis
 
-from taggers.settings import Settings
+from streams.settings import Settings
 
 STARTUP_SECONDS: Final = 15.0
 
@@ -81,7 +81,7 @@ def start_worker(
     scratch = {"TMPDIR": str(folder.absolute())}
     with (folder / "worker.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "taggers.cli", "run", "--loglevel", loglevel],
+            [sys.executable, "-m", "streams.cli", "run", "--loglevel", loglevel],
             env=os.environ | environment | scratch,
             stdout=log,
             stderr=subprocess.STDOUT,

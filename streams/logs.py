@@ -10,7 +10,8 @@ stdlib loggers those libraries already use).
 
 What goes in: ids, counts, versions, offsets, error classes. Never an event's content or
 a user's free text: an exception raised while applying an event may quote its data, so
-those are logged with :func:`withheld` (where it was raised, and its class, not its text).
+those are logged with :func:`taggers.redaction.withheld` (where it was raised, and its
+class, not its text).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import logging
 import re
 import traceback
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Final, Literal
 
 import orjson
@@ -34,19 +34,6 @@ _STANDARD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__d
 }
 _PLAIN: Final = re.compile(r"[\w.:/@+-]+")
 BASE_KEYS: Final = ("time", "pid", "level", "logger", "message", "error")
-
-
-class WithheldError(Exception):
-    """Stands in for an exception whose text is not logged."""
-
-
-def withheld(
-    error: BaseException,
-) -> tuple[type[BaseException], BaseException, TracebackType | None]:
-    """``exc_info`` for an exception whose text may quote event data: its traceback and
-    class, with the text left out."""
-    stand_in = WithheldError(f"{type(error).__module__}.{type(error).__qualname__} (text withheld)")
-    return WithheldError, stand_in, error.__traceback__
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:

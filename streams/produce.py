@@ -10,7 +10,7 @@ import orjson
 from kafka import KafkaProducer
 
 from streams.kafka_auth import client_options
-from taggers.settings import Settings
+from streams.settings import Settings
 
 
 def user_key(value: bytes) -> bytes | None:

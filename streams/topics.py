@@ -8,8 +8,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.kafka_auth import client_options
+from streams.settings import Settings
 from taggers.outputs import OUTPUT_KINDS
-from taggers.settings import Settings
 
 log = logging.getLogger(__name__)
 

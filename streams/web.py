@@ -21,7 +21,7 @@ from typing import Any
 
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from taggers.settings import Settings, revealed
+from streams.settings import Settings, revealed
 
 
 class Web(AiohttpWeb):

@@ -1,17 +1,19 @@
 """The tagging engine as pure logic: events in, tag changes, transitions and alerts out.
 
-No I/O here: the engine is a function of (profile, event, now) giving (profile', outputs);
-``streams`` wires it to Kafka and Redis. The names below are the public surface; test
-helpers live in ``taggers.testing``.
+No I/O here, and a test holds it to that (tests/lint/test_import_contract.py): no Kafka,
+Redis, HTTP, Prometheus or environment variables. The engine is a function of (profile,
+event, now) giving (profile', outputs); ``pipeline`` is what a worker does with a batch of
+one partition; ``streams`` wires them to Kafka and Redis. The names below are the public
+surface.
 """
 
 from taggers.engine import Engine
 from taggers.events import BehaviourEvent, EventError, decode_event, event_json_schema
 from taggers.outputs import Alert, Output, Reason, TagChange, Transition, output_to_dict
+from taggers.pipeline import DeadLetter, Pipeline, Prepared, Record
 from taggers.profile import Profile
 from taggers.replay import BadLine, Replay, sweep
 from taggers.ruleset import RuleSet, load_rules
-from taggers.settings import Settings
 from taggers.simulate import SimulationConfig, simulate
 from taggers.store import MemoryStore, ProfileStore
 from taggers.yaml_source import Problem, RuleSetError
@@ -20,18 +22,21 @@ __all__ = [
     "Alert",
     "BadLine",
     "BehaviourEvent",
+    "DeadLetter",
     "Engine",
     "EventError",
     "MemoryStore",
     "Output",
+    "Pipeline",
+    "Prepared",
     "Problem",
     "Profile",
     "ProfileStore",
     "Reason",
+    "Record",
     "Replay",
     "RuleSet",
     "RuleSetError",
-    "Settings",
     "SimulationConfig",
     "TagChange",
     "Transition",

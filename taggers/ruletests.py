@@ -106,9 +106,16 @@ def _compare(label: str, expected: Any, actual: Any) -> list[str]:
 
 
 def _check(expect: Expect, engine: Engine, profile: Any, outputs: list[Output]) -> list[str]:
+    return [
+        *_check_tags(expect, profile),
+        *_check_outputs(expect, outputs),
+        *_check_values(expect, engine.aggregate_values(profile)),
+    ]
+
+
+def _check_tags(expect: Expect, profile: Any) -> list[str]:
     failures: list[str] = []
     tags = sorted(profile.tags)
-    alerts = [o.name for o in outputs if isinstance(o, Alert)]
     if expect.stage is not None:
         failures += _compare("stage", expect.stage, profile.stage)
     if expect.tags is not None:
@@ -119,6 +126,12 @@ def _check(expect: Expect, engine: Engine, profile: Any, outputs: list[Output]) 
     extra = [t for t in expect.lacks_tags if t in profile.tags]
     if extra:
         failures.append(f"unexpected tags {extra}; the user has {tags}")
+    return failures
+
+
+def _check_outputs(expect: Expect, outputs: list[Output]) -> list[str]:
+    failures: list[str] = []
+    alerts = [o.name for o in outputs if isinstance(o, Alert)]
     if expect.alerts is not None:
         failures += _compare("alerts", expect.alerts, alerts)
     missing = [a for a in expect.has_alerts if a not in alerts]
@@ -134,7 +147,11 @@ def _check(expect: Expect, engine: Engine, profile: Any, outputs: list[Output]) 
             if isinstance(o, Transition) and o.from_stage is not None
         ]
         failures += _compare("transitions", expect.transitions, moves)
-    values = engine.aggregate_values(profile)
+    return failures
+
+
+def _check_values(expect: Expect, values: dict[str, Any]) -> list[str]:
+    failures: list[str] = []
     for name, expected in expect.values.items():
         if name not in values:
             failures.append(f"values: no aggregate named {name!r}")

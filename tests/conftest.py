@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
 from streams.local_stack import RedisServer
-from streams.testing import LocalRedisCluster
+from tests.support.stack import LocalRedisCluster
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,14 @@ def cluster_client(redis_cluster: LocalRedisCluster) -> Iterator[RedisCluster]:
     client.flushall(target_nodes=RedisCluster.PRIMARIES)
     yield client
     client.close()
+
+
+_INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration needs real servers: mark it so (``-m "not
+    integration"`` is the suite without them)."""
+    for item in items:
+        if item.path.is_relative_to(_INTEGRATION):
+            item.add_marker(pytest.mark.integration)

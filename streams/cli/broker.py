@@ -1,0 +1,139 @@
+"""``tagger run``, ``tagger produce`` and ``tagger demo``: the commands that use a broker.
+
+Their imports (Faust, kafka-python, the worker) are heavy, so each command imports what
+it needs when it runs, and the other commands start without them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streams.cli.common import RULES_HELP, input_lines, load_or_report, positive, rules_dir
+from streams.settings import load_settings, unknown_variables
+
+if TYPE_CHECKING:
+    from streams.cli.common import Commands
+
+
+def register(commands: Commands) -> None:
+    """Add ``tagger run``, ``tagger produce`` and ``tagger demo``."""
+    run = commands.add_parser("run", help="run the streaming worker (Kafka in, Redis, Kafka out)")
+    run.add_argument("--rules", help=RULES_HELP)
+    run.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
+
+    send = commands.add_parser(
+        "produce", help="send events (JSON lines) to the events topic, keyed by user id"
+    )
+    send.add_argument("events", help="a JSON-lines file, or - for standard input")
+    send.add_argument(
+        "--rate", type=positive, help="events per second at most (default: as fast as it can)"
+    )
+    send.set_defaults(func=cmd_produce)
+
+    demo = commands.add_parser(
+        "demo", help="run everything locally (broker, Redis, worker, simulator) and watch"
+    )
+    demo.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    demo.add_argument("--rate", type=positive, default=300, help="events per second")
+    demo.add_argument("--users", type=positive, default=2000)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--rules", help=RULES_HELP)
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the streaming worker against the configured broker and Redis."""
+    import redis  # noqa: PLC0415
+    from faust.worker import Worker  # noqa: PLC0415  (the worker's imports are heavy)
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    from streams.app import create_app  # noqa: PLC0415
+    from streams.logs import logging_config  # noqa: PLC0415
+    from streams.redis_store import redacted  # noqa: PLC0415
+    from streams.topics import TopicLayoutError, ensure_topics  # noqa: PLC0415
+
+    settings = load_settings()
+    for name in unknown_variables():
+        print(f"tagger run: ignoring {name}: no such setting", file=sys.stderr)
+    directory = Path(args.rules) if args.rules else settings.resolved_rules_dir()
+    rules = load_or_report(directory, sys.stderr)
+    if rules is None:
+        return 1
+    try:
+        ensure_topics(settings)
+        app = create_app(settings, rules, directory)
+    except TopicLayoutError as error:
+        print(f"tagger run: {error}", file=sys.stderr)
+        return 1
+    except KafkaError as error:
+        print(
+            f"tagger run: cannot use the broker ({redacted(settings.broker_url)}): {error}",
+            file=sys.stderr,
+        )
+        return 1
+    except redis.RedisError as error:
+        # The URL may hold a password: name the variable, not its value.
+        print(f"tagger run: cannot use Redis (TAGGER_REDIS_URL): {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a TLS file (CA, certificate, key) that cannot be read
+        print(f"tagger run: {error.strerror}: {error.filename}", file=sys.stderr)
+        return 1
+    # Our formatter, in place of mode's (which drops the fields a call passes in extra=).
+    log_config = logging_config(settings.log_format, args.loglevel)
+    worker = Worker(app, loglevel=args.loglevel.upper(), quiet=True, logging_config=log_config)
+    # At WARNING and above Faust's progress spinner sets the root logger to DEBUG so that
+    # every debug record turns it: a LogRecord per message sent (measured: a third of
+    # the cost of sending an output).
+    worker.spinner = None
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Send an event file to the events topic, keyed by user id."""
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    from streams.produce import produce_lines  # noqa: PLC0415
+    from streams.redis_store import redacted  # noqa: PLC0415
+
+    settings = load_settings()
+    try:
+        sent = produce_lines(settings, input_lines(args.events), rate=args.rate)
+    except FileNotFoundError as error:
+        print(f"error: {error.filename}: no such file", file=sys.stderr)
+        return 1
+    except KafkaError as error:
+        print(
+            f"tagger produce: cannot use the broker ({redacted(settings.broker_url)}): {error}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"sent {sent} events to {settings.events_topic}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the product locally: broker, Redis, worker and simulator, all started here."""
+    from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
+    from streams.local_stack import ServerError  # noqa: PLC0415
+
+    # Absolute before anything starts: the worker runs in a folder of its own.
+    directory = rules_dir(args.rules).absolute()
+    rules = load_or_report(directory, sys.stderr)
+    if rules is None:
+        return 1
+    options = DemoOptions(
+        rules_dir=directory,
+        duration=args.duration,
+        rate=args.rate,
+        users=args.users,
+        seed=args.seed,
+    )
+    try:
+        return run_demo(options, rules)
+    except ServerError as error:  # a server of the local stack could not start
+        print(f"tagger demo: {error}", file=sys.stderr)
+        return 1

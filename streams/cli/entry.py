@@ -1,0 +1,37 @@
+"""The ``tagger`` parser, made of each command module's subparsers, and its entry point."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from streams.cli import broker, lookup, replay, rules
+from streams.settings import SettingsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tagger``."""
+    parser = argparse.ArgumentParser(prog="tagger", description="Real-time user tagging engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    # In the order ``tagger --help`` lists them.
+    for module in (rules, replay, broker, lookup):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tagger`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SettingsError as error:
+        print(f"tagger {args.command}: bad settings: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error. Point stdout at devnull so
+        # that Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code

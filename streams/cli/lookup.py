@@ -1,0 +1,77 @@
+"""``tagger profile`` and ``tagger schema``: one user's stored profile, and the JSON
+Schemas of events and rule files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+import orjson
+
+from streams.cli.common import RULES_HELP, load_or_report, rules_dir
+from streams.settings import load_settings
+from taggers.display import format_value, format_values
+from taggers.engine import Engine
+from taggers.events import event_json_schema
+from taggers.rulefile import RuleFile
+
+if TYPE_CHECKING:
+    from streams.cli.common import Commands
+
+
+def register(commands: Commands) -> None:
+    """Add ``tagger profile`` and ``tagger schema``."""
+    profile = commands.add_parser("profile", help="print a user's profile from Redis")
+    profile.add_argument("user_id")
+    profile.add_argument("--rules", help=RULES_HELP)
+    profile.add_argument("--json", action="store_true", help="print JSON")
+    profile.set_defaults(func=cmd_profile)
+
+    schema = commands.add_parser("schema", help="print a JSON Schema")
+    schema.add_argument("what", choices=["events", "rules"])
+    schema.set_defaults(func=cmd_schema)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Print one user's profile from Redis: stage, tags with reasons, aggregates."""
+    from streams.redis_store import RedisStore, client_for, redacted  # noqa: PLC0415
+
+    settings = load_settings()
+    rules = load_or_report(rules_dir(args.rules), sys.stderr)
+    if rules is None:
+        return 1
+    import redis  # noqa: PLC0415
+
+    where = redacted(settings.redis_url)
+    try:
+        store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
+        profile = store.load([args.user_id]).get(args.user_id)
+    except redis.RedisError as error:  # its text names host and port, never the password
+        print(f"error: cannot read from Redis at {where}: {error}", file=sys.stderr)
+        return 1
+    if profile is None:
+        print(f"no profile for user {args.user_id!r} in {where}", file=sys.stderr)
+        return 1
+    view = Engine(rules).describe(profile)
+    if args.json:
+        print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    stage = f"{view['stage']} ({view['stage_display']})" if view["stage_display"] else view["stage"]
+    print(f"user {view['user_id']}: stage {stage} since {view['stage_since']}")
+    print(f"tags ({len(view['tags'])}):")
+    for name, tag in view["tags"].items():
+        values = format_values(tag["values"], rules.types)
+        label = f" ({tag['display']})" if tag["display"] else ""
+        print(f"  {name}{label} since {tag['since']}  because {values or tag['when']}")
+    print("aggregates:")
+    for name, value in view["aggregates"].items():
+        print(f"  {name} = {format_value(value, rules.types.get(name))}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print a JSON Schema."""
+    schema = event_json_schema() if args.what == "events" else RuleFile.model_json_schema()
+    print(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
+    return 0

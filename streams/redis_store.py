@@ -1,0 +1,448 @@
+"""Profiles in Redis: the store the streaming worker uses (same interface as MemoryStore).
+
+Layout (``P`` is the key prefix, ``tagger`` by default):
+
+- ``P:u:{USER}``: a hash per user: ``p`` the profile (JSON), ``v`` a version that every
+  write bumps (a compare-and-set token), ``o:SOURCE`` the last applied offset of each
+  source (``0``, ``1``...: partitions of the input topic; ``k0``, ``k1``...: re-keyed
+  copies, by the input partition they came from, at its offsets; ``r0``...: records
+  produced by hand on the re-keyed topic, at its offsets), ``d`` the partition whose
+  deadline set holds the user.
+- ``P:tag:{TAG}``: a tag's audience, a sorted set of user ids (score 0: ordered by id, so
+  pages are stable); ``P:tags`` the set of tag names that ever had an audience.
+- ``P:stage:{STAGE}``: the users in a lifecycle stage, likewise.
+- ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
+
+A user's write is one Redis Function call on that user's hash, so it is atomic. Every
+command names one key, and a user's keys share one hash slot, so the store runs unchanged
+on Redis Cluster. The function refuses a write whose offset is not past the stored one (a
+redelivery) or whose version moved since the profile was read (another writer, such as a
+zombie worker after a rebalance). A batch of users is one pipeline: one round trip (two on
+a cluster, below).
+
+Audience, stage and deadline updates go before the profile writes, so a profile is never
+newer than its indexes: on one Redis server the pipeline runs in order; a cluster client
+sends each node its share in parallel, so there they go in a first round trip. All are
+idempotent, and a repeated deadline is harmless (the engine finds nothing due and moves on).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+from urllib.parse import unquote_plus
+
+import orjson
+import redis
+from redis.cluster import RedisCluster
+
+from streams.settings import Settings, revealed
+from taggers.profile import Profile, StoredAs
+
+FUNCTION_LIBRARY: Final = """#!lua name=tagger
+local function offset_is_newer(stored, offset)
+  if not stored then return true end
+  if #offset ~= #stored then return #offset > #stored end
+  return offset > stored
+end
+
+-- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, deadline partition,
+-- then pairs of source and offset (none: a write with no offset, such as a timer sweep).
+local function save_profile_at(keys, args)
+  local key = keys[1]
+  local version = redis.call('HGET', key, 'v') or '0'
+  if version ~= args[2] then return -1 end
+  for i = 4, #args, 2 do
+    if not offset_is_newer(redis.call('HGET', key, 'o:' .. args[i]), args[i + 1]) then
+      return 0
+    end
+  end
+  for i = 4, #args, 2 do
+    redis.call('HSET', key, 'o:' .. args[i], args[i + 1])
+  end
+  redis.call('HSET', key, 'p', args[1], 'd', args[3])
+  return redis.call('HINCRBY', key, 'v', 1)
+end
+
+-- The previous release's call (ARGV: profile JSON, expected version, source or '',
+-- offset, deadline partition), kept for its workers during a rolling upgrade.
+local function save_profile(keys, args)
+  local at = {args[1], args[2], args[5]}
+  if args[3] ~= '' then
+    at[4], at[5] = args[3], args[4]
+  end
+  return save_profile_at(keys, at)
+end
+
+redis.register_function('tagger_save_profile_at', save_profile_at)
+redis.register_function('tagger_save_profile', save_profile)
+"""
+SAVED: Final = "saved"
+REDELIVERED: Final = "redelivered"
+CONFLICT: Final = "conflict"
+MAX_AUDIENCE_GAUGES: Final = 1000  # tags reported by population(); families can grow
+
+Client: TypeAlias = "redis.Redis | RedisCluster"
+
+
+class StoreConflictError(Exception):
+    """Profiles changed in Redis since they were read: another writer got there first."""
+
+    def __init__(self, user_ids: list[str]) -> None:
+        super().__init__(f"{len(user_ids)} profile(s) changed since read, e.g. {user_ids[0]!r}")
+        self.user_ids = user_ids
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str = "tagger"
+
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}:u:{{{user_id}}}"
+
+    def audience(self, tag: str) -> str:
+        return f"{self.prefix}:tag:{{{tag}}}"
+
+    def tag_names(self) -> str:
+        return f"{self.prefix}:tags"
+
+    def stage(self, stage: str) -> str:
+        return f"{self.prefix}:stage:{{{stage}}}"
+
+    def deadlines(self, partition: int) -> str:
+        return f"{self.prefix}:due:{{p{partition}}}"
+
+
+class RedisStore:
+    """A ProfileStore on Redis (see the module docstring for the layout and guarantees).
+
+    ``save`` writes only profiles read through this store (or new users), comparing the
+    version it read (carried in ``Profile.stored``, so the store keeps nothing per user);
+    ``offsets`` (user -> offset of a source) make a redelivered write a no-op.
+    """
+
+    def __init__(self, client: Client, *, prefix: str = "tagger") -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+        self.load_functions()
+
+    def load_functions(self) -> None:
+        """(Re)load the Redis Function library; Redis may have restarted without it."""
+        self.client.function_load(FUNCTION_LIBRARY, replace=True)
+
+    def ping(self) -> None:
+        """Raise unless Redis answers: on a cluster, every primary (each holds slots)."""
+        if isinstance(self.client, RedisCluster):
+            self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            self.client.ping()
+
+    def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """See ProfileStore.load: one round trip for all of them."""
+        return self._load(user_ids, None)[0]
+
+    def load_applied(
+        self, sources: Mapping[str, Collection[str]]
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
+        """See ProfileStore.load_applied: one round trip for all of them."""
+        return self._load(list(sources), sources)
+
+    def _load(
+        self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
+        pipe = self.client.pipeline(transaction=False)
+        wanted = {user: list(sources.get(user, ())) if sources else [] for user in user_ids}
+        for user in user_ids:
+            fields = [f"o:{source}" for source in wanted[user]]
+            pipe.hmget(self.keys.user(user), "p", "v", "d", *fields)
+        found: dict[str, Profile] = {}
+        applied: dict[str, dict[str, int]] = {}
+        for user, reply in zip(user_ids, pipe.execute(), strict=True):
+            data, version, partition, *offsets = reply
+            have = {s: int(o) for s, o in zip(wanted[user], offsets, strict=True) if o is not None}
+            if have:
+                applied[user] = have
+            if data is None:
+                continue  # a new user: written with version 0 and no tags before
+            profile = Profile.from_dict(orjson.loads(data))
+            profile.stored = StoredAs(
+                (version or b"0").decode(),
+                frozenset(profile.tags),
+                int(partition or 0),
+                profile.stage,
+            )
+            found[user] = profile
+        return found, applied
+
+    def offsets(self, user_id: str) -> dict[str, int]:
+        """The last applied offset of each source for a user (one round trip)."""
+        fields = self.client.hgetall(self.keys.user(user_id))
+        return {
+            _text(name)[2:]: int(value)
+            for name, value in fields.items()
+            if _text(name).startswith("o:")
+        }
+
+    def save(
+        self,
+        profiles: Iterable[Profile],
+        *,
+        partition: int = 0,
+        offsets: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> dict[str, str]:
+        """Write profiles, their audiences and deadlines in one round trip.
+
+        ``offsets`` maps a user to, per source, the offset of the last event of it
+        applied to them; users left out are written with no offset (timer sweeps).
+        Returns what happened per user (``saved`` or ``redelivered``); raises
+        StoreConflictError if any profile changed since it was read.
+        """
+        batch = list(profiles)
+        if not batch:
+            return {}
+        try:
+            replies = self._write(batch, partition, offsets)
+        except redis.ResponseError as error:
+            if "Function not found" not in str(error):
+                raise
+            # Redis restarted and lost its functions: load them and send the batch again
+            # (every write in it is idempotent, and the refused profile writes did nothing).
+            self.load_functions()
+            replies = self._write(batch, partition, offsets)
+        results: dict[str, str] = {}
+        conflicts: list[str] = []
+        for profile, reply in zip(batch, replies, strict=True):
+            user = profile.user_id
+            if reply == -1:
+                conflicts.append(user)
+                continue
+            results[user] = REDELIVERED if reply == 0 else SAVED
+            if reply != 0:
+                profile.stored = StoredAs(
+                    str(reply), frozenset(profile.tags), partition, profile.stage
+                )
+        if conflicts:
+            refused = set(conflicts)
+            self._repair([p for p in batch if p.user_id in refused])
+            raise StoreConflictError(conflicts)
+        return results
+
+    def _repair(self, refused: list[Profile]) -> None:
+        """Undo what a refused write's side effects did to audiences and deadlines: they
+        went in the same pipeline, before the refusal, and a stale profile's tags and
+        deadline are not the stored ones. Each user's touched entries are set again from
+        the stored profile."""
+        stored = self._load([p.user_id for p in refused], None)[0]
+        pipe = self.client.pipeline(transaction=False)
+        for profile in refused:
+            user = profile.user_id
+            current = stored.get(user)
+            before = frozenset() if profile.stored is None else profile.stored.tags
+            have = frozenset() if current is None else frozenset(current.tags)
+            for tag in (before | frozenset(profile.tags)) - have:
+                pipe.zrem(self.keys.audience(tag), user)
+            for tag in have:
+                pipe.zadd(self.keys.audience(tag), {user: 0})
+            stage = None if current is None else current.stage
+            before_stage = None if profile.stored is None else profile.stored.stage
+            for gone in {before_stage, profile.stage} - {None, stage}:
+                pipe.zrem(self.keys.stage(str(gone)), user)
+            if stage is not None:
+                pipe.zadd(self.keys.stage(stage), {user: 0})
+            if current is not None and current.due is not None and current.stored is not None:
+                pipe.zadd(self.keys.deadlines(current.stored.partition), {user: current.due})
+        pipe.execute()
+
+    def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
+        user = profile.user_id
+        tags = frozenset(profile.tags)
+        before = frozenset() if profile.stored is None else profile.stored.tags
+        for tag in tags - before:
+            pipe.zadd(self.keys.audience(tag), {user: 0})
+            pipe.sadd(self.keys.tag_names(), tag)
+        for tag in before - tags:
+            pipe.zrem(self.keys.audience(tag), user)
+        before_stage = None if profile.stored is None else profile.stored.stage
+        if before_stage is not None and before_stage != profile.stage:
+            pipe.zrem(self.keys.stage(before_stage), user)
+        if profile.stage is not None:  # always, as deadlines below
+            pipe.zadd(self.keys.stage(profile.stage), {user: 0})
+        # Always written, not only when changed: an index entry left stale by a crash is
+        # then corrected by the next write, and a sweep can never see the same user forever.
+        if profile.due is None:
+            pipe.zrem(self.keys.deadlines(partition), user)
+        else:
+            pipe.zadd(self.keys.deadlines(partition), {user: profile.due})
+
+    def _write(
+        self,
+        batch: list[Profile],
+        partition: int,
+        offsets: Mapping[str, Mapping[str, int]] | None,
+    ) -> list[Any]:
+        """Send a batch in one pipeline; the replies of the profile writes, in order."""
+        pipe = self.client.pipeline(transaction=False)
+        for profile in batch:
+            self._queue_side_effects(pipe, profile, partition)
+        if isinstance(self.client, RedisCluster):
+            pipe.execute()  # before the profiles, which may live on other nodes
+        for profile in batch:
+            user = profile.user_id
+            positions = {} if offsets is None else offsets.get(user) or {}
+            pipe.fcall(
+                "tagger_save_profile_at",
+                1,
+                self.keys.user(user),
+                orjson.dumps(profile.to_dict()),
+                "0" if profile.stored is None else profile.stored.version,
+                str(partition),
+                *(part for source, at in positions.items() for part in (source, str(at))),
+            )
+        replies: list[Any] = pipe.execute()
+        return replies[-len(batch) :]
+
+    def population(self, stages: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Users per stage and per tag (audience sizes): set sizes, not a scan. Tags are
+        those that ever had an audience, at most MAX_AUDIENCE_GAUGES of them by name."""
+        names = sorted(_text(t) for t in self.client.smembers(self.keys.tag_names()))
+        tags = names[:MAX_AUDIENCE_GAUGES]
+        pipe = self.client.pipeline(transaction=False)
+        for stage in stages:
+            pipe.zcard(self.keys.stage(stage))
+        for tag in tags:
+            pipe.zcard(self.keys.audience(tag))
+        sizes = [int(size) for size in pipe.execute()]
+        by_stage = dict(zip(stages, sizes[: len(stages)], strict=True))
+        return by_stage, dict(zip(tags, sizes[len(stages) :], strict=True))
+
+    def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
+        """See ProfileStore.due, for one partition's deadlines; at most ``limit`` users."""
+        found = self.client.zrangebyscore(
+            self.keys.deadlines(partition), "-inf", until, start=0, num=limit
+        )
+        return [_text(user) for user in found]
+
+    def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
+        """See ProfileStore.drop_deadlines."""
+        if user_ids:
+            self.client.zrem(self.keys.deadlines(partition), *user_ids)
+
+    def tag_members(self, tag: str, *, after: str = "", limit: int | None = None) -> list[str]:
+        """The users holding a tag, by id; pages start after the user id ``after``."""
+        start = f"({after}" if after else "-"
+        found = self.client.zrange(
+            self.keys.audience(tag),
+            start,
+            "+",
+            bylex=True,
+            offset=0 if limit is not None else None,
+            num=limit,
+        )
+        return [_text(user) for user in found]
+
+    def users_page(self, cursor: str, count: int) -> tuple[str, list[str]]:
+        """One SCAN step over the stored users: the next cursor ("0": done) and about
+        ``count`` user ids. A user stored for the whole scan is returned at least once.
+
+        On a cluster the nodes are scanned one after the other: the cursor is
+        ``NODE:CURSOR``, NODE an index into the primaries sorted by name."""
+        prefix = self.keys.user("")[:-2]
+        match = f"{prefix}{{*}}"
+        if not isinstance(self.client, RedisCluster):
+            at, keys = self.client.scan(int(cursor), match=match, count=count)
+            return str(at), [_text(key)[len(prefix) + 1 : -1] for key in keys]
+        cluster: Any = self.client  # redis-py's cluster methods are not typed
+        nodes = sorted(cluster.get_primaries(), key=lambda node: str(node.name))
+        index, _, at_text = cursor.partition(":")
+        node = int(index) if at_text else 0
+        cursors, keys = cluster.scan(
+            int(at_text or 0), match=match, count=count, target_nodes=nodes[node]
+        )
+        at = next(iter(cursors.values()))
+        if int(at) != 0:
+            following = f"{node}:{at}"
+        else:
+            following = f"{node + 1}:0" if node + 1 < len(nodes) else "0"
+        return following, [_text(key)[len(prefix) + 1 : -1] for key in keys]
+
+    def users(self) -> Iterator[str]:
+        """Every stored user id (a SCAN: for tools, not the hot path)."""
+        prefix = self.keys.user("")[:-2]
+        for key in self.client.scan_iter(match=f"{prefix}{{*}}", count=1000):
+            yield key.decode()[len(prefix) + 1 : -1]
+
+
+def _text(value: object) -> str:
+    """A reply as text (the client returns bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def connect(
+    url: str,
+    timeout: float = 10.0,
+    *,
+    cluster: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: str | None = None,
+) -> Client:
+    """A Redis client for the store: hiredis replies, health checks, and a socket timeout
+    so that a Redis that hangs (rather than refuses) is noticed and retried.
+
+    ``cluster``: the URL names one node of a Redis Cluster, which tells the rest.
+    ``username``/``password`` (AUTH; else those in the URL); ``ca_file`` checks a
+    ``rediss://`` server's certificate against that CA bundle.
+    """
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": 5}
+    if username is not None:
+        options["username"] = username
+    if password is not None:
+        options["password"] = password
+    if ca_file is not None:
+        options["ssl_ca_certs"] = ca_file
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    client: redis.Redis = redis.Redis.from_url(url, health_check_interval=30, **options)
+    return client
+
+
+def client_for(settings: Settings, timeout: float = 10.0) -> Client:
+    """The Redis client the settings describe (URL, cluster, AUTH, TLS CA)."""
+    return connect(
+        settings.redis_url,
+        timeout,
+        cluster=settings.redis_cluster,
+        username=settings.redis_username,
+        password=revealed(settings.redis_password),
+        ca_file=None if settings.redis_ca_file is None else str(settings.redis_ca_file),
+    )
+
+
+def redacted(url: str) -> str:
+    """A URL fit for logs and messages: the password of its user part and the value of
+    every query parameter that may hold a secret (``?password=``, ``token``, ``key``...)
+    replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    location, mark, query = rest.partition("?")
+    credentials, at, host = location.rpartition("@")
+    if at and ":" in credentials:
+        location = f"{credentials.split(':', 1)[0]}:***@{host}"
+    if mark:
+        query = "&".join(_redacted_parameter(part) for part in query.split("&"))
+    return f"{scheme}://{location}{mark}{query}"
+
+
+_SECRET_PARAMETER: Final = re.compile(r"pass|pwd|secret|token|key|auth|cred", re.IGNORECASE)
+
+
+def _redacted_parameter(part: str) -> str:
+    name, equals, value = part.partition("=")
+    if equals and value and _SECRET_PARAMETER.search(unquote_plus(name)):
+        return f"{name}=***"
+    return part

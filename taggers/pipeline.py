@@ -1,0 +1,351 @@
+"""What the worker does with a batch of one partition, apart from Kafka itself.
+
+Decode, skip what Redis already has, run the engine, and save. Outputs are sent by the
+caller between ``prepare`` and ``save``, so an output is always on its topic before the
+state that produced it is in Redis: after a crash the batch is redone and yields the same
+outputs with the same ids (at least once; subscribers drop duplicates by id).
+
+What Redis already has is told by position: each user keeps, per source, the offset of
+the last event applied from it. An event of the input topic keyed by its user is guarded
+by its own position (source ``P``, its partition). An event keyed otherwise is re-sent to
+the re-keyed topic with its origin (input partition and offset, the ``tagger-origin``
+header) and guarded by that origin (source ``kP``), never by the copy's own offset: after
+a crash the copies are sent again under new offsets, and only the origin tells them apart.
+Per origin partition and user, copies reach the user's re-keyed partition in origin order,
+and a redo repeats a suffix of them (it resends from the committed offset, and everything
+before that was acked first), so "past the watermark" is exactly "not applied yet". That
+rests on what the worker does: its one producer keeps each partition's order (aiokafka
+has one request per partition in flight and retries it first), a fetch's copies are
+acked before the next fetch and before its offsets can be committed, and a send that
+fails stops the worker. (Were one copy to fail for good while a later one of the same
+user and partition went through, the redo could not fill that gap: the failed one would
+be refused as known. A batch expiring in the producer during a broker outage is the one
+way we know of.) A record of the re-keyed topic without an origin (produced by hand, or
+by a release before this one) is guarded by its own position (source ``rP``); one with an
+unreadable origin goes to the DLQ (``bad_origin``).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from taggers.clock import MAX_FUTURE_SKEW_MS, EventClock, future_error
+from taggers.engine import Engine
+from taggers.events import EVENT_TYPES, BehaviourEvent, EventError, decode_event
+from taggers.outputs import Output
+from taggers.profile import Profile
+from taggers.redaction import withheld
+from taggers.replay import ENGINE_ERROR, fire_due
+from taggers.store import ProfileStore
+
+log = logging.getLogger(__name__)
+
+
+BAD_ORIGIN = "bad_origin"  # the DLQ reason of a re-keyed record whose origin is unreadable
+UNDECODED = "unknown"  # the type of an event that went to the DLQ
+ORIGIN_HEADER = "tagger-origin"  # on a re-keyed copy: b"PARTITION:OFFSET" of the input topic
+_ORIGIN = re.compile(rb"([0-9]{1,10}):([0-9]{1,19})")
+_MAX_PARTITION = 2**31 - 1  # Kafka's partitions and offsets are int32 and int64
+_MAX_OFFSET = 2**63 - 1
+
+
+def type_label(event_type: str) -> str:
+    """A metric label for an event type: types outside the known set (events of any
+    other type are accepted) count as ``other``, so that labels stay a bounded set."""
+    return event_type if event_type in EVENT_TYPES else "other"
+
+
+class _EngineError(Exception):
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.message = message
+
+
+def _timer_failed(user_id: str, error: Exception) -> None:
+    # A bug; the user's deadline is dropped so that every sweep does not fail on it again.
+    log.error(
+        "engine failed on a user's deadline; it is dropped",
+        extra={"user_id": user_id},  # an id, never the event's content
+        exc_info=withheld(error),
+    )
+
+
+Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes]  # as Faust hands them over
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A message as it came off the topic; ``timestamp`` is its Kafka timestamp (epoch ms)."""
+
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a re-keyed copy came from: its partition and offset in the input topic."""
+
+    partition: int
+    offset: int
+
+    @property
+    def source(self) -> str:
+        """The watermark that guards copies from this input partition."""
+        return f"k{self.partition}"
+
+    def header(self) -> tuple[str, bytes]:
+        """The Kafka header that carries it on the copy."""
+        return ORIGIN_HEADER, f"{self.partition}:{self.offset}".encode()
+
+
+def origin_of(headers: Headers | None) -> Origin | None:
+    """The origin a re-keyed record carries, or None if it has none (produced by hand).
+
+    Raises ValueError if the header is unreadable, out of range or there twice."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    found = [value for name, value in pairs if name == ORIGIN_HEADER]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ValueError(f"{len(found)} {ORIGIN_HEADER} headers, expected one")
+    match = _ORIGIN.fullmatch(found[0] or b"")
+    if match is None:
+        shown = (found[0] or b"")[:40]
+        raise ValueError(f"{ORIGIN_HEADER} header must be PARTITION:OFFSET, got {shown!r}")
+    origin = Origin(int(match[1]), int(match[2]))
+    if origin.partition > _MAX_PARTITION or origin.offset > _MAX_OFFSET:
+        raise ValueError(f"{ORIGIN_HEADER} header out of range: {match[0]!r}")
+    return origin
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """An event to re-send keyed by its user id, with its origin."""
+
+    user_id: str
+    value: bytes
+    origin: Origin
+    timestamp: int | None = None  # the original's Kafka timestamp, which the copy keeps
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that is not a valid event, with why, for the DLQ. ``origin``: the input
+    topic position of a re-keyed copy; ``rekeyed``: read from the re-keyed topic."""
+
+    record: Record
+    reason: str
+    message: str
+    origin: Origin | None = None
+    rekeyed: bool = False
+
+    def to_json(self, topic: str, rekeyed_topic: str | None = None) -> bytes:
+        """The DLQ record: where the event entered (``topic``, the input topic, at the
+        record's position or a copy's origin; ``rekeyed_topic`` for a record produced
+        there by hand), the original bytes (text if UTF-8, else base64) and the error."""
+        raw = self.record.value or b""
+        try:
+            original: dict[str, Any] = {"value": raw.decode("utf-8")}
+        except UnicodeDecodeError:
+            original = {"value_base64": base64.b64encode(raw).decode()}
+        at = self.origin or Origin(self.record.partition, self.record.offset)
+        if self.rekeyed and self.origin is None and rekeyed_topic is not None:
+            topic = rekeyed_topic
+        return orjson.dumps(
+            {
+                "topic": topic,
+                "partition": at.partition,
+                "offset": at.offset,
+                "reason": self.reason,
+                "error": self.message,
+                **original,
+            }
+        )
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A processed batch, not yet saved: outputs to send, then profiles to save."""
+
+    partition: int
+    outputs: list[Output] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    rekey: list[Copy] = field(default_factory=list)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # user -> source -> offset
+    # (event type label, outcome) -> events: applied, redelivered (Redis had it), dead, rekeyed
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # aggregate name -> values of the wrong type it skipped (a sum given a string)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    """Runs batches and timer sweeps of one worker through the engine and the store."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ProfileStore,
+        max_event_bytes: int,
+        *,
+        max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.max_event_bytes = max_event_bytes
+        self.max_future_skew_ms = max_future_skew_ms
+        self.wall_clock = wall_clock
+        self.clocks: dict[int, EventClock] = {}  # partition -> its time on the event clock
+
+    def watermark(self, partition: int) -> int | None:
+        """How far a partition's events have moved its event clock, if at all."""
+        clock = self.clocks.get(partition)
+        return None if clock is None or clock.time == 0 else clock.time
+
+    def prepare(
+        self,
+        partition: int,
+        records: list[Record],
+        *,
+        source: str | None = None,
+        check_keys: bool = False,
+        rekeyed: bool = False,
+    ) -> Prepared:
+        """Decode a batch of one partition and apply it to the profiles (one store read).
+
+        Each event is guarded by the watermark of ``source`` (default: the partition), so
+        that what Redis has is skipped. With ``check_keys`` (the input topic), an event
+        whose message key is not its user id is not applied here but returned in
+        ``rekey`` with its origin, to be sent on keyed by user id: a user's events must all
+        pass through one partition to be applied in order. With ``rekeyed`` (the re-keyed
+        topic), a record that carries its origin is guarded by that origin instead (see
+        the module docstring).
+
+        An event the engine fails on (a bug, not bad input: the engine does not raise on
+        any valid event) goes to the DLQ as ``engine_error`` instead of stopping the
+        partition for good, and the batch is prepared again without it from profiles read
+        afresh, so nothing of the failed event stays in a profile. This needs a store that
+        hands out copies, as Redis does.
+        """
+        failed: dict[int, str] = {}  # offset -> what the engine raised
+        while True:
+            try:
+                return self._prepare(partition, records, source, check_keys, rekeyed, failed)
+            except _EngineError as failure:
+                log.error(
+                    "engine failed on an event; it goes to the DLQ",
+                    extra={"partition": partition, "offset": failure.offset},
+                    exc_info=withheld(failure.__cause__ or failure),
+                )
+                failed[failure.offset] = failure.message
+
+    def _prepare(
+        self,
+        partition: int,
+        records: list[Record],
+        source: str | None,
+        check_keys: bool,
+        rekeyed: bool,
+        failed: dict[int, str],
+    ) -> Prepared:
+        own = str(partition) if source is None else source
+        batch = Prepared(partition)
+        # (record, event, guarding source, guarding offset), in the partition's order
+        events: list[tuple[Record, BehaviourEvent, str, int]] = []
+        # A message is never sent after now: a producer whose clock is ahead cannot
+        # stretch the skew allowed to its events.
+        now = int(self.wall_clock() * 1000)
+        for record in records:
+            origin = None
+            if rekeyed:
+                try:
+                    origin = origin_of(record.headers)
+                except ValueError as error:
+                    batch.dead.append(DeadLetter(record, BAD_ORIGIN, str(error), rekeyed=True))
+                    batch.outcomes[UNDECODED, "dead"] += 1
+                    continue
+            if record.offset in failed:
+                dead = DeadLetter(record, ENGINE_ERROR, failed[record.offset], origin, rekeyed)
+                batch.dead.append(dead)
+                batch.outcomes[UNDECODED, "dead"] += 1
+                continue
+            try:
+                event = decode_event(record.value or b"", max_bytes=self.max_event_bytes)
+            except EventError as error:
+                dead = DeadLetter(record, error.reason, error.message, origin, rekeyed)
+                batch.dead.append(dead)
+                batch.outcomes[UNDECODED, "dead"] += 1
+                continue
+            sent_at = now if record.timestamp is None else min(record.timestamp, now)
+            future = future_error(event, sent_at, self.max_future_skew_ms)
+            if future is not None:
+                dead = DeadLetter(record, future.reason, future.message, origin, rekeyed)
+                batch.dead.append(dead)
+                batch.outcomes[UNDECODED, "dead"] += 1
+                continue
+            if check_keys and record.key != event.user_id.encode():
+                at = Origin(record.partition, record.offset)
+                copy = Copy(event.user_id, record.value or b"", at, record.timestamp)
+                batch.rekey.append(copy)
+                batch.outcomes[type_label(event.type), "rekeyed"] += 1
+                continue
+            if origin is None:
+                events.append((record, event, own, record.offset))
+            else:
+                events.append((record, event, origin.source, origin.offset))
+        wanted: dict[str, set[str]] = {}
+        for _, event, guard, _ in events:
+            wanted.setdefault(event.user_id, set()).add(guard)
+        profiles, applied = self.store.load_applied(wanted)
+        clock = self.clocks.setdefault(partition, EventClock())
+        for record, event, guard, offset in events:
+            # Seen, even if Redis has it already: a worker that takes over a partition
+            # whose last events were all applied must still sweep up to their time.
+            clock.observe(event.user_id, event.ts)
+            user = event.user_id
+            marks = applied.setdefault(user, {})
+            if offset <= marks.get(guard, -1):
+                batch.outcomes[type_label(event.type), "redelivered"] += 1
+                continue
+            profile = profiles.get(user)
+            if profile is None:
+                profile = profiles[user] = self.engine.new_profile(user)
+            try:
+                batch.outputs.extend(self.engine.apply(profile, event, skipped=batch.skipped))
+            except Exception as error:  # any bug: the partition must not stop for it
+                raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
+            marks[guard] = offset  # a later copy of it in this batch is a redelivery too
+            batch.profiles[user] = profile
+            batch.offsets.setdefault(user, {})[guard] = offset
+            batch.outcomes[type_label(event.type), "applied"] += 1
+        return batch
+
+    def sweep(self, partition: int, now: int, limit: int = 1000) -> Prepared:
+        """Fire the deadlines of one partition's users that are due by ``now``."""
+        outputs, profiles = fire_due(
+            self.engine, self.store, now, partition=partition, limit=limit, on_error=_timer_failed
+        )
+        return Prepared(partition, outputs=outputs, profiles=profiles)
+
+    def save(self, batch: Prepared) -> dict[str, str]:
+        """Save a prepared batch's profiles (with their offsets) in one round trip."""
+        if not batch.profiles:
+            return {}
+        return self.store.save(
+            batch.profiles.values(), partition=batch.partition, offsets=batch.offsets or None
+        )
