@@ -87,7 +87,6 @@ PLANNED = frozenset(
         "streams/worker/views.py",
         "streams/worker/kafka.py",
         "tests/unit/test_registry_aggregates.py",
-        "tests/unit/test_outputs.py",
         "tests/unit/test_input_sources.py",
     }
 )

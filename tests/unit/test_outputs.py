@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from streams import metrics
+from streams.settings import Settings
 from streams.topics import output_topics, topic_names
 from taggers.display import OutputTally, describe_output
 from taggers.outputs import (
@@ -32,7 +33,6 @@ from taggers.outputs import (
     kind_of,
     output_to_dict,
 )
-from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 AT = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z
