@@ -21,7 +21,7 @@ import orjson
 from faust.types import TP, Message
 from mode import CrashingSupervisor
 
-from streams import metrics
+from streams import metrics, topics
 from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.progress import Progress, sent_at
@@ -90,11 +90,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.events_topic, partitions=settings.partitions, **raw)
-    output_topics = {
-        "tag_change": settings.tag_changes_topic,
-        "transition": settings.transitions_topic,
-        "alert": settings.alerts_topic,
-    }
+    output_topics = topics.output_topics(settings)
     rekeyed = app.topic(settings.rekeyed_topic, partitions=settings.partitions, **raw)
     store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
     metrics.REDIS_UP.set(1)  # the store has just loaded its functions into Redis

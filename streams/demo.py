@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -35,9 +35,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, output_topics
 from taggers.bundled import BUNDLED_RULES
-from taggers.display import describe_output
+from taggers.display import OutputTally, describe_output
 from taggers.ruleset import RuleSet
 from taggers.simulate import SimulationConfig, simulate
 
@@ -259,15 +259,13 @@ def _stream(
 ) -> int:
     producer = KafkaProducer(**client_options(settings), linger_ms=20)
     consumer = KafkaConsumer(
-        settings.tag_changes_topic,
-        settings.transitions_topic,
-        settings.alerts_topic,
+        *output_topics(settings).values(),
         settings.dlq_topic,
         **client_options(settings),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
     )
-    counts: Counter[str] = Counter()
+    tally, dead_letters = OutputTally(), 0
     started = time.monotonic()
     next_summary = started + SUMMARY_EVERY_SECONDS
     produced = 0
@@ -288,24 +286,22 @@ def _stream(
                 for record in records:
                     data = orjson.loads(record.value)
                     if record.topic == settings.dlq_topic:
-                        counts["dead letters"] += 1
+                        dead_letters += 1
                         continue
-                    counts[data["kind"]] += 1
+                    tally.add(data)
                     last_user = data["user_id"]
-                    if data["kind"] == "alert":
-                        counts[f"alert {data['name']}"] += 1
                     if shown < options.show:
                         print(describe_output(data, rules.types), file=out)
                         shown += 1
             out.flush()
             if time.monotonic() >= next_summary:
                 next_summary += SUMMARY_EVERY_SECONDS
-                _summary(out, produced, counts, time.monotonic() - started)
+                _summary(out, produced, tally, dead_letters, time.monotonic() - started)
                 print(f"   look up a user: {look_up} {last_user}", file=out, flush=True)
         return 0
     finally:
         signals.begin_stop(out)
-        _summary(out, produced, counts, time.monotonic() - started)
+        _summary(out, produced, tally, dead_letters, time.monotonic() - started)
         began = time.monotonic()
         producer.close(timeout=1)  # what it has not sent by then is dropped
         consumer.close()
@@ -336,12 +332,11 @@ def _key(line: str) -> bytes | None:
         return None
 
 
-def _summary(out: TextIO, produced: int, counts: Counter[str], elapsed: float) -> None:
-    alerts = ", ".join(f"{k[6:]}={v}" for k, v in sorted(counts.items()) if k.startswith("alert "))
+def _summary(
+    out: TextIO, produced: int, tally: OutputTally, dead_letters: int, elapsed: float
+) -> None:
     print(
-        f"== {elapsed:5.0f}s  events sent {produced}  tag changes {counts['tag_change']}"
-        f"  transitions {counts['transition']}  alerts {counts['alert']} ({alerts or '-'})"
-        f"  dead letters {counts['dead letters']}",
+        f"== {elapsed:5.0f}s  events sent {produced}  {tally.line()}  dead letters {dead_letters}",
         file=out,
         flush=True,
     )

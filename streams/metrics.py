@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from taggers.outputs import Output, TagChange, Transition
+from taggers.outputs import OUTPUT_KINDS, Output, kind_of
 
 __all__ = [
     "AGGREGATE_SKIPPED_VALUES",
-    "ALERTS",
     "AUDIENCE_USERS",
     "BATCHES",
     "BATCH_SIZE",
@@ -25,6 +24,7 @@ __all__ = [
     "EVENT_TO_REDIS_SECONDS",
     "FETCH_SECONDS",
     "OUTPUTS",
+    "OUTPUTS_BY_KIND",
     "RECOMPUTE_RUNNING",
     "RECOMPUTE_SCANNED",
     "RECOMPUTE_USERS",
@@ -35,9 +35,7 @@ __all__ = [
     "RULE_RELOADS",
     "STAGE_USERS",
     "STORE_CONFLICTS",
-    "TAG_CHANGES",
     "TIMER_SWEEPS",
-    "TRANSITIONS",
     "count_output",
     "exposition",
 ]
@@ -80,18 +78,13 @@ TIMER_SWEEPS = Counter(
 )
 DEADLINES_FIRED = Counter("tagger_deadlines_fired_total", "Users whose due deadline a sweep fired")
 OUTPUTS = Counter("tagger_outputs_total", "Output events sent, by kind", ["kind"])
-# The business view of what was sent (a redone batch sends, and counts, its outputs again).
-# Label values come from the rule set, a bounded set: a tag family counts under its rule's
-# name (interest, not interest_美妆).
-TAG_CHANGES = Counter(
-    "tagger_tag_changes_total", "Tag changes sent, by tag rule and op (add, remove)", ["tag", "op"]
-)
-TRANSITIONS = Counter(
-    "tagger_transitions_total",
-    "Lifecycle transitions sent, by stage from (none: first seen) and to",
-    ["from_stage", "to_stage"],
-)
-ALERTS = Counter("tagger_alerts_total", "Alerts sent, by alert name", ["name"])
+# The business view of what was sent, one counter per output kind as its declaration
+# says (tagger_tag_changes_total{tag,op}, ...); a redone batch sends, and counts, its
+# outputs again.
+OUTPUTS_BY_KIND = {
+    kind.name: Counter(kind.metric.name, kind.metric.help, list(kind.metric.labels))
+    for kind in OUTPUT_KINDS
+}
 AGGREGATE_SKIPPED_VALUES = Counter(
     "tagger_aggregate_skipped_values_total",
     "Event values an aggregate skipped because they are of the wrong type (a sum or avg "
@@ -155,13 +148,9 @@ AUDIENCE_USERS = Gauge(
 
 def count_output(output: Output) -> None:
     """Count one output sent, by kind and by what it says."""
-    OUTPUTS.labels(output.kind).inc()
-    if isinstance(output, TagChange):
-        TAG_CHANGES.labels(output.reason.rule, output.op).inc()
-    elif isinstance(output, Transition):
-        TRANSITIONS.labels(output.from_stage or "none", output.to_stage).inc()
-    else:
-        ALERTS.labels(output.name).inc()
+    kind = kind_of(output)
+    OUTPUTS.labels(kind.name).inc()
+    OUTPUTS_BY_KIND[kind.name].labels(*kind.metric_labels(output)).inc()
 
 
 def exposition() -> bytes:

@@ -9,17 +9,21 @@ from kafka.errors import TopicAlreadyExistsError
 
 from streams.kafka_auth import client_options
 from streams.settings import Settings
+from taggers.outputs import OUTPUT_KINDS
 
 log = logging.getLogger(__name__)
+
+
+def output_topics(settings: Settings) -> dict[str, str]:
+    """Each output kind's topic, by kind name: the setting its declaration names."""
+    return {kind.name: getattr(settings, kind.topic_setting) for kind in OUTPUT_KINDS}
 
 
 def topic_names(settings: Settings) -> list[str]:
     """Every topic of the worker: input, outputs, the DLQ and the re-keyed input."""
     return [
         settings.events_topic,
-        settings.tag_changes_topic,
-        settings.transitions_topic,
-        settings.alerts_topic,
+        *output_topics(settings).values(),
         settings.dlq_topic,
         settings.rekeyed_topic,
     ]

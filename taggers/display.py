@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from taggers.durations import format_duration
 from taggers.events import format_ts
 from taggers.expr import DURATION, TIMESTAMP, Type
+from taggers.outputs import OUTPUT_KINDS, OutputKind, kind_named
 
 
 def format_value(value: Any, type_: Type | None = None) -> str:
@@ -29,14 +32,37 @@ def format_values(values: Mapping[str, Any], types: Mapping[str, Type]) -> str:
 
 def describe_output(record: Mapping[str, Any], types: Mapping[str, Type]) -> str:
     """One line for an output in its JSON form (``output_to_dict``, or read off a topic)."""
-    label = f" ({record['display']})" if record.get("display") else ""
-    if record["kind"] == "tag_change":
-        sign = "+" if record["op"] == "add" else "-"
-        what = f"tag {sign}{record['tag']}{label}"
-    elif record["kind"] == "transition":
-        what = f"stage {record['from'] or '-'} -> {record['to']}"
-    else:
-        what = f"ALERT {record['name']}{label} [{record['severity']}]"
+    what = kind_named(record["kind"]).describe(record)
     values = format_values(record["reason"]["values"], types)
     because = f"  because {values}" if values else ""
     return f"{record['at']}  {record['user_id']}  {what}{because}"
+
+
+@dataclass
+class OutputTally:
+    """Outputs counted by kind, and by their kind's ``tally`` key (alerts by name)."""
+
+    kinds: Counter[str] = field(default_factory=Counter)
+    split: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Count one output in its JSON form."""
+        kind = kind_named(record["kind"])
+        self.kinds[kind.name] += 1
+        if kind.tally is not None:
+            self.split.setdefault(kind.name, Counter())[str(record[kind.tally])] += 1
+
+    def by(self, kind: OutputKind[Any]) -> list[tuple[str, int]]:
+        """A kind's counts by its ``tally`` key, sorted by value (none if it has no key)."""
+        return sorted(self.split.get(kind.name, Counter()).items())
+
+    def line(self) -> str:
+        """Every kind's count: ``tag changes 3  transitions 1  alerts 2 (vip=2)``."""
+        return "  ".join(self._kind(kind) for kind in OUTPUT_KINDS)
+
+    def _kind(self, kind: OutputKind[Any]) -> str:
+        text = f"{kind.plural} {self.kinds[kind.name]}"
+        if kind.tally is None:
+            return text
+        split = ", ".join(f"{value}={count}" for value, count in self.by(kind))
+        return f"{text} ({split or '-'})"

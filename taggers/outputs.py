@@ -2,13 +2,23 @@
 
 Every output carries a deterministic ``id`` derived from its cause (user, rule, the event
 or timer deadline that caused it), so a subscriber can drop duplicates after a replay.
+
+Each output kind is declared once, here, by an ``OutputKind``: its name, the setting that
+names its topic, its metric, its JSON shape and serialisation, and its one-line display.
+The worker's routing and metrics, the command line and the demo read these declarations;
+``kind_of`` maps an output to its declaration with a ``match`` that mypy proves exhaustive,
+so a kind added to ``Output`` without one is a type error, not a run-time fall-through.
+Adding a kind: its dataclass, its member of ``Output``, its ``OutputKind`` in
+``OUTPUT_KINDS`` and ``kind_of``, its topic setting (in Settings), and its rows in the
+docs; ``tests/test_outputs.py`` says which is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, assert_never
 
 from taggers.events import format_ts
 
@@ -67,6 +77,138 @@ class Alert:
 
 Output = TagChange | Transition | Alert
 
+OutputT = TypeVar("OutputT", bound=Output)
+
+# The JSON keys every output has, around its kind's own (``OutputKind.fields``).
+HEAD_KEYS = ("kind", "id", "user_id")
+TAIL_KEYS = ("at", "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputMetric:
+    """The counter of one output kind by what its outputs say (``streams.metrics`` makes it).
+
+    Its label values must come from a bounded set (the rule set's names), never a user id.
+    """
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputKind(Generic[OutputT]):
+    """One output kind, declared once: everything outside the engine needs to know of it."""
+
+    name: str  # the JSON "kind", and the label of tagger_outputs_total{kind}
+    cls: type[OutputT]
+    topic_setting: str  # the field of the worker's Settings naming its topic
+    plural: str  # how summaries name its outputs: "tag changes"
+    fields: tuple[str, ...]  # its own JSON keys, in order, between the common ones
+    body: Callable[[OutputT], dict[str, Any]]  # those keys' values
+    metric: OutputMetric
+    metric_labels: Callable[[OutputT], tuple[str, ...]]  # an output's values of metric.labels
+    describe: Callable[[Mapping[str, Any]], str]  # the JSON form, as "tag +vip (VIP)"
+    tally: str | None = None  # a JSON key by which summaries also count its outputs
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every key of its JSON form, in the order they are written."""
+        return (*HEAD_KEYS, *self.fields, *TAIL_KEYS)
+
+
+def _label(record: Mapping[str, Any]) -> str:
+    return f" ({record['display']})" if record.get("display") else ""
+
+
+def _describe_tag_change(record: Mapping[str, Any]) -> str:
+    sign = "+" if record["op"] == "add" else "-"
+    return f"tag {sign}{record['tag']}{_label(record)}"
+
+
+def _describe_transition(record: Mapping[str, Any]) -> str:
+    return f"stage {record['from'] or '-'} -> {record['to']}"
+
+
+def _describe_alert(record: Mapping[str, Any]) -> str:
+    return f"ALERT {record['name']}{_label(record)} [{record['severity']}]"
+
+
+TAG_CHANGE = OutputKind(
+    name="tag_change",
+    cls=TagChange,
+    topic_setting="tag_changes_topic",
+    plural="tag changes",
+    fields=("tag", "op", "display"),
+    body=lambda o: {"tag": o.tag, "op": o.op, "display": o.display},
+    # A tag family counts under its rule's name (interest, not interest_美妆): bounded.
+    metric=OutputMetric(
+        "tagger_tag_changes_total",
+        "Tag changes sent, by tag rule and op (add, remove)",
+        ("tag", "op"),
+    ),
+    metric_labels=lambda o: (o.reason.rule, o.op),
+    describe=_describe_tag_change,
+)
+TRANSITION = OutputKind(
+    name="transition",
+    cls=Transition,
+    topic_setting="transitions_topic",
+    plural="transitions",
+    fields=("from", "to"),
+    body=lambda o: {"from": o.from_stage, "to": o.to_stage},
+    metric=OutputMetric(
+        "tagger_transitions_total",
+        "Lifecycle transitions sent, by stage from (none: first seen) and to",
+        ("from_stage", "to_stage"),
+    ),
+    metric_labels=lambda o: (o.from_stage or "none", o.to_stage),
+    describe=_describe_transition,
+)
+ALERT = OutputKind(
+    name="alert",
+    cls=Alert,
+    topic_setting="alerts_topic",
+    plural="alerts",
+    fields=("name", "severity", "display", "details"),
+    body=lambda o: {
+        "name": o.name,
+        "severity": o.severity,
+        "display": o.display,
+        "details": o.details,
+    },
+    metric=OutputMetric("tagger_alerts_total", "Alerts sent, by alert name", ("name",)),
+    metric_labels=lambda o: (o.name,),
+    describe=_describe_alert,
+    tally="name",
+)
+
+# Every kind, in the order topics, metrics and summaries list them.
+OUTPUT_KINDS: tuple[OutputKind[Any], ...] = (TAG_CHANGE, TRANSITION, ALERT)
+_BY_NAME: dict[str, OutputKind[Any]] = {kind.name: kind for kind in OUTPUT_KINDS}
+
+
+def kind_of(output: Output) -> OutputKind[Any]:
+    """The declaration of an output's kind."""
+    match output:
+        case TagChange():
+            return TAG_CHANGE
+        case Transition():
+            return TRANSITION
+        case Alert():
+            return ALERT
+        case _:
+            assert_never(output)
+
+
+def kind_named(name: str) -> OutputKind[Any]:
+    """The declaration of the kind an output's JSON form names; ValueError if none is."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(_BY_NAME)
+        raise ValueError(f"unknown output kind {name!r} (known: {known})") from None
+
 
 def output_id(user_id: str, cause: str, version: str, *parts: str) -> str:
     """A stable id for an output: the same user, cause (event or deadline), rule-set version
@@ -83,19 +225,10 @@ def _reason(reason: Reason) -> dict[str, Any]:
 
 
 def output_to_dict(output: Output) -> dict[str, Any]:
-    """The JSON form of an output, as written to topics and by ``tagger replay --json``."""
+    """The JSON form of an output, as written to topics and by ``tagger replay --json``:
+    the keys of its kind's ``keys``, in that order."""
     data: dict[str, Any] = {"kind": output.kind, "id": output.id, "user_id": output.user_id}
-    if isinstance(output, TagChange):
-        data |= {"tag": output.tag, "op": output.op, "display": output.display}
-    elif isinstance(output, Transition):
-        data |= {"from": output.from_stage, "to": output.to_stage}
-    else:
-        data |= {
-            "name": output.name,
-            "severity": output.severity,
-            "display": output.display,
-            "details": output.details,
-        }
+    data |= kind_of(output).body(output)
     data["at"] = format_ts(output.at)
     data["reason"] = _reason(output.reason)
     return data

@@ -24,11 +24,11 @@ from streams.cli.common import (
     start_time,
 )
 from streams.settings import load_settings
-from taggers.display import describe_output
+from taggers.display import OutputTally, describe_output
 from taggers.durations import DAY_MS
 from taggers.engine import Engine
 from taggers.events import to_epoch_ms
-from taggers.outputs import Alert, Output, output_to_dict
+from taggers.outputs import OUTPUT_KINDS, Output, output_to_dict
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import RuleSet
 from taggers.simulate import SimulationConfig, simulate
@@ -94,10 +94,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         max_future_skew_ms=int(settings.max_future_skew * 1000),
     )
     out = sys.stdout.buffer
-    counts: Counter[str] = Counter()
+    tally, bad_lines = OutputTally(), 0
     try:
         for item in replay.run(input_lines(args.events)):
-            _write_item(item, args, rules, counts, out)
+            if isinstance(item, BadLine):
+                bad_lines += 1
+            _write_item(item, args, rules, tally, out)
     except FileNotFoundError as error:
         print(f"error: {error.filename}: no such file", file=sys.stderr)
         return 1
@@ -105,7 +107,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         _write_profiles(users, engine, replay, out)
     else:
-        _summary(counts, users, rules, replay.skipped)
+        _summary(tally, bad_lines, users, rules, replay.skipped)
     return 0
 
 
@@ -113,12 +115,11 @@ def _write_item(
     item: Output | BadLine,
     args: argparse.Namespace,
     rules: RuleSet,
-    counts: Counter[str],
+    tally: OutputTally,
     out: IO[bytes],
 ) -> None:
-    """Count one output or bad line, and print it as ``--json`` and ``--quiet`` say."""
+    """Count one output, and print it or a bad line as ``--json`` and ``--quiet`` say."""
     if isinstance(item, BadLine):
-        counts["bad lines"] += 1
         record = {
             "kind": "error",
             "line": item.line,
@@ -130,14 +131,12 @@ def _write_item(
         else:
             sys.stderr.write(f"line {item.line}: {item.reason}: {item.message}\n")
         return
-    counts[item.kind] += 1
-    if isinstance(item, Alert):
-        counts[f"alert {item.name}"] += 1
+    output = output_to_dict(item)
+    tally.add(output)
     if args.json:
-        out.write(orjson.dumps(output_to_dict(item)) + b"\n")
+        out.write(orjson.dumps(output) + b"\n")
     elif not args.quiet:
-        line = describe_output(output_to_dict(item), rules.types) + "\n"
-        out.write(line.encode())
+        out.write((describe_output(output, rules.types) + "\n").encode())
 
 
 def _write_profiles(users: Sequence[Any], engine: Engine, replay: Replay, out: IO[bytes]) -> None:
@@ -157,16 +156,21 @@ def _write_profiles(users: Sequence[Any], engine: Engine, replay: Replay, out: I
 
 
 def _summary(
-    counts: Counter[str], users: Sequence[Any], rules: RuleSet, skipped: Counter[str]
+    tally: OutputTally,
+    bad_lines: int,
+    users: Sequence[Any],
+    rules: RuleSet,
+    skipped: Counter[str],
 ) -> None:
     stages = Counter(p.stage for p in users)
     tags = Counter(t for p in users for t in p.tags)
     print(f"\n== {len(users)} users, rules version {rules.version}", file=sys.stderr)
-    for key in ("tag_change", "transition", "alert", "bad lines"):
-        print(f"   {key}: {counts[key]}", file=sys.stderr)
-    alerts = sorted((k, v) for k, v in counts.items() if k.startswith("alert "))
-    for key, value in alerts:
-        print(f"     {key[6:]}: {value}", file=sys.stderr)
+    for kind in OUTPUT_KINDS:
+        print(f"   {kind.name}: {tally.kinds[kind.name]}", file=sys.stderr)
+    print(f"   bad lines: {bad_lines}", file=sys.stderr)
+    for kind in OUTPUT_KINDS:
+        for value, count in tally.by(kind):
+            print(f"     {value}: {count}", file=sys.stderr)
     print("   stages: " + ", ".join(f"{s}={n}" for s, n in stages.most_common()), file=sys.stderr)
     print("   top tags: " + ", ".join(f"{t}={n}" for t, n in tags.most_common(12)), file=sys.stderr)
     if skipped:

@@ -446,9 +446,10 @@ def worker_series() -> dict[str, frozenset[str]]:
             labels[family.name + "_bucket"].add("le")
         elif family.type == "summary":
             labels[family.name].add("quantile")
-    declared = [
-        value for value in vars(streams.metrics).values() if isinstance(value, MetricWrapperBase)
-    ]
+    # A metric of the module, or of one of its dicts (the output kinds' counters).
+    found = [value for name, value in vars(streams.metrics).items() if not name.startswith("_")]
+    values = [*found, *(v for d in found if isinstance(d, dict) for v in d.values())]
+    declared = [value for value in values if isinstance(value, MetricWrapperBase)]
     assert declared, "streams.metrics defines no metric"
     for metric in declared:
         for family in metric.describe():

@@ -84,7 +84,6 @@ PLANNED = frozenset(
         "streams/worker/gauges.py",
         "streams/worker/views.py",
         "streams/worker/kafka.py",
-        "tests/unit/test_outputs.py",
         "tests/unit/test_input_sources.py",
     }
 )

@@ -32,7 +32,9 @@ from streams.local_stack import (
 from streams.produce import produce_lines
 from streams.redis_store import Client, RedisStore
 from streams.settings import Settings
+from streams.topics import output_topics
 from taggers.events import EventError, decode_event
+from taggers.outputs import OUTPUT_KINDS
 
 PARTITIONS = 4
 
@@ -75,14 +77,12 @@ def pipeline_settings(
     broker: TansuBroker, redis_server: RedisServer | LocalRedisCluster, **overrides: Any
 ) -> Settings:
     name = uuid.uuid4().hex[:8]
+    outputs = {kind.topic_setting: f"{kind.name}-{name}" for kind in OUTPUT_KINDS}
     return Settings(
         app_id=f"tagger-{name}",
         broker_url=broker.url,
         redis_url=redis_server.url,
         events_topic=f"events-{name}",
-        tag_changes_topic=f"tags-{name}",
-        transitions_topic=f"transitions-{name}",
-        alerts_topic=f"alerts-{name}",
         dlq_topic=f"dlq-{name}",
         rekeyed_topic=f"rekeyed-{name}",
         partitions=PARTITIONS,
@@ -94,7 +94,7 @@ def pipeline_settings(
         batch_size=500,
         web_port=free_port(),
         web_bind="127.0.0.1",
-    ).model_copy(update=overrides)
+    ).model_copy(update={**outputs, **overrides})
 
 
 def produce(
@@ -114,12 +114,7 @@ def read_topics(
     With ``distinct_ids`` duplicates (same output id, or same DLQ source offset) count once,
     as after a crash the same outputs are sent again.
     """
-    topics = [
-        settings.tag_changes_topic,
-        settings.transitions_topic,
-        settings.alerts_topic,
-        settings.dlq_topic,
-    ]
+    topics = [*output_topics(settings).values(), settings.dlq_topic]
     consumer = KafkaConsumer(**client_options(settings), fetch_max_wait_ms=100)
     found: dict[str, list[dict[str, Any]]] = {topic: [] for topic in topics}
     seen: set[object] = set()

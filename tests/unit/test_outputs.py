@@ -1,0 +1,276 @@
+"""The output kinds' registry: every kind is declared, and routed, counted, shown and
+written as its declaration says; the JSON subscribers read stays byte for byte.
+
+The completeness tests build an output of each member of ``Output`` from its dataclass
+fields, so a kind added to the union is checked without being listed here; a field type
+``sample_value`` does not know fails the test, naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+
+from streams import metrics
+from streams.settings import Settings
+from streams.topics import output_topics, topic_names
+from taggers.display import OutputTally, describe_output
+from taggers.outputs import (
+    OUTPUT_KINDS,
+    Alert,
+    Output,
+    Reason,
+    TagChange,
+    Transition,
+    kind_named,
+    kind_of,
+    output_to_dict,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+AT = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z
+MEMBERS: tuple[type[Output], ...] = get_args(Output)
+
+
+def sample_value(name: str, hint: Any) -> Any:
+    """A value for a dataclass field of this type (the first choice of a Literal or union)."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return get_args(hint)[0]
+    if origin in (Union, types.UnionType):
+        return sample_value(name, next(a for a in get_args(hint) if a is not type(None)))
+    if origin is dict:
+        return {"n": 1}
+    simple: dict[Any, Any] = {
+        str: f"{name}-1",
+        int: AT,
+        Reason: Reason("a_rule", "v1", {"orders": 2}, "orders >= 1"),
+    }
+    if hint not in simple:
+        pytest.fail(f"no sample value for a field {name}: {hint} (extend sample_value)")
+    return simple[hint]
+
+
+def sample(cls: type[Output]) -> Output:
+    """An output of this kind, from its fields' types (``kind`` keeps its default)."""
+    hints = get_type_hints(cls)
+    values = {
+        f.name: sample_value(f.name, hints[f.name])
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING
+    }
+    return cls(**values)
+
+
+@pytest.fixture(params=MEMBERS, ids=lambda cls: cls.__name__)
+def output(request: pytest.FixtureRequest) -> Output:
+    cls: type[Output] = request.param
+    return sample(cls)
+
+
+def docs_text() -> str:
+    """The README and every page of docs/, where the outputs are documented."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return "\n".join(page.read_text(encoding="utf-8") for page in pages)
+
+
+# Completeness: one declaration per member of Output ------------------------------------
+
+
+def test_every_member_of_output_has_one_declaration() -> None:
+    declared = [kind.cls for kind in OUTPUT_KINDS]
+    assert sorted(c.__name__ for c in declared) == sorted(c.__name__ for c in MEMBERS)
+    assert len({kind.name for kind in OUTPUT_KINDS}) == len(OUTPUT_KINDS), "two kinds, one name"
+
+
+def test_an_output_maps_to_its_own_declaration(output: Output) -> None:
+    kind = kind_of(output)
+    assert kind.cls is type(output)
+    assert kind.name == output.kind  # the dataclass's "kind" is its declaration's name
+    assert kind_named(kind.name) is kind
+
+
+def test_serialisation_writes_the_declared_shape(output: Output) -> None:
+    kind = kind_of(output)
+    data = output_to_dict(output)
+    assert tuple(data) == kind.keys
+    assert tuple(kind.body(output)) == kind.fields
+    assert orjson.loads(orjson.dumps(data)) == data  # JSON as it is, nothing lost on the way
+
+
+def test_the_topic_is_a_setting_of_its_own() -> None:
+    fields = Settings.model_fields
+    for kind in OUTPUT_KINDS:
+        assert kind.topic_setting in fields, f"{kind.name}: no setting {kind.topic_setting}"
+        assert fields[kind.topic_setting].annotation is str, kind.topic_setting
+    routed = output_topics(Settings())
+    assert list(routed) == [kind.name for kind in OUTPUT_KINDS]
+    assert len(set(routed.values())) == len(routed), f"two kinds share a topic: {routed}"
+    assert set(routed.values()) <= set(topic_names(Settings())), "an output topic not created"
+
+
+def test_the_topic_follows_its_setting() -> None:
+    update = {kind.topic_setting: f"out-{kind.name}" for kind in OUTPUT_KINDS}
+    renamed = Settings().model_copy(update=update)
+    assert output_topics(renamed) == {kind.name: f"out-{kind.name}" for kind in OUTPUT_KINDS}
+
+
+def test_count_output_counts_by_kind_and_by_what_it_says(output: Output) -> None:
+    kind = kind_of(output)
+    labels = kind.metric_labels(output)
+    assert len(labels) == len(kind.metric.labels)
+    assert all(isinstance(value, str) for value in labels)
+    by_kind = dict(zip(kind.metric.labels, labels, strict=True))
+    total = ("tagger_outputs_total", {"kind": kind.name})
+    named = (kind.metric.name, by_kind)
+    before = [REGISTRY.get_sample_value(*series) or 0.0 for series in (total, named)]
+    metrics.count_output(output)
+    after = [REGISTRY.get_sample_value(*series) or 0.0 for series in (total, named)]
+    assert after == [b + 1 for b in before]
+
+
+def test_every_kind_has_a_counter_of_its_own() -> None:
+    assert list(metrics.OUTPUTS_BY_KIND) == [kind.name for kind in OUTPUT_KINDS]
+    names = [kind.metric.name for kind in OUTPUT_KINDS]
+    assert len(set(names)) == len(names), f"two kinds share a metric: {names}"
+    assert all(re.fullmatch(r"tagger_[a-z_]+_total", name) for name in names), names
+
+
+def test_display_is_one_line_naming_the_user(output: Output) -> None:
+    record = orjson.loads(orjson.dumps(output_to_dict(output)))  # as read off the topic
+    line = describe_output(record, {})
+    assert "\n" not in line
+    assert line.startswith(f"{record['at']}  {output.user_id}  ")
+    assert line.endswith("  because orders=2")
+
+
+def test_a_tally_counts_every_kind(output: Output) -> None:
+    kind = kind_of(output)
+    assert kind.tally is None or kind.tally in kind.fields
+    tally = OutputTally()
+    tally.add(output_to_dict(output))
+    tally.add(output_to_dict(output))
+    assert tally.kinds == {kind.name: 2}
+    assert f"{kind.plural} 2" in tally.line()
+    expected = [] if kind.tally is None else [(str(output_to_dict(output)[kind.tally]), 2)]
+    assert tally.by(kind) == expected
+
+
+def test_the_docs_show_each_kinds_topic_and_json_shape() -> None:
+    """Each kind has its row in the topics table: its default topic, "kind": name, and its
+    keys in the order they are written."""
+    text = docs_text()
+    for kind in OUTPUT_KINDS:
+        topic = Settings.model_fields[kind.topic_setting].default
+        rows = [line for line in text.splitlines() if line.startswith(f"| `{topic}` |")]
+        assert rows, f"{kind.name}: no row for its topic `{topic}` in README.md or docs/"
+        row = rows[0]
+        assert f'"kind": "{kind.name}"' in row, row
+        quoted = iter(re.findall(r'"([^"]+)"', row))
+        # Its keys in order, a subsequence of the row's quoted words (values come between).
+        stray = next((key for key in kind.keys if key not in quoted), None)
+        assert stray is None, f"{kind.name}: keys {kind.keys}; the row breaks at {stray!r}: {row}"
+
+
+def test_the_docs_list_each_kinds_metrics() -> None:
+    text = docs_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `tagger_outputs_total{kind}`")]
+    assert rows, "no row for tagger_outputs_total{kind}"
+    for kind in OUTPUT_KINDS:
+        assert f"`{kind.name}`" in rows[0], f"{kind.name}: not in {rows[0]}"
+        series = f"`{kind.metric.name}{{{','.join(kind.metric.labels)}}}`"
+        assert series in text, f"{kind.name}: its metric {series} is not documented"
+
+
+def test_an_unknown_kind_is_an_error_not_a_fall_through() -> None:
+    with pytest.raises(ValueError, match=r"unknown output kind 'merge' \(known: tag_change"):
+        kind_named("merge")
+    record = output_to_dict(sample(Alert)) | {"kind": "merge"}
+    with pytest.raises(ValueError, match="unknown output kind"):
+        describe_output(record, {})
+    with pytest.raises(ValueError, match="unknown output kind"):
+        OutputTally().add(record)
+
+
+# The JSON and lines subscribers and people read: byte for byte as before ----------------
+
+REASON = Reason(
+    "high_value",
+    "a41c09e2b7d3",
+    {"spend_90d": 1100.5, "high_value_spend": 1000},
+    "spend_90d >= high_value_spend",
+)
+EMPTY = Reason("lifecycle", "v2", {})
+GOLDEN: list[tuple[Output, str, str]] = [
+    (
+        TagChange("id-t", "u1", "high_value", "add", "高价值客户", AT, REASON),
+        '{"kind":"tag_change","id":"id-t","user_id":"u1","tag":"high_value","op":"add",'
+        '"display":"高价值客户","at":"2026-01-01T00:00:00.000Z","reason":{"rule":"high_value",'
+        '"version":"a41c09e2b7d3","values":{"spend_90d":1100.5,"high_value_spend":1000},'
+        '"note":"spend_90d >= high_value_spend"}}',
+        "2026-01-01T00:00:00.000Z  u1  tag +high_value (高价值客户)"
+        "  because spend_90d=1100.5, high_value_spend=1000",
+    ),
+    (
+        TagChange("id-r", "u1", "interest_美妆", "remove", None, AT + 1, EMPTY),
+        '{"kind":"tag_change","id":"id-r","user_id":"u1","tag":"interest_美妆","op":"remove",'
+        '"display":null,"at":"2026-01-01T00:00:00.001Z","reason":{"rule":"lifecycle",'
+        '"version":"v2","values":{}}}',
+        "2026-01-01T00:00:00.001Z  u1  tag -interest_美妆",
+    ),
+    (
+        Transition("id-n", "u2", None, "prospect", AT, EMPTY),
+        '{"kind":"transition","id":"id-n","user_id":"u2","from":null,"to":"prospect",'
+        '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
+        "2026-01-01T00:00:00.000Z  u2  stage - -> prospect",
+    ),
+    (
+        Transition(
+            "id-m", "u2", "new", "dormant", AT, Reason("lifecycle", "v2", {"n": 5}, "idle 60d")
+        ),
+        '{"kind":"transition","id":"id-m","user_id":"u2","from":"new","to":"dormant",'
+        '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2",'
+        '"values":{"n":5},"note":"idle 60d"}}',
+        "2026-01-01T00:00:00.000Z  u2  stage new -> dormant  because n=5",
+    ),
+    (
+        Alert("id-a", "u3", "koc", "info", "KOC候选", AT, {"orders": 7}, EMPTY),
+        '{"kind":"alert","id":"id-a","user_id":"u3","name":"koc","severity":"info",'
+        '"display":"KOC候选","details":{"orders":7},"at":"2026-01-01T00:00:00.000Z",'
+        '"reason":{"rule":"lifecycle","version":"v2","values":{}}}',
+        "2026-01-01T00:00:00.000Z  u3  ALERT koc (KOC候选) [info]",
+    ),
+    (
+        Alert("id-b", "u3", "churn_risk", "warning", None, AT, {}, EMPTY),
+        '{"kind":"alert","id":"id-b","user_id":"u3","name":"churn_risk","severity":"warning",'
+        '"display":null,"details":{},"at":"2026-01-01T00:00:00.000Z",'
+        '"reason":{"rule":"lifecycle","version":"v2","values":{}}}',
+        "2026-01-01T00:00:00.000Z  u3  ALERT churn_risk [warning]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("given", "json", "line"), GOLDEN, ids=[g[0].id for g in GOLDEN])
+def test_json_and_line_are_as_before(given: Output, json: str, line: str) -> None:
+    data = orjson.dumps(output_to_dict(given))
+    assert data == json.encode()
+    assert describe_output(orjson.loads(data), {}) == line
+
+
+def test_the_golden_outputs_cover_every_kind() -> None:
+    assert {kind_of(g[0]).name for g in GOLDEN} == {kind.name for kind in OUTPUT_KINDS}
+
+
+def test_the_summary_line_counts_each_kind() -> None:
+    tally = OutputTally()
+    for given, _, _ in GOLDEN:
+        tally.add(output_to_dict(given))
+    assert tally.line() == "tag changes 2  transitions 2  alerts 2 (churn_risk=1, koc=1)"
+    assert OutputTally().line() == "tag changes 0  transitions 0  alerts 0 (-)"
