@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from faust.types import TP
 
 from streams import metrics
 from streams.redis_retry import REDIS_DOWN
@@ -13,6 +16,7 @@ from taggers.pipeline import Pipeline
 
 if TYPE_CHECKING:  # the app module wires these views: no import cycle at run time
     from streams.app import TaggerApp
+    from streams.live_rules import LiveRules
 
 REDIS_UNREACHABLE = {"error": "Redis is unreachable, try again"}
 DEFAULT_PAGE = 100
@@ -68,7 +72,9 @@ def add_views(
         return view.json({"status": "ok"})  # the loop answers: the process is alive
 
     async def ready_view(view: Any, request: Any) -> Any:
-        return _readiness(view, app, store, topics)
+        assigned = topics.assigned(app.consumer.assignment())
+        body, status = readiness(assigned, store, app.live_rules)
+        return view.json(body, status=status)
 
     app.page("/healthz")(health_view)
     app.page("/readyz")(ready_view)
@@ -77,16 +83,26 @@ def add_views(
     app.page("/tags/{tag}/members")(members_view)
 
 
-def _readiness(view: Any, app: TaggerApp, store: RedisStore, topics: Topics) -> Any:
+class Pingable(Protocol):
+    """A store that can say whether it is reachable."""
+
+    def ping(self) -> None:
+        """Raise one of ``REDIS_DOWN`` if the store is unreachable."""
+        ...
+
+
+def readiness(
+    assigned: Sequence[TP], store: Pingable, live: LiveRules | None
+) -> tuple[dict[str, Any], int]:
+    """The /readyz body and status: ready with input partitions assigned (``assigned``),
+    the store reachable and rules loaded; else 503 with the problems."""
     problems = []
-    assigned = topics.assigned(app.consumer.assignment())
     if not assigned:
         problems.append("no partitions assigned")
     try:
         store.ping()
     except REDIS_DOWN:
         problems.append("Redis unreachable")
-    live = app.live_rules
     if live is None:
         problems.append("no rules loaded")
     body = {
@@ -95,4 +111,4 @@ def _readiness(view: Any, app: TaggerApp, store: RedisStore, topics: Topics) -> 
         "rules_version": None if live is None else live.rules.version,
         "problems": problems,
     }
-    return view.json(body, status=503 if problems else 200)
+    return body, 503 if problems else 200
