@@ -34,42 +34,14 @@ def add_views(
     assigned, Redis reachable, rules loaded: else 503 with the problems); GET
     /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON, for those
     ``access`` lets in. These are the only routes the worker serves."""
+    data = DataViews(pipeline, store, access)
 
-    # A reader gets a 503 at once while Redis is away; only the worker's own work waits.
+    # Faust makes each handler a View's method (it is given the view first): functions.
     async def profile_view(view: Any, request: Any, user_id: str) -> Any:
-        if (refused := access.check(view, request)) is not None:
-            return refused
-        try:
-            found = store.load([user_id]).get(user_id)
-        except REDIS_DOWN:
-            return view.json(REDIS_UNREACHABLE, status=503)
-        if found is None:
-            return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
-        return view.json(pipeline.engine.describe(found))
+        return await data.profile(view, request, user_id)
 
     async def members_view(view: Any, request: Any, tag: str) -> Any:
-        if (refused := access.check(view, request)) is not None:
-            return refused
-        query = request.query
-        try:
-            limit = min(int(query.get("limit", DEFAULT_PAGE)), MAX_PAGE)
-        except ValueError:
-            limit = 0
-        if limit < 1:
-            return view.json({"error": "limit must be a whole number from 1"}, status=400)
-        try:
-            members = store.tag_members(tag, after=query.get("after", ""), limit=limit)
-        except REDIS_DOWN:
-            return view.json(REDIS_UNREACHABLE, status=503)
-        more = len(members) == limit
-        return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
-
-    async def metrics_view(view: Any, request: Any) -> Any:
-        # In headers: aiohttp refuses a content_type argument that carries a charset.
-        return view.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
-
-    async def health_view(view: Any, request: Any) -> Any:
-        return view.json({"status": "ok"})  # the loop answers: the process is alive
+        return await data.members(view, request, tag)
 
     async def ready_view(view: Any, request: Any) -> Any:
         assigned = topics.assigned(app.consumer.assignment())
@@ -81,6 +53,57 @@ def add_views(
     app.page("/metrics")(metrics_view)
     app.page("/profiles/{user_id}")(profile_view)
     app.page("/tags/{tag}/members")(members_view)
+
+
+async def metrics_view(view: Any, request: Any) -> Any:
+    """GET /metrics."""
+    # In headers: aiohttp refuses a content_type argument that carries a charset.
+    return view.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def health_view(view: Any, request: Any) -> Any:
+    """GET /healthz."""
+    return view.json({"status": "ok"})  # the loop answers: the process is alive
+
+
+class DataViews:
+    """The views that show users: a profile, a tag's audience. A reader gets a 503 at
+    once while Redis is away; only the worker's own work waits."""
+
+    def __init__(self, pipeline: Pipeline, store: RedisStore, access: DataAccess) -> None:
+        self.pipeline = pipeline  # its engine describes a profile (it may reload)
+        self.store = store
+        self.access = access
+
+    async def profile(self, view: Any, request: Any, user_id: str) -> Any:
+        """GET /profiles/{user_id}."""
+        if (refused := self.access.check(view, request)) is not None:
+            return refused
+        try:
+            found = self.store.load([user_id]).get(user_id)
+        except REDIS_DOWN:
+            return view.json(REDIS_UNREACHABLE, status=503)
+        if found is None:
+            return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
+        return view.json(self.pipeline.engine.describe(found))
+
+    async def members(self, view: Any, request: Any, tag: str) -> Any:
+        """GET /tags/{tag}/members?after=&limit=."""
+        if (refused := self.access.check(view, request)) is not None:
+            return refused
+        query = request.query
+        try:
+            limit = min(int(query.get("limit", DEFAULT_PAGE)), MAX_PAGE)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            return view.json({"error": "limit must be a whole number from 1"}, status=400)
+        try:
+            members = self.store.tag_members(tag, after=query.get("after", ""), limit=limit)
+        except REDIS_DOWN:
+            return view.json(REDIS_UNREACHABLE, status=503)
+        more = len(members) == limit
+        return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
 
 
 class Pingable(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ class Sent:
     value: bytes
     timestamp: float | None
     headers: Any
+    seen: Any = None  # what the producer's ``watch`` said when this was sent
 
     @property
     def json(self) -> Any:
@@ -50,11 +51,12 @@ class Sent:
 
 @dataclass
 class FakeProducer:
-    """Records what is sent; with ``refuse`` set, the broker refuses every record from
-    then on (its ack raises ``refuse``)."""
+    """Records what is sent (with what ``watch`` says at the time, if set); with
+    ``refuse`` set, the broker refuses every record from then on (its ack raises it)."""
 
     sent: list[Sent] = field(default_factory=list)
     refuse: Exception | None = None
+    watch: Callable[[], Any] | None = None
 
     async def start(self) -> FakeProducer:
         """Faust's ``maybe_start_producer``."""
@@ -74,7 +76,8 @@ class FakeProducer:
         if self.refuse is not None:
             ack.set_exception(self.refuse)
         else:
-            self.sent.append(Sent(topic, key, value or b"", timestamp, headers))
+            seen = None if self.watch is None else self.watch()
+            self.sent.append(Sent(topic, key, value or b"", timestamp, headers, seen))
             ack.set_result(None)
         return ack
 

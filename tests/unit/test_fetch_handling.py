@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 from streams.progress import Progress
 from streams.worker.fetches import FetchHandling
 from streams.worker.sending import Sender
+from streams.worker.timers import Timers
 from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
 from taggers.events import MAX_EVENT_BYTES, BehaviourEvent
@@ -57,6 +58,7 @@ class Worker:
     group: FakeGroup
     progress: Progress
     handling: FetchHandling
+    timers: Timers
 
     @property
     def outputs(self) -> list[dict[str, Any]]:
@@ -83,8 +85,10 @@ def worker(engine: Engine | None = None) -> Worker:
     store, producer, group, progress = CuedStore(), FakeProducer(), FakeGroup(), Progress()
     pipeline = Pipeline(engine or Engine(RULES), store, MAX_EVENT_BYTES)
     sender = Sender(producer.start, TOPICS)
-    handling = FetchHandling(pipeline, TOPICS, sender, group, progress, asyncio.Lock())
-    return Worker(store, producer, group, progress, handling)
+    lock = asyncio.Lock()
+    handling = FetchHandling(pipeline, TOPICS, sender, group, progress, lock)
+    timers = Timers(pipeline, sender, lock, group=group, progress=progress, topics=TOPICS)
+    return Worker(store, producer, group, progress, handling, timers)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -269,3 +273,21 @@ def test_dead_letters_name_the_topic_their_position_is_in() -> None:
         (SETTINGS.rekeyed_topic, 3, 42, "bad_origin"),
     ]
     assert orjson.loads(w.producer.on(SETTINGS.dlq_topic)[1].value)["value"] == "{"
+
+
+def test_on_the_event_clock_what_a_fetch_made_due_fires_before_the_fetch_is_acked() -> None:
+    w = worker()
+    w.handling.after_apply = w.timers.after_fetch  # TAGGER_CLOCK=event
+    w.producer.watch = lambda: len(w.acked)
+    joined = make_event("member_join", user="u1", day=0)
+    # Two other users' events ten days on move partition 0's event clock past u1's
+    # deadline (new_member_no_order, seven days after joining without an order).
+    later = [purchase("u2", day=10), purchase("u3", day=10)]
+    run(w.handling.take(fetch(message(EVENTS_0, 0, joined))))
+    assert not [o for o in w.outputs if o["kind"] == "alert"]
+    run(w.handling.take(fetch(*(message(EVENTS_0, 1 + n, e) for n, e in enumerate(later)))))
+
+    [alert] = [s for s in w.producer.sent if s.topic == SETTINGS.alerts_topic]
+    assert (alert.json["name"], alert.json["user_id"]) == ("new_member_no_order", "u1")
+    assert alert.seen == 1  # only the first fetch was acked when it was sent
+    assert len(w.acked) == 3
