@@ -47,13 +47,9 @@ from taggers.store import MAX_AUDIENCE_GAUGES, REDELIVERED, SAVED, StoreConflict
 __all__ = [
     "CONFLICT",
     "FUNCTION_LIBRARY",
-    "MAX_AUDIENCE_GAUGES",
-    "REDELIVERED",
-    "SAVED",
     "Client",
     "Keys",
     "RedisStore",
-    "StoreConflictError",
     "client_for",
     "connect",
     "redacted",

@@ -10,8 +10,14 @@ from kafka.errors import TopicAlreadyExistsError
 from streams.kafka_auth import client_options
 from streams.settings import Settings
 from taggers.outputs import OUTPUT_KINDS
+from taggers.sources import EVENTS, INPUT_SOURCES, REKEYED, InputSource
 
 log = logging.getLogger(__name__)
+
+
+def input_topics(settings: Settings) -> dict[InputSource, str]:
+    """Each input source's topic: the setting its declaration names."""
+    return {source: str(getattr(settings, source.topic_setting)) for source in INPUT_SOURCES}
 
 
 def output_topics(settings: Settings) -> dict[str, str]:
@@ -21,12 +27,8 @@ def output_topics(settings: Settings) -> dict[str, str]:
 
 def topic_names(settings: Settings) -> list[str]:
     """Every topic of the worker: input, outputs, the DLQ and the re-keyed input."""
-    return [
-        settings.events_topic,
-        *output_topics(settings).values(),
-        settings.dlq_topic,
-        settings.rekeyed_topic,
-    ]
+    inputs = input_topics(settings)
+    return [inputs[EVENTS], *output_topics(settings).values(), settings.dlq_topic, inputs[REKEYED]]
 
 
 class TopicLayoutError(RuntimeError):

@@ -3,7 +3,7 @@
 Faust's web driver mounts views of its own on every app: ``/router`` (the host name,
 topics and partition assignment of each worker), ``/table``, a production index at ``/``
 and, with ``debug``, statistics and a service graph. The worker needs none of them, so
-its driver mounts no blueprint: what it serves is what ``streams.app.add_views`` adds.
+its driver mounts no blueprint: what it serves is what ``streams.worker.views.add_views`` adds.
 
 The profile and audience views hand out user ids and their tags. With
 ``TAGGER_WEB_TOKEN`` set they need ``Authorization: Bearer <token>``; without one they

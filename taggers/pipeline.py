@@ -5,36 +5,31 @@ caller between ``prepare`` and ``save``, so an output is always on its topic bef
 state that produced it is in Redis: after a crash the batch is redone and yields the same
 outputs with the same ids (at least once; subscribers drop duplicates by id).
 
-What Redis already has is told by position: each user keeps, per source, the offset of
-the last event applied from it. An event of the input topic keyed by its user is guarded
-by its own position (source ``P``, its partition). An event keyed otherwise is re-sent to
-the re-keyed topic with its origin (input partition and offset, the ``tagger-origin``
-header) and guarded by that origin (source ``kP``), never by the copy's own offset: after
-a crash the copies are sent again under new offsets, and only the origin tells them apart.
-Per origin partition and user, copies reach the user's re-keyed partition in origin order,
-and a redo repeats a suffix of them (it resends from the committed offset, and everything
-before that was acked first), so "past the watermark" is exactly "not applied yet". That
-rests on what the worker does: its one producer keeps each partition's order (aiokafka
-has one request per partition in flight and retries it first), a fetch's copies are
-acked before the next fetch and before its offsets can be committed, and a send that
-fails stops the worker. (Were one copy to fail for good while a later one of the same
-user and partition went through, the redo could not fill that gap: the failed one would
-be refused as known. A batch expiring in the producer during a broker outage is the one
-way we know of.) A record of the re-keyed topic without an origin (produced by hand, or
-by a release before this one) is guarded by its own position (source ``rP``); one with an
-unreadable origin goes to the DLQ (``bad_origin``).
+What Redis already has is told by position, per watermark (see ``taggers.sources`` for
+the input sources and their watermarks). An event of the events topic keyed otherwise
+than by its user is re-sent to the re-keyed topic with its origin and guarded by that
+origin, never by the copy's own offset. Per origin partition and user, copies reach the
+user's re-keyed partition in origin order, and a redo repeats a suffix of them (it
+resends from the committed offset, and everything before that was acked first), so "past
+the watermark" is exactly "not applied yet". That rests on what the worker does: its one
+producer keeps each partition's order (aiokafka has one request per partition in flight
+and retries it first), a fetch's copies are acked before the next fetch and before its
+offsets can be committed, and a send that fails stops the worker. (Were one copy to fail
+for good while a later one of the same user and partition went through, the redo could
+not fill that gap: the failed one would be refused as known. A batch expiring in the
+producer during a broker outage is the one way we know of.) A record of the re-keyed
+topic with an unreadable origin goes to the DLQ (``bad_origin``).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -45,6 +40,7 @@ from taggers.outputs import Output
 from taggers.profile import Profile
 from taggers.redaction import withheld
 from taggers.replay import ENGINE_ERROR, fire_due
+from taggers.sources import EVENTS, Headers, InputSource, Origin, origin_of
 from taggers.store import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -52,10 +48,6 @@ log = logging.getLogger(__name__)
 
 BAD_ORIGIN = "bad_origin"  # the DLQ reason of a re-keyed record whose origin is unreadable
 UNDECODED = "unknown"  # the type of an event that went to the DLQ
-ORIGIN_HEADER = "tagger-origin"  # on a re-keyed copy: b"PARTITION:OFFSET" of the input topic
-_ORIGIN = re.compile(rb"([0-9]{1,10}):([0-9]{1,19})")
-_MAX_PARTITION = 2**31 - 1  # Kafka's partitions and offsets are int32 and int64
-_MAX_OFFSET = 2**63 - 1
 
 
 def type_label(event_type: str) -> str:
@@ -80,9 +72,6 @@ def _timer_failed(user_id: str, error: Exception) -> None:
     )
 
 
-Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes]  # as Faust hands them over
-
-
 @dataclass(frozen=True, slots=True)
 class Record:
     """A message as it came off the topic; ``timestamp`` is its Kafka timestamp (epoch ms)."""
@@ -93,43 +82,6 @@ class Record:
     key: bytes | None = None
     headers: Headers = ()
     timestamp: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a re-keyed copy came from: its partition and offset in the input topic."""
-
-    partition: int
-    offset: int
-
-    @property
-    def source(self) -> str:
-        """The watermark that guards copies from this input partition."""
-        return f"k{self.partition}"
-
-    def header(self) -> tuple[str, bytes]:
-        """The Kafka header that carries it on the copy."""
-        return ORIGIN_HEADER, f"{self.partition}:{self.offset}".encode()
-
-
-def origin_of(headers: Headers | None) -> Origin | None:
-    """The origin a re-keyed record carries, or None if it has none (produced by hand).
-
-    Raises ValueError if the header is unreadable, out of range or there twice."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    found = [value for name, value in pairs if name == ORIGIN_HEADER]
-    if not found:
-        return None
-    if len(found) > 1:
-        raise ValueError(f"{len(found)} {ORIGIN_HEADER} headers, expected one")
-    match = _ORIGIN.fullmatch(found[0] or b"")
-    if match is None:
-        shown = (found[0] or b"")[:40]
-        raise ValueError(f"{ORIGIN_HEADER} header must be PARTITION:OFFSET, got {shown!r}")
-    origin = Origin(int(match[1]), int(match[2]))
-    if origin.partition > _MAX_PARTITION or origin.offset > _MAX_OFFSET:
-        raise ValueError(f"{ORIGIN_HEADER} header out of range: {match[0]!r}")
-    return origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,32 +96,39 @@ class Copy:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message that is not a valid event, with why, for the DLQ. ``origin``: the input
-    topic position of a re-keyed copy; ``rekeyed``: read from the re-keyed topic."""
+    """A message that is not a valid event, with why, for the DLQ. ``source``: the input
+    source it was read from; ``origin``: the events-topic position of a re-keyed copy."""
 
     record: Record
     reason: str
     message: str
+    source: InputSource = EVENTS
     origin: Origin | None = None
-    rekeyed: bool = False
 
-    def to_json(self, topic: str, rekeyed_topic: str | None = None) -> bytes:
-        """The DLQ record: where the event entered (``topic``, the input topic, at the
-        record's position or a copy's origin; ``rekeyed_topic`` for a record produced
-        there by hand), the original bytes (text if UTF-8, else base64) and the error."""
+    @property
+    def entered(self) -> tuple[InputSource, int, int]:
+        """Where the event entered the worker: a copy's origin, else where it was read
+        (a source, a partition and an offset there), the same however often a copy was
+        sent."""
+        if self.origin is not None:
+            return self.origin.source, self.origin.partition, self.origin.offset
+        return self.source, self.record.partition, self.record.offset
+
+    def to_json(self, topics: Mapping[InputSource, str]) -> bytes:
+        """The DLQ record: where the event entered (``entered``, its source named by its
+        topic in ``topics``), the original bytes (text if UTF-8, else base64) and the
+        error."""
         raw = self.record.value or b""
         try:
             original: dict[str, Any] = {"value": raw.decode("utf-8")}
         except UnicodeDecodeError:
             original = {"value_base64": base64.b64encode(raw).decode()}
-        at = self.origin or Origin(self.record.partition, self.record.offset)
-        if self.rekeyed and self.origin is None and rekeyed_topic is not None:
-            topic = rekeyed_topic
+        source, partition, offset = self.entered
         return orjson.dumps(
             {
-                "topic": topic,
-                "partition": at.partition,
-                "offset": at.offset,
+                "topic": topics[source],
+                "partition": partition,
+                "offset": offset,
                 "reason": self.reason,
                 "error": self.message,
                 **original,
@@ -191,6 +150,20 @@ class Prepared:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     # aggregate name -> values of the wrong type it skipped (a sum given a string)
     skipped: Counter[str] = field(default_factory=Counter)
+
+    def add_dead(self, dead: DeadLetter) -> None:
+        """Send a record to the DLQ (counted as an undecoded event)."""
+        self.dead.append(dead)
+        self.outcomes[UNDECODED, "dead"] += 1
+
+
+class _Guarded(NamedTuple):
+    """An event to apply, with the watermark and offset that guard it."""
+
+    record: Record
+    event: BehaviourEvent
+    watermark: str
+    offset: int
 
 
 class Pipeline:
@@ -220,23 +193,16 @@ class Pipeline:
         return None if clock is None or clock.time == 0 else clock.time
 
     def prepare(
-        self,
-        partition: int,
-        records: list[Record],
-        *,
-        source: str | None = None,
-        check_keys: bool = False,
-        rekeyed: bool = False,
+        self, partition: int, records: list[Record], *, source: InputSource = EVENTS
     ) -> Prepared:
-        """Decode a batch of one partition and apply it to the profiles (one store read).
+        """Decode a batch of one partition of ``source`` and apply it to the profiles (one
+        store read).
 
-        Each event is guarded by the watermark of ``source`` (default: the partition), so
-        that what Redis has is skipped. With ``check_keys`` (the input topic), an event
-        whose message key is not its user id is not applied here but returned in
-        ``rekey`` with its origin, to be sent on keyed by user id: a user's events must all
-        pass through one partition to be applied in order. With ``rekeyed`` (the re-keyed
-        topic), a record that carries its origin is guarded by that origin instead (see
-        the module docstring).
+        Each event is guarded by its watermark (``taggers.sources``), so that what Redis
+        has is skipped: the source's own one of the partition, or, for a record that
+        carries its origin in a source that ``reads_origin``, that origin's. If the source
+        ``rekeys``, an event whose message key is not its user id is not applied here but
+        returned in ``rekey`` with its origin, to be sent on keyed by user id.
 
         An event the engine fails on (a bug, not bad input: the engine does not raise on
         any valid event) goes to the DLQ as ``engine_error`` instead of stopping the
@@ -247,8 +213,9 @@ class Pipeline:
         """
         failed: dict[int, str] = {}  # offset -> what the engine raised
         while True:
+            batch = Prepared(partition)
             try:
-                return self._prepare(partition, records, source, check_keys, rekeyed, failed)
+                self._apply(batch, self._read(batch, records, source, failed))
             except _EngineError as failure:
                 log.error(
                     "engine failed on an event; it goes to the DLQ",
@@ -256,66 +223,60 @@ class Pipeline:
                     exc_info=withheld(failure.__cause__ or failure),
                 )
                 failed[failure.offset] = failure.message
+            else:
+                return batch
 
-    def _prepare(
-        self,
-        partition: int,
-        records: list[Record],
-        source: str | None,
-        check_keys: bool,
-        rekeyed: bool,
-        failed: dict[int, str],
-    ) -> Prepared:
-        own = str(partition) if source is None else source
-        batch = Prepared(partition)
-        # (record, event, guarding source, guarding offset), in the partition's order
-        events: list[tuple[Record, BehaviourEvent, str, int]] = []
+    def _read(
+        self, batch: Prepared, records: list[Record], source: InputSource, failed: dict[int, str]
+    ) -> list[_Guarded]:
+        """Decode and check the records: dead letters and copies go into ``batch``; the
+        events to apply are returned with their guards, in the partition's order."""
+        events: list[_Guarded] = []
         # A message is never sent after now: a producer whose clock is ahead cannot
         # stretch the skew allowed to its events.
         now = int(self.wall_clock() * 1000)
         for record in records:
-            origin = None
-            if rekeyed:
-                try:
-                    origin = origin_of(record.headers)
-                except ValueError as error:
-                    batch.dead.append(DeadLetter(record, BAD_ORIGIN, str(error), rekeyed=True))
-                    batch.outcomes[UNDECODED, "dead"] += 1
-                    continue
+            try:
+                origin = origin_of(record.headers) if source.reads_origin else None
+            except ValueError as error:
+                batch.add_dead(DeadLetter(record, BAD_ORIGIN, str(error), source))
+                continue
             if record.offset in failed:
-                dead = DeadLetter(record, ENGINE_ERROR, failed[record.offset], origin, rekeyed)
-                batch.dead.append(dead)
-                batch.outcomes[UNDECODED, "dead"] += 1
+                error_text = failed[record.offset]
+                batch.add_dead(DeadLetter(record, ENGINE_ERROR, error_text, source, origin))
                 continue
             try:
-                event = decode_event(record.value or b"", max_bytes=self.max_event_bytes)
+                event = self._event(record, now)
             except EventError as error:
-                dead = DeadLetter(record, error.reason, error.message, origin, rekeyed)
-                batch.dead.append(dead)
-                batch.outcomes[UNDECODED, "dead"] += 1
+                batch.add_dead(DeadLetter(record, error.reason, error.message, source, origin))
                 continue
-            sent_at = now if record.timestamp is None else min(record.timestamp, now)
-            future = future_error(event, sent_at, self.max_future_skew_ms)
-            if future is not None:
-                dead = DeadLetter(record, future.reason, future.message, origin, rekeyed)
-                batch.dead.append(dead)
-                batch.outcomes[UNDECODED, "dead"] += 1
-                continue
-            if check_keys and record.key != event.user_id.encode():
+            if source.rekeys and record.key != event.user_id.encode():
                 at = Origin(record.partition, record.offset)
-                copy = Copy(event.user_id, record.value or b"", at, record.timestamp)
-                batch.rekey.append(copy)
+                batch.rekey.append(Copy(event.user_id, record.value or b"", at, record.timestamp))
                 batch.outcomes[type_label(event.type), "rekeyed"] += 1
-                continue
-            if origin is None:
-                events.append((record, event, own, record.offset))
+            elif origin is None:
+                own = source.watermark(record.partition)
+                events.append(_Guarded(record, event, own, record.offset))
             else:
-                events.append((record, event, origin.source, origin.offset))
+                events.append(_Guarded(record, event, origin.watermark, origin.offset))
+        return events
+
+    def _event(self, record: Record, now: int) -> BehaviourEvent:
+        """The event a record holds; EventError if it goes to the DLQ instead."""
+        event = decode_event(record.value or b"", max_bytes=self.max_event_bytes)
+        sent_at = now if record.timestamp is None else min(record.timestamp, now)
+        future = future_error(event, sent_at, self.max_future_skew_ms)
+        if future is not None:
+            raise future
+        return event
+
+    def _apply(self, batch: Prepared, events: list[_Guarded]) -> None:
+        """Apply the events past their watermarks to their users' stored profiles."""
         wanted: dict[str, set[str]] = {}
-        for _, event, guard, _ in events:
-            wanted.setdefault(event.user_id, set()).add(guard)
+        for guarded in events:
+            wanted.setdefault(guarded.event.user_id, set()).add(guarded.watermark)
         profiles, applied = self.store.load_applied(wanted)
-        clock = self.clocks.setdefault(partition, EventClock())
+        clock = self.clocks.setdefault(batch.partition, EventClock())
         for record, event, guard, offset in events:
             # Seen, even if Redis has it already: a worker that takes over a partition
             # whose last events were all applied must still sweep up to their time.
@@ -336,7 +297,6 @@ class Pipeline:
             batch.profiles[user] = profile
             batch.offsets.setdefault(user, {})[guard] = offset
             batch.outcomes[type_label(event.type), "applied"] += 1
-        return batch
 
     def sweep(self, partition: int, now: int, limit: int = 1000) -> Prepared:
         """Fire the deadlines of one partition's users that are due by ``now``."""

@@ -17,26 +17,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.redis_store import RedisStore
+from taggers import sources
 from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
 from taggers.events import MAX_EVENT_BYTES, BehaviourEvent
-from taggers.pipeline import (
-    BAD_ORIGIN,
-    ORIGIN_HEADER,
-    Copy,
-    Origin,
-    Pipeline,
-    Prepared,
-    Record,
-    origin_of,
-)
+from taggers.pipeline import BAD_ORIGIN, Copy, Pipeline, Prepared, Record
 from taggers.profile import Profile
 from taggers.ruleset import load_rules
+from taggers.sources import EVENTS, ORIGIN_HEADER, Origin, origin_of
 from tests.support.core import FailsOnRefunds, make_event
 
 pytestmark = pytest.mark.integration
 RULES = load_rules(BUNDLED_RULES)
 REKEYED = 5  # the re-keyed partition of the tests' users (any number does here)
+TOPICS = {EVENTS: "events", sources.REKEYED: "events-by-user"}
 
 
 def unkeyed(partition: int, events: list[BehaviourEvent], first: int = 0) -> list[Record]:
@@ -49,7 +43,7 @@ def unkeyed(partition: int, events: list[BehaviourEvent], first: int = 0) -> lis
 
 def copies_of(pipeline: Pipeline, records: list[Record]) -> list[Copy]:
     """What the worker re-sends for these input records (and nothing else it does)."""
-    batch = pipeline.prepare(records[0].partition, records, check_keys=True)
+    batch = pipeline.prepare(records[0].partition, records, source=EVENTS)
     assert not batch.profiles and len(batch.rekey) == len(records)
     return batch.rekey
 
@@ -64,7 +58,7 @@ def as_sent(copies: list[Copy], first: int) -> list[Record]:
 
 def apply(pipeline: Pipeline, records: list[Record]) -> Prepared:
     """Prepare and save one batch of the re-keyed partition, as the worker does."""
-    batch = pipeline.prepare(REKEYED, records, source=f"r{REKEYED}", rekeyed=True)
+    batch = pipeline.prepare(REKEYED, records, source=sources.REKEYED)
     pipeline.save(batch)
     return batch
 
@@ -99,7 +93,7 @@ def test_copies_sent_again_under_new_offsets_are_applied_once(redis_client: redi
     assert again.outcomes == {("purchase", "redelivered"): 50} and not again.profiles
     # And in one batch with its original (a redo while the first copies still wait).
     fresh = Pipeline(Engine(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
-    mixed = fresh.prepare(REKEYED, as_sent(sent[50:] + sent[55:], 110), rekeyed=True)
+    mixed = fresh.prepare(REKEYED, as_sent(sent[50:] + sent[55:], 110), source=sources.REKEYED)
     assert not mixed.profiles
 
     stored = RedisStore(redis_client)
@@ -122,7 +116,7 @@ def test_a_partition_feeding_a_user_keyed_and_unkeyed_keeps_two_watermarks(
         ],
     ]
     pipeline = Pipeline(Engine(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
-    direct = pipeline.prepare(REKEYED, records, check_keys=True)
+    direct = pipeline.prepare(REKEYED, records, source=EVENTS)
     assert [c.origin for c in direct.rekey] == [Origin(REKEYED, 3), Origin(REKEYED, 4)]
     pipeline.save(direct)
     assert direct.offsets == {"u1": {str(REKEYED): 8}}
@@ -132,7 +126,7 @@ def test_a_partition_feeding_a_user_keyed_and_unkeyed_keeps_two_watermarks(
     store = RedisStore(redis_client)
     assert store.offsets("u1") == {str(REKEYED): 8, f"k{REKEYED}": 4}
     # Each path's redelivery is refused by its own watermark.
-    assert not pipeline.prepare(REKEYED, records, check_keys=True).profiles
+    assert not pipeline.prepare(REKEYED, records, source=EVENTS).profiles
     assert not apply(pipeline, as_sent(direct.rekey, 2)).profiles
     assert Engine(RULES).value_of("orders", store.load(["u1"])["u1"], 0) == 4
 
@@ -173,7 +167,7 @@ def test_records_without_an_origin_keep_their_own_position_and_a_bad_origin_is_a
     batch = apply(pipeline, records)
     assert batch.offsets == {"u1": {f"r{REKEYED}": 2}}
     assert [(d.record.offset, d.reason) for d in batch.dead] == [(1, BAD_ORIGIN)]
-    dead = orjson.loads(batch.dead[0].to_json("events", "events-by-user"))
+    dead = orjson.loads(batch.dead[0].to_json(TOPICS))
     assert (dead["topic"], dead["partition"], dead["offset"]) == ("events-by-user", REKEYED, 1)
     assert "PARTITION:OFFSET" in dead["error"] and dead["value"] == by_hand[1].model_dump_json()
     # Redelivered: refused by the re-keyed topic's own offsets.
@@ -187,7 +181,7 @@ def test_a_copy_the_engine_fails_on_is_a_dead_letter_at_its_origin(
     pipeline = Pipeline(FailsOnRefunds(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
     sent = copies_of(pipeline, unkeyed(3, events, first=40))
     batch = apply(pipeline, as_sent(sent, 900))
-    dead = [orjson.loads(d.to_json("events", "events-by-user")) for d in batch.dead]
+    dead = [orjson.loads(d.to_json(TOPICS)) for d in batch.dead]
     # Where the event entered, as for any input event: a copy sent again dedupes with it.
     assert [(d["topic"], d["partition"], d["offset"], d["reason"]) for d in dead] == [
         ("events", 3, 41, "engine_error")
@@ -263,7 +257,8 @@ def test_input_crashes_and_reprocessing_crashes_apply_each_event_once_in_order(
     while position < len(log):
         end = rng.randint(position + 1, min(len(log), position + 40))
         worker = Pipeline(Engine(RULES), RedisStore(redis_client), MAX_EVENT_BYTES)
-        batch = worker.prepare(REKEYED, as_sent(log[position:end], position), rekeyed=True)
+        arrived = as_sent(log[position:end], position)
+        batch = worker.prepare(REKEYED, arrived, source=sources.REKEYED)
         if rng.random() < 0.2:
             continue  # killed before the save: the batch is redone from the same offset
         worker.save(batch)

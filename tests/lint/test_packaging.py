@@ -3,6 +3,7 @@ package data (found from any directory), and none of the test scaffolding."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -47,9 +48,15 @@ def test_every_package_of_the_tree_is_listed_for_the_wheel() -> None:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built from this checkout with the installed build backend."""
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools leaves build/ and *.egg-info/ in the tree it builds.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("taggers", "streams", "rules"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     build = ["wheel", "-q", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out)]
     subprocess.run(
-        [sys.executable, "-m", "pip", *build, str(ROOT)],
+        [sys.executable, "-m", "pip", *build, str(source)],
         check=True,
         capture_output=True,
     )

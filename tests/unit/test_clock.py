@@ -24,6 +24,7 @@ from taggers.profile import Profile
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import load_rules
 from taggers.simulate import SimulationConfig, simulate
+from taggers.sources import EVENTS as EVENTS_SOURCE
 from taggers.store import MemoryStore
 from tests.support.core import START_MS, make_event
 
@@ -204,7 +205,7 @@ def test_the_worker_judges_an_events_time_by_its_kafka_timestamp_and_its_own_clo
         (4, "future"),
     ]
     assert batch.offsets == {"u1": {"0": 0}}
-    letter = orjson.loads(batch.dead[-1].to_json("events"))
+    letter = orjson.loads(batch.dead[-1].to_json({EVENTS_SOURCE: "events"}))
     assert letter["reason"] == "future" and "2099-03-01" in letter["error"]
     assert pipeline.watermark(0) is None  # dead letters never move the event clock
 

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from redis.crc import key_slot
 
-from streams.app import count_batch
 from streams.cli import main
 from streams.redis_store import Keys
 from streams.settings import SettingsError, load_settings
+from streams.worker.fetches import count_batch
 from taggers.aggregates import KINDS, LARGEST, Window
 from taggers.bundled import BUNDLED_RULES
 from taggers.durations import DAY_MS
@@ -342,7 +342,9 @@ def test_an_aggregate_counts_the_values_of_the_wrong_type_it_skips(custom_rules:
 
 def test_the_pipeline_reports_skipped_values_per_batch(custom_rules: RuleSet) -> None:
     pipeline = Pipeline(Engine(custom_rules), MemoryStore(copies=True), MAX_EVENT_BYTES)
-    records = [Record(0, n, line("x_event", v=v).encode()) for n, v in enumerate([1, "x", 2])]
+    records = [
+        Record(0, n, line("x_event", v=v).encode(), b"u1") for n, v in enumerate([1, "x", 2])
+    ]
     batch = pipeline.prepare(0, records)
     assert batch.skipped["v_sum"] == 1
     assert batch.skipped["v_top"] == 0
@@ -615,7 +617,9 @@ def test_a_replay_on_a_copying_store_leaves_out_an_event_the_engine_fails_on_as_
 
 def test_the_worker_exports_skipped_values_per_aggregate(custom_rules: RuleSet) -> None:
     pipeline = Pipeline(Engine(custom_rules), MemoryStore(copies=True), MAX_EVENT_BYTES)
-    records = [Record(0, n, line("x_event", v=v).encode()) for n, v in enumerate(["a", "b", 1])]
+    records = [
+        Record(0, n, line("x_event", v=v).encode(), b"u1") for n, v in enumerate(["a", "b", 1])
+    ]
     batch = pipeline.prepare(0, records)
     sample = "tagger_aggregate_skipped_values_total"
     before = REGISTRY.get_sample_value(sample, {"aggregate": "v_avg"}) or 0.0

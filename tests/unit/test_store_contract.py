@@ -368,7 +368,10 @@ def test_an_event_the_engine_fails_on_goes_to_the_dlq_and_leaves_no_trace(
     good = [make_event("purchase", amount=100), make_event("purchase", day=2, amount=50)]
     refund = make_event("refund", day=1, amount=100)
     stream = [good[0], refund, good[1]]
-    records = [Record(0, n, event.model_dump_json().encode()) for n, event in enumerate(stream)]
+    records = [
+        Record(0, n, event.model_dump_json().encode(), event.user_id.encode())
+        for n, event in enumerate(stream)
+    ]
     pipeline = Pipeline(FailsOnRefunds(RULES), copying_store_kind.open(), MAX_EVENT_BYTES)
 
     batch = pipeline.prepare(0, records)
@@ -391,7 +394,10 @@ def test_events_the_store_already_has_still_move_the_partitions_watermark(
     # A worker taking over a partition whose last events the previous owner applied (but
     # did not commit) sees them again: its event-time sweeps must still reach their time.
     events = [make_event("purchase", user=u, day=d, amount=10) for u, d in (("u1", 1), ("u2", 5))]
-    records = [Record(0, n, event.model_dump_json().encode()) for n, event in enumerate(events)]
+    records = [
+        Record(0, n, event.model_dump_json().encode(), event.user_id.encode())
+        for n, event in enumerate(events)
+    ]
     first = Pipeline(Engine(RULES), copying_store_kind.open(), MAX_EVENT_BYTES)
     first.save(first.prepare(0, records))
 

@@ -1,0 +1,137 @@
+"""The worker's HTTP routes: probes, metrics, and the profile and audience views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from faust.types import TP
+
+from streams import metrics
+from streams.redis_retry import REDIS_DOWN
+from streams.web import DataAccess
+from streams.worker.routing import Topics
+from taggers.pipeline import Pipeline
+from taggers.store import OperationsStore
+
+if TYPE_CHECKING:  # the app module wires these views: no import cycle at run time
+    from streams.app import TaggerApp
+    from streams.live_rules import LiveRules
+
+REDIS_UNREACHABLE = {"error": "Redis is unreachable, try again"}
+DEFAULT_PAGE = 100
+MAX_PAGE = 10_000
+
+
+def add_views(
+    app: TaggerApp,
+    pipeline: Pipeline,
+    store: OperationsStore,
+    access: DataAccess,
+    topics: Topics,
+) -> None:
+    """GET /metrics (Prometheus text); GET /healthz (alive) and /readyz (input partitions
+    assigned, Redis reachable, rules loaded: else 503 with the problems); GET
+    /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON, for those
+    ``access`` lets in. These are the only routes the worker serves."""
+    data = DataViews(pipeline, store, access)
+
+    # Faust makes each handler a View's method (it is given the view first): functions.
+    async def profile_view(view: Any, request: Any, user_id: str) -> Any:
+        return await data.profile(view, request, user_id)
+
+    async def members_view(view: Any, request: Any, tag: str) -> Any:
+        return await data.members(view, request, tag)
+
+    async def ready_view(view: Any, request: Any) -> Any:
+        assigned = topics.assigned(app.consumer.assignment())
+        body, status = readiness(assigned, store, app.live_rules)
+        return view.json(body, status=status)
+
+    app.page("/healthz")(health_view)
+    app.page("/readyz")(ready_view)
+    app.page("/metrics")(metrics_view)
+    app.page("/profiles/{user_id}")(profile_view)
+    app.page("/tags/{tag}/members")(members_view)
+
+
+async def metrics_view(view: Any, request: Any) -> Any:
+    """GET /metrics."""
+    # In headers: aiohttp refuses a content_type argument that carries a charset.
+    return view.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def health_view(view: Any, request: Any) -> Any:
+    """GET /healthz."""
+    return view.json({"status": "ok"})  # the loop answers: the process is alive
+
+
+class DataViews:
+    """The views that show users: a profile, a tag's audience. A reader gets a 503 at
+    once while Redis is away; only the worker's own work waits."""
+
+    def __init__(self, pipeline: Pipeline, store: OperationsStore, access: DataAccess) -> None:
+        self.pipeline = pipeline  # its engine describes a profile (it may reload)
+        self.store = store
+        self.access = access
+
+    async def profile(self, view: Any, request: Any, user_id: str) -> Any:
+        """GET /profiles/{user_id}."""
+        if (refused := self.access.check(view, request)) is not None:
+            return refused
+        try:
+            found = self.store.load([user_id]).get(user_id)
+        except REDIS_DOWN:
+            return view.json(REDIS_UNREACHABLE, status=503)
+        if found is None:
+            return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
+        return view.json(self.pipeline.engine.describe(found))
+
+    async def members(self, view: Any, request: Any, tag: str) -> Any:
+        """GET /tags/{tag}/members?after=&limit=."""
+        if (refused := self.access.check(view, request)) is not None:
+            return refused
+        query = request.query
+        try:
+            limit = min(int(query.get("limit", DEFAULT_PAGE)), MAX_PAGE)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            return view.json({"error": "limit must be a whole number from 1"}, status=400)
+        try:
+            members = self.store.tag_members(tag, after=query.get("after", ""), limit=limit)
+        except REDIS_DOWN:
+            return view.json(REDIS_UNREACHABLE, status=503)
+        more = len(members) == limit
+        return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
+
+
+class Pingable(Protocol):
+    """A store that can say whether it is reachable."""
+
+    def ping(self) -> None:
+        """Raise one of ``REDIS_DOWN`` if the store is unreachable."""
+        ...
+
+
+def readiness(
+    assigned: Sequence[TP], store: Pingable, live: LiveRules | None
+) -> tuple[dict[str, Any], int]:
+    """The /readyz body and status: ready with input partitions assigned (``assigned``),
+    the store reachable and rules loaded; else 503 with the problems."""
+    problems = []
+    if not assigned:
+        problems.append("no partitions assigned")
+    try:
+        store.ping()
+    except REDIS_DOWN:
+        problems.append("Redis unreachable")
+    if live is None:
+        problems.append("no rules loaded")
+    body = {
+        "ready": not problems,
+        "partitions": len(assigned),
+        "rules_version": None if live is None else live.rules.version,
+        "problems": problems,
+    }
+    return body, 503 if problems else 200
