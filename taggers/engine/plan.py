@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from taggers.aggregates import Window
-from taggers.engine.folding import Reader, reader
+from taggers.engine.reading import Reader, reader
 from taggers.ruleset import Aggregate, Alert, RuleSet, Tag, Timer
 
 MAX_CACHED_FAMILY_NAMES: Final = 100_000

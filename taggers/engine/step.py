@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from taggers.engine.folding import Reader
+from taggers.engine.reading import Reader
 from taggers.events import BehaviourEvent
 from taggers.expr import CompiledExpr
 from taggers.outputs import Output, Reason
