@@ -9,7 +9,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from taggers.aggregates import KINDS, OPTIONS
 
@@ -179,7 +187,24 @@ class AlertSpec(_Strict):
     after: Expression | None = None
     pending: Name | None = Field(default=None, description="A pending aggregate's items")
     before: Duration | None = Field(default=None, description="pending: how long before due")
-    details: list[Name] = Field(default_factory=list, description="Values to include")
+    details: list[Name | dict[Name, Expression]] = Field(
+        default_factory=list,
+        description=(
+            "Values to include: a name (orders), or a one-key map of a name to an"
+            ' expression (group: "event.props.group_id")'
+        ),
+    )
+
+    @field_validator("details")
+    @classmethod
+    def _one_name_each(cls, details: list[str | dict[str, str]]) -> list[str | dict[str, str]]:
+        for index, detail in enumerate(details):
+            if isinstance(detail, dict) and len(detail) != 1:
+                raise ValueError(
+                    f"detail {index + 1} names {len(detail)} values: a detail is a name"
+                    ' or one name with its expression (- group: "event.props.group_id")'
+                )
+        return details
 
     @model_validator(mode="after")
     def _trigger(self) -> AlertSpec:

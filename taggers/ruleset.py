@@ -170,8 +170,13 @@ class Alert:
     timer: Timer | None
     pending: str | None
     before_ms: int
-    details: tuple[str, ...]
+    details: tuple[tuple[str, CompiledExpr], ...]  # name, and the expression it shows
     reads: frozenset[str]
+
+    @property
+    def detail_reads(self) -> frozenset[str]:
+        """The names the details read."""
+        return frozenset().union(*(shown.reads for _, shown in self.details))
 
     @property
     def edge(self) -> bool:
@@ -701,14 +706,7 @@ class _Compiler(_Aggregates):
                 )
                 return None
             before_ms = self.duration(spec.before or "", source.at((*path, "before"))) or 0
-        for i, detail in enumerate(spec.details):
-            if detail not in self.names or detail == "lists":
-                close = difflib.get_close_matches(detail, self.names, n=1)
-                self.problem(
-                    source.at((*path, "details", i)),
-                    f"unknown name {detail!r}",
-                    f"did you mean {close[0]!r}?" if close else "details name aggregates",
-                )
+        details = self.details(spec, source, path)
         reads = frozenset() if when is None else when.reads
         return Alert(
             name,
@@ -719,9 +717,37 @@ class _Compiler(_Aggregates):
             timer,
             spec.pending,
             before_ms,
-            tuple(spec.details),
+            details,
             reads,
         )
+
+    def details(
+        self, spec: AlertSpec, source: SourceMap, path: Path_
+    ) -> tuple[tuple[str, CompiledExpr], ...]:
+        """An alert's details, each a name and the expression it shows: a detail written
+        as a name shows that value; ``name: "expression"`` may read what ``when`` reads."""
+        found: list[tuple[str, CompiledExpr]] = []
+        for i, detail in enumerate(spec.details):
+            at: Path_ = (*path, "details", i)
+            if isinstance(detail, str):
+                if detail not in self.names or detail == "lists":
+                    close = difflib.get_close_matches(detail, self.names, n=1)
+                    self.problem(
+                        source.at(at),
+                        f"unknown name {detail!r}",
+                        f"did you mean {close[0]!r}?"
+                        if close
+                        else 'details name values, or give one an expression: - n: "orders + 1"',
+                    )
+                    continue
+                name, text = detail, detail
+            else:
+                ((name, text),) = detail.items()
+                at = (*at, name)
+            compiled = self.expression(text, source, at, expect=DYN, with_event=spec.on is not None)
+            if compiled is not None:
+                found.append((name, compiled))
+        return tuple(found)
 
     def compile(self, version: str) -> RuleSet:
         self.compile_params()

@@ -24,7 +24,8 @@ def raise_alert(
     why: Reason | None = None,
 ) -> None:
     """Raise an alert with its details (and ``extra`` ones), and why."""
-    details = {name: step.values[name] for name in alert.details} | extra
+    values = step.values
+    details = {name: shown.evaluate(values) for name, shown in alert.details} | extra
     if why is None:
         why = (
             reason(step, alert.name, alert.when)

@@ -113,6 +113,23 @@ def _contains_any(compile_: Compile, node: Call) -> Checked:
     return Checked(BOOL, words.contains_any(text.fn, found.fn), text.const and found.const)
 
 
+def _matched_words(compile_: Compile, node: Call) -> Checked:
+    _arity(node, 2)
+    text = _argument(compile_, node, 0, (STRING,), "a string")
+    found = _argument(compile_, node, 1, (list_of(STRING),), "a list of strings")
+    fn = words.matched_words(text.fn, found.fn, fixed=found.const)
+    return Checked(list_of(STRING), fn, text.const and found.const)
+
+
+def _excerpt(compile_: Compile, node: Call) -> Checked:
+    _arity(node, 3)
+    text = _argument(compile_, node, 0, (STRING,), "a string")
+    found = _argument(compile_, node, 1, (list_of(STRING),), "a list of strings")
+    chars = _argument(compile_, node, 2, (INT,), "a number of characters")
+    fn = words.excerpt(text.fn, found.fn, chars.fn, fixed=found.const)
+    return Checked(STRING, fn, text.const and found.const and chars.const)
+
+
 def _has(compile_: Compile, node: Call) -> Checked:
     _arity(node, 1)
     arg = node.args[0]
@@ -144,7 +161,9 @@ def _extreme(compile_: Compile, node: Call) -> Checked:
 _FUNCTIONS: Final[dict[str, Callable[[Compile, Call], Checked]]] = {
     **dict.fromkeys(_CONVERSIONS, _conversion),
     "contains_any": _contains_any,
+    "excerpt": _excerpt,
     "has": _has,
+    "matched_words": _matched_words,
     "max": _extreme,
     "min": _extreme,
 }
