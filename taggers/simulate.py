@@ -39,6 +39,9 @@ CHAT: Final = (
     "有没有优惠券",
 )
 COMPLAINTS: Final = ("我要投诉你们的客服", "这是骗子吧,钱扣了没发货", "再不退款就去举报")
+STAFF: Final = ("您好,已为您安排发货", "这款今天有满减活动", "亲,有问题随时找我")
+STAFF_SLIPS: Final = ("别理他,就是个骗子", "嫌贵就去举报啊")
+"""What staff (a guide) write in a customer's chat, now and then unwisely."""
 _SHANGHAI: Final = timezone(timedelta(hours=8))
 
 
@@ -64,6 +67,7 @@ class _User:
         self.favourite = rng.choice(CATEGORIES)
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.count = 0
+        self.group: str | None = None
 
     def emit(self, type_: str, day: float, **props: Any) -> int | None:
         """Add an event ``day`` days in; events past the end of the run are dropped."""
@@ -125,8 +129,7 @@ class _User:
     def habits(self, start: float) -> None:
         """What any customer may do besides their persona."""
         rng = self.rng
-        if rng.random() < 0.3:
-            self.emit("friend_add", start - 0.2)
+        friend = rng.random() < 0.3 and self.emit("friend_add", start - 0.2) is not None
         if rng.random() < 0.25:
             for _ in range(rng.randint(1, 3)):
                 day = rng.uniform(start, self.config.days)
@@ -144,9 +147,17 @@ class _User:
         if rng.random() < 0.15:
             for _ in range(rng.randint(1, 10)):
                 self.emit("check_in", rng.uniform(start, self.config.days))
+        # Drawn last, so that adding them left the rest of each user's stream as it was.
+        if friend and rng.random() < 0.15:
+            self.emit("friend_delete", rng.uniform(start, self.config.days))
+        if self.group is not None and rng.random() < 0.5:
+            slip = rng.random() < 0.1
+            text = rng.choice(STAFF_SLIPS if slip else STAFF)
+            day = rng.uniform(start, self.config.days)
+            self.emit("message", day, text=text, group_id=self.group, sender_role="staff")
 
     def chat(self, start: float, messages: int) -> None:
-        group = f"g-{self.rng.randrange(40)}"
+        group = self.group = f"g-{self.rng.randrange(40)}"
         self.emit("group_join", start, group_id=group)
         for _ in range(messages):
             text = self.rng.choice(COMPLAINTS if self.rng.random() < 0.08 else CHAT)
