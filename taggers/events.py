@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -124,10 +124,15 @@ def _id_problem(value: object) -> str:
     return "must not contain control characters"
 
 
-def format_ts(ms: int) -> str:
-    """Epoch ms as an ISO-8601 UTC string, for output events and humans."""
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def format_ts(ms: int, tz: tzinfo = UTC) -> str:
+    """Epoch ms as an ISO-8601 string with milliseconds, in ``tz`` (UTC: ending in ``Z``),
+    for output events and people. Exact: ``to_epoch_ms`` gives back the same ms."""
     return (
-        datetime.fromtimestamp(ms / 1000, UTC)
+        (_EPOCH + timedelta(milliseconds=ms))
+        .astimezone(tz)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
