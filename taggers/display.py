@@ -52,7 +52,8 @@ def _rounded(value: float) -> float:
 def _shown_time(value: Any, tz: tzinfo) -> str:
     """A timestamp (epoch ms, or the ISO form JSON carries) as ISO-8601 in ``tz``."""
     try:
-        return format_ts(to_epoch_ms(value), tz)
+        ms = int(value) if _is_number(value) else to_epoch_ms(value)
+        return format_ts(ms, tz)
     except (ValueError, OverflowError):  # not a time after all: show what it is
         return str(value)
 
@@ -91,13 +92,13 @@ def json_value(value: Any, type_: Type | None = None) -> Any:
     """A value's JSON form, by its type: a timestamp as an ISO-8601 UTC string, a double
     rounded to cents, lists and maps item by item; everything else (a duration's ms) as it
     is. Applying it to a JSON form gives that form back."""
-    if isinstance(value, float):
-        return _rounded(value)
     if type_ == TIMESTAMP and _is_number(value):
         try:
             return format_ts(int(value))
         except OverflowError:  # beyond what a date can say: the number
             return value
+    if isinstance(value, float):
+        return _rounded(value)
     elem = type_.elem if type_ is not None else None
     if isinstance(value, list | tuple):
         return [json_value(item, elem) for item in value]
