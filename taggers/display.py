@@ -89,14 +89,16 @@ def format_values(values: Mapping[str, Any], types: Mapping[str, Type], tz: tzin
 
 
 def json_value(value: Any, type_: Type | None = None) -> Any:
-    """A value's JSON form, by its type: a timestamp as an ISO-8601 UTC string, a double
-    rounded to cents, lists and maps item by item; everything else (a duration's ms) as it
-    is. Applying it to a JSON form gives that form back."""
+    """A value's JSON form, by its type: a timestamp as an ISO-8601 UTC string, a duration
+    as whole milliseconds, a double rounded to cents, lists and maps item by item; the rest
+    as it is. Applying it to a JSON form gives that form back."""
     if type_ == TIMESTAMP and _is_number(value):
         try:
             return format_ts(int(value))
         except OverflowError:  # beyond what a date can say: the number
             return value
+    if type_ == DURATION and isinstance(value, float) and math.isfinite(value):
+        return round(value)  # an average gap: whole milliseconds like every duration
     if isinstance(value, float):
         return _rounded(value)
     elem = type_.elem if type_ is not None else None

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import re
 from datetime import UTC
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.cli import main
 from taggers.display import format_value, format_values, json_value
 from taggers.durations import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, UNIT_MS, format_duration
+from taggers.engine import Engine
 from taggers.events import to_epoch_ms
 from taggers.expr import BOOL, DOUBLE, DURATION, DYN, INT, STRING, TIMESTAMP, Type
 from taggers.expr.types import list_of, map_of
+from taggers.replay import Replay
+from taggers.ruleset import load_rules
+from taggers.store import MemoryStore
+from tests.support.values import EVENTS, RULES
 
 MIN_MS, MAX_MS = to_epoch_ms("2000-01-01T00:00:00Z"), to_epoch_ms("2099-12-31T23:59:59Z")
 times = st.integers(MIN_MS, MAX_MS)
@@ -138,3 +146,98 @@ def test_the_json_form_of_a_json_form_is_itself(value: object, type_: Type | Non
     once = json_value(value, type_)
     assert json_value(once, type_) == once
     assert format_value(once, type_) == format_value(value, type_)
+
+
+# --- the same forms in replay (text and JSON) and in rule tests ----------------------------
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> tuple[Path, Path]:
+    """A rule directory with a value of each type, and the events above."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yaml").write_text(RULES, encoding="utf-8")
+    (tmp_path / "events.jsonl").write_text(EVENTS, encoding="utf-8")
+    return tmp_path / "rules", tmp_path / "events.jsonl"
+
+
+def _replay(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(["replay", *argv, "--now", "2026-02-01T00:00:00Z"]) == 0
+    return capsys.readouterr().out
+
+
+def test_replay_shows_values_as_people_read_them(
+    example: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules, events = example
+    lines = _replay(capsys, str(events), "--rules", str(rules)).splitlines()
+    assert "2026-01-01T00:00:00.000Z  u1  tag +buyer  because joined=null, spend=0.1" in lines
+    assert (
+        "2026-01-06T16:50:42.765Z  u1  ALERT second_order [low]  with spend=0.3, gap=5d 16h,"
+        " last_at=2026-01-06T16:50:42.765Z, joined=null  because orders=2"
+    ) in lines
+    assert "2026-01-06T16:50:42.765Z  u1  tag +regular  because gap=5d 16h" in lines
+    assert "None" not in "\n".join(lines) and "0000000" not in "\n".join(lines)
+
+
+def test_replay_json_carries_iso_times_cents_and_whole_ms(
+    example: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules, events = example
+    records = [
+        orjson.loads(line)
+        for line in _replay(capsys, str(events), "--rules", str(rules), "--json").splitlines()
+    ]
+    (alert,) = [r for r in records if r["kind"] == "alert"]
+    assert alert["details"] == {
+        "spend": 0.3,
+        "gap": 492_642_765,
+        "last_at": "2026-01-06T16:50:42.765Z",
+        "joined": None,
+    }
+    (regular,) = [r for r in records if r.get("tag") == "regular"]
+    assert regular["reason"]["values"] == {"gap": 492_642_765}
+    (profile,) = [r for r in records if r["kind"] == "profile"]
+    assert profile["aggregates"] == {
+        "orders": 2,
+        "spend": 0.3,
+        "last_at": "2026-01-06T16:50:42.765Z",
+        "gap": 492_642_765,
+        "joined": None,
+    }
+
+
+def test_the_profile_view_is_in_the_json_form(example: tuple[Path, Path]) -> None:
+    rules, events = example
+    engine = Engine(load_rules(rules))
+    store = MemoryStore()
+    list(Replay(engine, store).run(events.read_text(encoding="utf-8").splitlines()))
+    profile = store.get("u1")
+    assert profile is not None
+    view = engine.describe(profile)
+    assert view["aggregates"]["last_at"] == "2026-01-06T16:50:42.765Z"
+    assert view["aggregates"]["spend"] == 0.3
+    assert view["tags"]["buyer"]["values"] == {"joined": None, "spend": 0.1}
+    # A profile stored before values had a JSON form shows in it all the same.
+    profile.tags["regular"]["values"] = {"gap": 492_642_765.0}
+    assert engine.describe(profile)["tags"]["regular"]["values"] == {"gap": 492_642_765}
+
+
+def test_a_failing_rule_test_shows_values_as_people_read_them(
+    example: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules, _ = example
+    (rules / "tests").mkdir()
+    (rules / "tests" / "values.yaml").write_text(
+        "tests:\n"
+        "  - name: values\n"
+        "    events:\n"
+        "      - {type: purchase, at: +0d, props: {amount: 0.1}}\n"
+        "      - {type: purchase, at: +2d, props: {amount: 0.2}}\n"
+        "    expect: {values: {gap: 1000, joined: 1767225600000, spend: 1.0}}\n",
+        encoding="utf-8",
+    )
+    assert main(["rules", "test", str(rules)]) == 1
+    out = capsys.readouterr().out
+    assert "expected: 1000 (1s)\n    actual:   172800000.0 (2d)" in out
+    assert "expected: 1767225600000 (2026-01-01T00:00:00.000Z)\n    actual:   null" in out
+    assert "expected: 1.0 (1)\n    actual:   0.30000000000000004 (0.3)" in out
