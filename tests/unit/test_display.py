@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.cli import main
-from taggers.display import format_value, format_values, json_value
+from taggers.display import describe_output, format_value, format_values, json_value
 from taggers.durations import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, UNIT_MS, format_duration
 from taggers.engine import Engine
 from taggers.events import to_epoch_ms
@@ -241,3 +241,22 @@ def test_a_failing_rule_test_shows_values_as_people_read_them(
     assert "expected: 1000 (1s)\n    actual:   172800000.0 (2d)" in out
     assert "expected: 1767225600000 (2026-01-01T00:00:00.000Z)\n    actual:   null" in out
     assert "expected: 1.0 (1)\n    actual:   0.30000000000000004 (0.3)" in out
+
+
+def test_an_output_line_shows_its_times_in_the_zone_it_is_given() -> None:
+    record = {
+        "kind": "alert",
+        "user_id": "u1",
+        "name": "coupon_unused",
+        "severity": "low",
+        "display": None,
+        "details": {"key": "c1", "due": "2026-01-03T16:30:00.000Z", "gap": 36 * HOUR_MS},
+        "at": "2026-01-01T16:30:00.000Z",
+        "reason": {"values": {"last_at": "2026-01-01T00:00:00.000Z"}},
+    }
+    types = {"gap": DURATION, "last_at": TIMESTAMP}
+    assert describe_output(record, types, ZoneInfo("Asia/Shanghai")) == (
+        "2026-01-02T00:30:00.000+08:00  u1  ALERT coupon_unused [low]"
+        "  with key=c1, due=2026-01-04T00:30:00.000+08:00, gap=1d 12h"
+        "  because last_at=2026-01-01T08:00:00.000+08:00"
+    )
