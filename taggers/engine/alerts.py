@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from taggers.aggregates.pending import reminders_due
+from taggers.display import json_value, json_values
 from taggers.engine.deadlines import timer_fires
 from taggers.engine.plan import Plan
 from taggers.engine.step import Step, reason, truth
-from taggers.events import format_ts
+from taggers.expr import TIMESTAMP
 from taggers.outputs import Alert, Reason, output_id
 from taggers.ruleset import Alert as AlertRule
 
@@ -23,8 +24,9 @@ def raise_alert(
     extra_id: str = "",
     why: Reason | None = None,
 ) -> None:
-    """Raise an alert with its details (and ``extra`` ones), and why."""
-    details = {name: step.values[name] for name in alert.details} | extra
+    """Raise an alert with its details (and ``extra`` ones, in their JSON form), and why."""
+    named = {name: step.values[name] for name in alert.details}
+    details = json_values(named, step.types) | extra
     if why is None:
         why = (
             reason(step, alert.name, alert.when)
@@ -83,7 +85,8 @@ def pending_reminders(plan: Plan, step: Step) -> None:
         state = step.profile.aggs.get(plan.rules.aggregates[alert.pending].key)
         for key, item in reminders_due(state, alert.before_ms, step.now):
             item[1] = 1
-            raise_alert(step, alert, {"key": key, "due": format_ts(item[0])}, extra_id=key)
+            due = json_value(item[0], TIMESTAMP)
+            raise_alert(step, alert, {"key": key, "due": due}, extra_id=key)
 
 
 def drop_removed_alerts(plan: Plan, step: Step) -> None:
