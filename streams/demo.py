@@ -37,7 +37,7 @@ from streams.local_stack import RedisServer, TansuBroker, free_port, start_worke
 from streams.settings import Settings
 from streams.topics import ensure_topics, output_topics
 from taggers.bundled import BUNDLED_RULES
-from taggers.display import OutputTally, describe_output
+from taggers.display import OutputTally, describe_output, display_zone
 from taggers.ruleset import RuleSet
 from taggers.simulate import SimulationConfig, simulate
 
@@ -291,7 +291,7 @@ def _stream(
                     tally.add(data)
                     last_user = data["user_id"]
                     if shown < options.show:
-                        print(describe_output(data, rules.types), file=out)
+                        print(describe_output(data, rules.types, display_zone(rules)), file=out)
                         shown += 1
             out.flush()
             if time.monotonic() >= next_summary:

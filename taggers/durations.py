@@ -49,9 +49,16 @@ def parse_duration(text: str) -> int:
 
 
 def format_duration(ms: int) -> str:
-    """The shortest exact form of a duration: 7776000000 -> '90d'."""
-    for unit in ("d", "h", "m", "s"):
-        size = UNIT_MS[unit]
-        if ms % size == 0 and ms >= size:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
+    """A duration as people read it, in its two largest units, the rest left off:
+    ``5d 16h`` (from a day), ``16h 50m`` (from an hour), ``50m 42s``, ``42.765s``, ``765ms``;
+    a whole number of a unit stays short (``90d``, ``12h``)."""
+    if ms < 0:
+        return "-" + format_duration(-ms)
+    if ms < SECOND_MS:
+        return f"{ms}ms"
+    if ms < MINUTE_MS:
+        return f"{ms / SECOND_MS:.3f}".rstrip("0").rstrip(".") + "s"
+    big, small = ("d", "h") if ms >= DAY_MS else ("h", "m") if ms >= HOUR_MS else ("m", "s")
+    whole, rest = divmod(ms, UNIT_MS[big])
+    part = rest // UNIT_MS[small]
+    return f"{whole}{big} {part}{small}" if part else f"{whole}{big}"

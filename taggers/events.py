@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -51,6 +51,9 @@ class EventError(Exception):
         return f"{self.reason}: {self.message}"
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_epoch_ms(value: object) -> int:
     """Parse an ISO-8601 timestamp with a time zone, or epoch milliseconds, into epoch ms.
 
@@ -71,7 +74,8 @@ def to_epoch_ms(value: object) -> int:
         if parsed.tzinfo is None:
             raise ValueError(f"{value[:40]!r} has no time zone: add Z or an offset like +08:00")
         try:
-            ms = int(parsed.timestamp() * 1000)
+            # Exact (a float of seconds times 1000 loses a millisecond now and then).
+            ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
         except (OverflowError, ValueError):  # a date at the edge of what datetime holds
             raise ValueError(f"{value[:40]!r} is outside 2000-01-01..2100-01-01") from None
     else:
@@ -124,10 +128,12 @@ def _id_problem(value: object) -> str:
     return "must not contain control characters"
 
 
-def format_ts(ms: int) -> str:
-    """Epoch ms as an ISO-8601 UTC string, for output events and humans."""
+def format_ts(ms: int, tz: tzinfo = UTC) -> str:
+    """Epoch ms as an ISO-8601 string with milliseconds, in ``tz`` (UTC: ending in ``Z``),
+    for output events and people. Exact: ``to_epoch_ms`` gives back the same ms."""
     return (
-        datetime.fromtimestamp(ms / 1000, UTC)
+        (_EPOCH + timedelta(milliseconds=ms))
+        .astimezone(tz)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )

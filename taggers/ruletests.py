@@ -19,15 +19,18 @@ Times are offsets from ``start`` (default 2026-01-01T00:00:00Z) or ISO-8601 time
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from taggers.display import format_value
 from taggers.durations import DurationError, parse_duration
 from taggers.engine import Engine
 from taggers.events import BehaviourEvent, EventError, to_epoch_ms
+from taggers.expr import Type
 from taggers.outputs import Alert, Output, Transition
 from taggers.ruleset import RuleSet
 from taggers.yaml_source import Position, Problem, RuleSetError, SourceMap, load_yaml
@@ -114,7 +117,7 @@ def _check(expect: Expect, engine: Engine, profile: Any, outputs: list[Output]) 
     return [
         *_check_tags(expect, profile),
         *_check_outputs(expect, outputs),
-        *_check_values(expect, engine.aggregate_values(profile)),
+        *_check_values(expect, engine.aggregate_values(profile), engine.rules.types),
     ]
 
 
@@ -162,16 +165,34 @@ def _check_outputs(expect: Expect, outputs: list[Output]) -> list[str]:
     return failures
 
 
-def _check_values(expect: Expect, values: dict[str, Any]) -> list[str]:
+def _shown(value: Any, type_: Type | None) -> str:
+    """A value as a test writes it, and also as people read it when that differs
+    (``492642765 (5d 16h)``); null and booleans as YAML writes them."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None or isinstance(value, bool):
+        return format_value(value)
+    readable = format_value(value, type_)
+    return repr(value) if readable == repr(value) else f"{value!r} ({readable})"
+
+
+def _check_values(expect: Expect, values: dict[str, Any], types: Mapping[str, Type]) -> list[str]:
     failures: list[str] = []
     for name, expected in expect.values.items():
         if name not in values:
             failures.append(f"values: no aggregate named {name!r}")
-        elif isinstance(expected, float) and isinstance(values[name], int | float):
-            if abs(values[name] - expected) > 1e-6 * max(1.0, abs(expected)):
-                failures += _compare(f"values.{name}", expected, values[name])
-        else:
-            failures += _compare(f"values.{name}", expected, values[name])
+            continue
+        actual = values[name]
+        if isinstance(expected, float) and isinstance(actual, int | float):
+            if abs(actual - expected) <= 1e-6 * max(1.0, abs(expected)):
+                continue
+        elif expected == actual:
+            continue
+        type_ = types.get(name)
+        failures.append(
+            f"values.{name}:\n    expected: {_shown(expected, type_)}\n"
+            f"    actual:   {_shown(actual, type_)}"
+        )
     return failures
 
 

@@ -11,9 +11,10 @@ import orjson
 
 from streams.cli.common import RULES_HELP, load_or_report, rules_dir
 from streams.settings import load_settings
-from taggers.display import format_value, format_values
+from taggers.display import display_zone, format_value, format_values
 from taggers.engine import Engine
 from taggers.events import event_json_schema
+from taggers.expr import TIMESTAMP
 from taggers.rulefile import RuleFile
 
 if TYPE_CHECKING:
@@ -57,16 +58,26 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
         return 0
-    stage = f"{view['stage']} ({view['stage_display']})" if view["stage_display"] else view["stage"]
-    print(f"user {view['user_id']}: stage {stage} since {view['stage_since']}")
+    tz = display_zone(rules)
+
+    def time(value: object) -> str:
+        return format_value(value, TIMESTAMP, tz)
+
+    stage = format_value(view["stage"])
+    if view["stage_display"]:
+        stage += f" ({view['stage_display']})"
+    print(f"user {view['user_id']}: stage {stage} since {time(view['stage_since'])}")
     print(f"tags ({len(view['tags'])}):")
     for name, tag in view["tags"].items():
-        values = format_values(tag["values"], rules.types)
+        values = format_values(tag["values"], rules.types, tz)
         label = f" ({tag['display']})" if tag["display"] else ""
-        print(f"  {name}{label} since {tag['since']}  because {values or tag['when']}")
+        expires = f" until {time(tag['expires'])}" if tag["expires"] else ""
+        because = values or tag["when"]
+        print(f"  {name}{label} since {time(tag['since'])}{expires}  because {because}")
     print("aggregates:")
     for name, value in view["aggregates"].items():
-        print(f"  {name} = {format_value(value, rules.types.get(name))}")
+        print(f"  {name} = {format_value(value, rules.types.get(name), tz)}")
+    print(f"events: {view['events']}  next deadline: {time(view['next_deadline'])}")
     return 0
 
 

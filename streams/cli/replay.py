@@ -24,7 +24,7 @@ from streams.cli.common import (
     start_time,
 )
 from streams.settings import load_settings
-from taggers.display import OutputTally, describe_output
+from taggers.display import OutputTally, describe_output, display_zone, json_values
 from taggers.durations import DAY_MS
 from taggers.engine import Engine
 from taggers.events import to_epoch_ms
@@ -136,7 +136,8 @@ def _write_item(
     if args.json:
         out.write(orjson.dumps(output) + b"\n")
     elif not args.quiet:
-        out.write((describe_output(output, rules.types) + "\n").encode())
+        line = describe_output(output, rules.types, display_zone(rules))
+        out.write((line + "\n").encode())
 
 
 def _write_profiles(users: Sequence[Any], engine: Engine, replay: Replay, out: IO[bytes]) -> None:
@@ -147,7 +148,9 @@ def _write_profiles(users: Sequence[Any], engine: Engine, replay: Replay, out: I
             "user_id": profile.user_id,
             "stage": profile.stage,
             "tags": sorted(profile.tags),
-            "aggregates": engine.aggregate_values(profile, replay.clock),
+            "aggregates": json_values(
+                engine.aggregate_values(profile, replay.clock), engine.rules.types
+            ),
         }
         out.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
     for name, count in sorted(replay.skipped.items()):

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from taggers.aggregates.pending import reminders_due
+from taggers.display import json_value
 from taggers.engine.deadlines import timer_fires
 from taggers.engine.plan import Plan
 from taggers.engine.step import Step, reason, truth
-from taggers.events import format_ts
+from taggers.expr import TIMESTAMP
 from taggers.outputs import Alert, Reason, output_id
 from taggers.ruleset import Alert as AlertRule
 
@@ -23,9 +24,11 @@ def raise_alert(
     extra_id: str = "",
     why: Reason | None = None,
 ) -> None:
-    """Raise an alert with its details (and ``extra`` ones), and why."""
+    """Raise an alert with its details (and ``extra`` ones, in their JSON form), and why:
+    each detail by its expression's type (a name's is the name's)."""
     values = step.values
-    details = {name: shown.evaluate(values) for name, shown in alert.details} | extra
+    shown = {name: json_value(e.evaluate(values), e.type) for name, e in alert.details}
+    details = shown | extra
     if why is None:
         why = (
             reason(step, alert.name, alert.when)
@@ -84,7 +87,8 @@ def pending_reminders(plan: Plan, step: Step) -> None:
         state = step.profile.aggs.get(plan.rules.aggregates[alert.pending].key)
         for key, item in reminders_due(state, alert.before_ms, step.now):
             item[1] = 1
-            raise_alert(step, alert, {"key": key, "due": format_ts(item[0])}, extra_id=key)
+            due = json_value(item[0], TIMESTAMP)
+            raise_alert(step, alert, {"key": key, "due": due}, extra_id=key)
 
 
 def drop_removed_alerts(plan: Plan, step: Step) -> None:

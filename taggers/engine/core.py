@@ -46,7 +46,7 @@ class Engine:
 
     def _step(self, profile: Profile, now: int, cause: str, event: BehaviourEvent | None) -> Step:
         values = Values(self.plan.readers, profile, now, event)
-        return Step(profile, now, cause, values, self.version)
+        return Step(profile, now, cause, values, self.version, types=self.rules.types)
 
     def apply(
         self,
@@ -79,7 +79,8 @@ class Engine:
         profile.events += 1
         plan = self.plan
         values = Values(plan.readers, profile, now, event)
-        step = Step(profile, now, cause or f"e:{event.event_id}", values, self.version, outputs)
+        cause = cause or f"e:{event.event_id}"
+        step = Step(profile, now, cause, values, self.version, outputs, types=self.rules.types)
         step.renews = True
         rules_lifecycle = self.rules.lifecycle
         if profile.stage is None and rules_lifecycle is not None:
@@ -153,7 +154,7 @@ class Engine:
         plan = self.plan
         profile.clock = now
         values = Values(plan.readers, profile, now, None)
-        step = Step(profile, now, f"t:{now}", values, self.version, outputs)
+        step = Step(profile, now, f"t:{now}", values, self.version, outputs, types=self.rules.types)
         tags.expire_tags(plan, step)
         if self.rules.lifecycle is not None:
             lifecycle.on_time(plan, step)

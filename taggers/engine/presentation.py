@@ -1,10 +1,12 @@
 """A profile as people and marketing systems read it: stage, tags with why and since
-when, and every declared aggregate's value (JSON-ready)."""
+when, and every declared aggregate's value (JSON-ready: values in their JSON form,
+``taggers.display.json_value``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from taggers.display import json_values
 from taggers.engine.plan import Plan
 from taggers.events import format_ts
 from taggers.profile import Profile
@@ -27,6 +29,7 @@ def aggregate_values(plan: Plan, profile: Profile, now: int | None = None) -> di
 
 def describe(plan: Plan, profile: Profile, now: int | None = None) -> dict[str, Any]:
     """A profile as people and marketing systems read it (JSON-ready)."""
+    types = plan.rules.types
     lifecycle = plan.rules.lifecycle
     stages = lifecycle.stages if lifecycle else {}
     return {
@@ -42,11 +45,11 @@ def describe(plan: Plan, profile: Profile, now: int | None = None) -> dict[str, 
                 "rule": record.get("rule"),
                 "version": record.get("version"),
                 "when": record.get("when"),
-                "values": record.get("values"),
+                "values": json_values(record.get("values") or {}, types),
             }
             for name, record in sorted(profile.tags.items())
         },
-        "aggregates": aggregate_values(plan, profile, now),
+        "aggregates": json_values(aggregate_values(plan, profile, now), types),
         "events": profile.events,
         "next_deadline": _iso(profile.due),
     }

@@ -3,12 +3,14 @@ values its rules read, each computed on first use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from taggers.display import json_values
 from taggers.engine.reading import Reader
 from taggers.events import BehaviourEvent
-from taggers.expr import CompiledExpr
+from taggers.expr import CompiledExpr, Type
 from taggers.outputs import Output, Reason
 from taggers.profile import Profile
 
@@ -54,6 +56,7 @@ class Step:
     # Time passing (deadlines) and rule changes (recompute) confirm nothing.
     renews: bool = False
     dues: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # by id(timer)
+    types: Mapping[str, Type] = field(default_factory=dict)  # of the names rules read
 
 
 def truth(expression: CompiledExpr, values: Values) -> bool:
@@ -62,7 +65,8 @@ def truth(expression: CompiledExpr, values: Values) -> bool:
 
 
 def reason(step: Step, rule: str, decider: CompiledExpr) -> Reason:
-    """Why a rule decided: the values its expression read (not the event or the lists)."""
+    """Why a rule decided: the values its expression read (not the event or the lists), in
+    their JSON form (timestamps as ISO-8601, doubles to cents)."""
     values = step.values
     read = {n: values[n] for n in sorted(decider.reads) if n not in ("event", "lists")}
-    return Reason(rule, step.version, read, decider.source)
+    return Reason(rule, step.version, json_values(read, step.types), decider.source)

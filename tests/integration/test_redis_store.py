@@ -1,9 +1,14 @@
 """What only the Redis store has, against a real redis-server: its key layout, its function
 library (reloaded after a restart, the previous release's call kept for a rolling upgrade)
-and ``tagger profile`` reading it. The contract it shares with the memory store, on Redis
-and on a Redis Cluster, is tests/unit/test_store_contract.py."""
+and ``tagger profile`` and the profile view reading it. The contract it shares with the
+memory store, on Redis and on a Redis Cluster, is tests/unit/test_store_contract.py."""
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
@@ -12,12 +17,18 @@ import redis
 from streams.cli import main
 from streams.local_stack import RedisServer
 from streams.redis_store import RedisStore
+from streams.web import DataAccess
+from streams.worker.views import DataViews
 from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
+from taggers.pipeline import Pipeline
 from taggers.profile import Profile
+from taggers.replay import Replay
 from taggers.ruleset import load_rules
 from taggers.store import SAVED
 from tests.support.core import make_event, tag_record
+from tests.support.values import EVENTS as VALUE_EVENTS
+from tests.support.values import RULES as VALUE_RULES
 
 pytestmark = pytest.mark.integration
 RULES = load_rules(BUNDLED_RULES)
@@ -89,3 +100,67 @@ def test_the_previous_releases_write_still_works_during_a_rolling_upgrade(
     assert redis_client.fcall("tagger_save_profile", 1, key, data, "1", "", "", "2") == 2
     assert store.offsets("u1") == {"3": 41}
     assert store.load(["u1"])["u1"].stored is not None
+
+
+def _stored_example(tmp_path: Path, client: redis.Redis) -> tuple[Path, Engine]:
+    """The rule set of tests/support/values.py, its events applied and stored in Redis."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(VALUE_RULES, encoding="utf-8")
+    engine = Engine(load_rules(rules))
+    store = RedisStore(client)
+    list(Replay(engine, store).run(VALUE_EVENTS.splitlines()))
+    return rules, engine
+
+
+def test_tagger_profile_shows_values_as_people_read_them(
+    redis_client: redis.Redis,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    rules, _ = _stored_example(tmp_path, redis_client)
+    monkeypatch.setenv("TAGGER_REDIS_URL", redis_server.url)
+
+    assert main(["profile", "u1", "--rules", str(rules)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "  buyer since 2026-01-01T00:00:00.000Z  because joined=null, spend=0.1" in lines
+    assert "  regular since 2026-01-06T16:50:42.765Z  because gap=5d 16h" in lines
+    assert "  spend = 0.3" in lines
+    assert "  gap = 5d 16h" in lines
+    assert "  last_at = 2026-01-06T16:50:42.765Z" in lines
+    assert "  joined = null" in lines
+    assert "events: 2  next deadline: null" in lines
+
+    assert main(["profile", "u1", "--rules", str(rules), "--json"]) == 0
+    view = orjson.loads(capsys.readouterr().out)
+    assert view["aggregates"] == {
+        "orders": 2,
+        "spend": 0.3,
+        "last_at": "2026-01-06T16:50:42.765Z",
+        "gap": 492_642_765,
+        "joined": None,
+    }
+
+
+class _View:
+    """What a Faust view's ``json`` is given, kept to be read."""
+
+    def json(self, body: Any, status: int = 200, headers: Any = None) -> tuple[Any, int]:
+        return body, status
+
+
+def test_the_profile_web_view_shows_values_in_their_json_form(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    _, engine = _stored_example(tmp_path, redis_client)
+    pipeline = Pipeline(engine, RedisStore(redis_client), 65536)
+    views = DataViews(pipeline, RedisStore(redis_client), DataAccess(None, loopback=True))
+    request = SimpleNamespace(headers={})
+    body, status = asyncio.run(views.profile(_View(), request, "u1"))
+    assert status == 200
+    assert body == engine.describe(RedisStore(redis_client).load(["u1"])["u1"])
+    assert body["aggregates"]["last_at"] == "2026-01-06T16:50:42.765Z"
+    assert body["aggregates"]["spend"] == 0.3 and body["aggregates"]["gap"] == 492_642_765
+    assert body["tags"]["buyer"]["values"] == {"joined": None, "spend": 0.1}

@@ -245,7 +245,7 @@ GOLDEN: list[tuple[Output, str, str]] = [
         '{"kind":"alert","id":"id-a","user_id":"u3","name":"koc","severity":"info",'
         '"display":"KOC候选","details":{"orders":7},"at":"2026-01-01T00:00:00.000Z",'
         '"reason":{"rule":"lifecycle","version":"v2","values":{}}}',
-        "2026-01-01T00:00:00.000Z  u3  ALERT koc (KOC候选) [info]",
+        "2026-01-01T00:00:00.000Z  u3  ALERT koc (KOC候选) [info]  with orders=7",
     ),
     (
         Alert("id-b", "u3", "churn_risk", "warning", None, AT, {}, EMPTY),
