@@ -60,6 +60,7 @@ class _User:
     """Writes one user's events; ``day`` offsets are fractional days from the start."""
 
     def __init__(self, index: int, rng: random.Random, config: SimulationConfig) -> None:
+        self.index = index
         self.id = f"u{index:06d}"
         self.rng = rng
         self.config = config
@@ -86,6 +87,16 @@ class _User:
         }
         self.events.append((ts, event))
         return ts
+
+    def join(self, day: float) -> None:
+        """Join the membership; two members in three give a birthday (from the index, so
+        that it takes no draw: the rest of the stream stays as it was)."""
+        index = self.index
+        if index % 3 == 0:
+            self.emit("member_join", day)
+            return
+        birthday = f"{1970 + index % 35}-{1 + index % 12:02d}-{1 + index * 7 % 28:02d}"
+        self.emit("member_join", day, birthday=birthday if index % 3 == 1 else birthday[5:])
 
     def ts(self, day: float) -> int:
         """Epoch ms of a day offset. Shoppers are awake 08:00-23:00 Shanghai time."""
@@ -186,7 +197,7 @@ def _repeat(user: _User, start: float, days: int) -> None:
 
 
 def _loyal(user: _User, start: float, days: int) -> None:
-    user.emit("member_join", start - 0.1)
+    user.join(start - 0.1)
     user.purchases(start, days, (4, 14), 3.0)
 
 
@@ -214,7 +225,7 @@ def _koc(user: _User, start: float, days: int) -> None:
 
 
 def _new_member(user: _User, start: float, days: int) -> None:
-    user.emit("member_join", start)
+    user.join(start)
     user.browse(start + 1, 2)
     if user.rng.random() < 0.4:
         user.purchase(start + user.rng.uniform(1, 20))
