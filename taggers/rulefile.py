@@ -7,6 +7,7 @@ exist, expression types, reachable stages) is checked when the rule set is compi
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
@@ -22,9 +23,15 @@ Duration = Annotated[str, Field(description="A duration such as 90d, 12h, 30m")]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
-def _storable(value: bool | int | float | str) -> bool | int | float | str:
+def _storable(
+    value: bool | int | float | str | datetime,
+) -> bool | int | float | str | datetime:
     # A decision keeps the values it read, params included, in the profile: only numbers
     # that a profile can hold exactly (finite, integers of 64 bits) are thresholds.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        # YAML reads an unquoted 2026-06-18T00:00:00 as a time of no zone: which instant
+        # it means depends on where it is read, so it is not one.
+        raise ValueError("a timestamp param needs an offset: write e.g. 2026-06-18T00:00:00+08:00")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value} is not a finite number")
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
@@ -32,7 +39,14 @@ def _storable(value: bool | int | float | str) -> bool | int | float | str:
     return value
 
 
-ParamValue = Annotated[bool | int | float | str, AfterValidator(_storable)]
+ParamValue = Annotated[
+    bool | int | float | str | datetime,
+    AfterValidator(_storable),
+    Field(
+        description="A number, true/false, a text, a duration (60d) or a timestamp with an"
+        " offset (2026-06-18T00:00:00+08:00, quoted or not)"
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -213,6 +227,12 @@ class RuleFile(_Strict):
     """One rule file. A rule set is every ``*.yaml`` file of a directory, merged."""
 
     description: str | None = None
+    timezone: str | None = Field(
+        default=None,
+        description="The rule set's time zone (an IANA name such as Asia/Shanghai; one file"
+        " sets it, default UTC): day buckets, date functions and calendar triggers follow"
+        " its local midnight",
+    )
     params: dict[Name, ParamValue] = Field(
         default_factory=dict,
         description="Named thresholds that expressions read; durations are written 60d",

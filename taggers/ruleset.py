@@ -9,9 +9,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,8 +21,8 @@ from pydantic import ValidationError
 
 from taggers.aggregates import KINDS, MAX_BUCKETS, OPTIONS, Kind, Window
 from taggers.aggregates import bucket_size as _bucket_size
-from taggers.durations import DurationError, parse_duration
-from taggers.events import EVENT_TYPES, BehaviourEvent
+from taggers.durations import DAY_MS, DurationError, parse_duration
+from taggers.events import EVENT_TYPES, BehaviourEvent, to_epoch_ms
 from taggers.expr import (
     BOOL,
     DOUBLE,
@@ -37,6 +39,7 @@ from taggers.expr import (
     map_of,
     object_of,
 )
+from taggers.localdays import DEFAULT_ZONE, LocalDays, UnknownZoneError, load_zone, zone_names
 from taggers.rulefile import AggregateSpec, AlertSpec, RuleFile, TagSpec, TransitionSpec
 from taggers.yaml_source import (
     MAX_FILE_BYTES,
@@ -63,6 +66,10 @@ EVENT_TYPE: Final = object_of(
     }
 )
 STRING_FIELDS: Final = frozenset({"event_id", "user_id", "type", "channel"})
+NOW: Final = "now"
+"""The step's time, a name every expression may read (the event's time, or the deadline's)."""
+RESERVED_NAMES: Final = {NOW: "`now` is the step's time; give this one another name"}
+_LOOKS_LIKE_TIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:")
 
 # Bounds on what a rule directory may hold (docs/rules.md, "Limits"), with those of
 # yaml_source (each file) and expr.parser (each expression).
@@ -204,6 +211,12 @@ class RuleSet:
     time_varying: frozenset[str] = frozenset()  # names whose value time alone can change
     types: dict[str, Type] = field(default_factory=dict)  # of every name rules may read
     declared_at: dict[str, Position] = field(default_factory=dict)  # aggregate -> where
+    days: LocalDays = field(default_factory=lambda: LocalDays(UTC, DEFAULT_ZONE))
+
+    @property
+    def timezone(self) -> str:
+        """The rule set's time zone (``timezone:`` in a rule file; UTC by default)."""
+        return self.days.name
 
 
 def field_extractor(path: str) -> Extractor | None:
@@ -246,6 +259,7 @@ class _Base:
         self.transition_alerts: list[tuple[str, Position]] = []
         self.chars_left = MAX_EXPRESSION_CHARS
         self.constants: dict[str, Any] = {}
+        self.days = LocalDays(UTC, DEFAULT_ZONE)  # the rule set's days (compile_timezone)
 
     def problem(self, where: Position, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(where, message, hint))
@@ -258,6 +272,9 @@ class _Base:
     def declare(self, section: str, name: str, source: SourceMap, path: Path_) -> bool:
         """Record a name; report a duplicate across files. False if it was a duplicate."""
         where = source.key(path)
+        if name in RESERVED_NAMES and section in ("param", "aggregate"):
+            self.problem(where, f"{name!r} is a name of the language", RESERVED_NAMES[name])
+            return False
         first = self.seen.get((section, name))
         if first is not None:
             self.problem(where, f"duplicate {section} name {name!r}", f"first defined at {first}")
@@ -308,7 +325,9 @@ class _Base:
                 )
             return None
         try:
-            return compile_expression(text, names, expect=expect, constants=self.constants)
+            return compile_expression(
+                text, names, expect=expect, constants=self.constants, zone=self.days.zone
+            )
         except ExprError as error:
             hint = error.hint
             if not with_event and error.message.startswith("unknown name 'event'"):
@@ -321,7 +340,33 @@ class _Base:
 
 
 class _Data(_Base):
-    """Params and word lists: the constants expressions read."""
+    """The time zone, params and word lists: the constants expressions read."""
+
+    def compile_timezone(self) -> None:
+        """The rule set's time zone: set by at most one file (or by several that agree)."""
+        found = [(f.timezone, s) for f, s in self.files if f.timezone is not None]
+        if not found:
+            return
+        (name, source), *others = found
+        first = source.at(("timezone",))
+        for other_name, other in others:
+            if other_name != name:
+                self.problem(
+                    other.at(("timezone",)),
+                    f"timezone {other_name!r} disagrees with {name!r}",
+                    f"a rule set has one time zone; it is set at {first}",
+                )
+        try:
+            zone = load_zone(name)
+        except UnknownZoneError:
+            close = difflib.get_close_matches(name, zone_names(), n=1)
+            self.problem(
+                first,
+                f"unknown time zone {name!r}",
+                f"did you mean {close[0]!r}?" if close else "an IANA name: Asia/Shanghai, UTC",
+            )
+            return
+        self.days = LocalDays(zone, name)
 
     def compile_params(self) -> None:
         for rule_file, source in self.files:
@@ -329,21 +374,34 @@ class _Data(_Base):
                 path: Path_ = ("params", name)
                 if not self.declare("param", name, source, path):
                     continue
-                self.params[name], self.names[name] = self.param(value)
+                found = self.param(value, source.at(path))
+                if found is not None:
+                    self.params[name], self.names[name] = found
 
-    @staticmethod
-    def param(value: bool | int | float | str) -> tuple[Any, Type]:
-        """A parameter's value and type; strings that are durations (60d) become durations."""
+    def param(
+        self, value: bool | int | float | str | datetime, where: Position
+    ) -> tuple[Any, Type] | None:
+        """A parameter's value and type: strings that are durations (60d) become
+        durations, and ISO-8601 times with an offset (quoted or not) timestamps."""
         if isinstance(value, bool):
             return value, BOOL
         if isinstance(value, int):
             return value, INT
         if isinstance(value, float):
             return value, DOUBLE
+        if isinstance(value, datetime):
+            value = value.isoformat()  # YAML's reading of an unquoted time: checked alike
         try:
             return parse_duration(value), DURATION
         except DurationError:
+            pass
+        if not _LOOKS_LIKE_TIME.match(value):
             return value, STRING
+        try:
+            return to_epoch_ms(value), TIMESTAMP
+        except ValueError as error:
+            self.problem(where, str(error), "a timestamp param: 2026-06-18T00:00:00+08:00")
+            return None
 
     def compile_lists(self) -> None:
         for rule_file, source in self.files:
@@ -521,7 +579,9 @@ class _Aggregates(_Data):
                 f"use whole hours up to {MAX_BUCKETS}h or whole days up to {MAX_BUCKETS}d",
             )
             return None
-        return Window(window_ms, size)
+        # Day buckets are the rule set's local days; UTC's are plain arithmetic.
+        days = None if size != DAY_MS or self.days.fixed == 0 else self.days
+        return Window(window_ms, size, days)
 
     def anchor(self, since: str | list[str], where: Position) -> str:
         """The internal last-seen aggregate a timer counts from (created once per type set)."""
@@ -724,6 +784,8 @@ class _Compiler(_Aggregates):
         )
 
     def compile(self, version: str) -> RuleSet:
+        self.compile_timezone()
+        self.names[NOW] = TIMESTAMP
         self.compile_params()
         self.compile_lists()
         self.compile_aggregates()
@@ -767,6 +829,7 @@ class _Compiler(_Aggregates):
             time_varying=time_varying,
             types=dict(self.names),
             declared_at={n: at for (section, n), at in self.seen.items() if section == "aggregate"},
+            days=self.days,
         )
 
 

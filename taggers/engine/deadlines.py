@@ -56,7 +56,9 @@ def next_deadline(plan: Plan, step: Step) -> int | None:
         if state is not None:
             # Window.next_change, inlined on this hot path: watched windows are pruned
             # as of now (a bucket leaving is a deadline), so the oldest bucket decides.
-            candidates.append((state[0][0] + window.buckets) * window.bucket_ms)
+            leaves = state[0][0] + window.buckets
+            days = window.days
+            candidates.append(leaves * window.bucket_ms if days is None else days.start_of(leaves))
     for aggregate in plan.clock_watched:
         state = aggs.get(aggregate.key)
         ticks = aggregate.kind.time

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from taggers.events import BehaviourEvent
 from taggers.profile import Profile
+from taggers.ruleset import NOW
 
 if TYPE_CHECKING:
     from taggers.engine.plan import Plan
@@ -59,6 +60,8 @@ def fold_event(
         changed.append(aggregate.name)
         if aggregate.name in deadline_inputs:
             moves_deadline = True
+    if plan.reads_now:
+        changed.append(NOW)
     return frozenset(changed), moves_deadline
 
 
@@ -86,6 +89,8 @@ def fold_time(plan: Plan, profile: Profile, now: int) -> frozenset[str]:
         ticks = aggregate.kind.time
         if state is not None and ticks is not None and ticks.moved(state, now):
             changed.append(aggregate.name)
+    if plan.reads_now:
+        changed.append(NOW)
     return frozenset(changed)
 
 

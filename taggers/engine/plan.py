@@ -14,7 +14,7 @@ from typing import Final
 
 from taggers.aggregates import Window
 from taggers.engine.reading import Reader, reader
-from taggers.ruleset import Aggregate, Alert, RuleSet, Tag, Timer
+from taggers.ruleset import NOW, Aggregate, Alert, RuleSet, Tag, Timer
 
 MAX_CACHED_FAMILY_NAMES: Final = 100_000
 
@@ -77,7 +77,9 @@ class Plan:
         self.tag_rules = frozenset(tag.name for tag in rules.tags)
         self.state_keys = frozenset(a.key for a in rules.aggregates.values())
         self.every_name = frozenset(rules.types) | {"stage"}
-        names = ["stage", "event", "lists", *rules.params, *rules.aggregates]
+        # Time moves at every step: rules that read `now` are decided again at each one.
+        self.reads_now = NOW in read
+        names = ["stage", NOW, "event", "lists", *rules.params, *rules.aggregates]
         self.readers: dict[str, Reader] = {name: reader(rules, name) for name in names}
         self.family_names: dict[tuple[str, object], str | None] = {}
         self._by_type: dict[str, tuple[Aggregate, ...]] = {}
