@@ -181,6 +181,43 @@ class LifecycleSpec(_Strict):
     transitions: list[TransitionSpec]
 
 
+class CalendarSpec(_Strict):
+    """When a calendar alert fires: the dates of a list, fixed instants or a yearly date,
+    shifted by ``before``/``after``, at a local time of day (the rule set's time zone)."""
+
+    dates: Name | None = Field(
+        default=None, description="A list whose lines are `YYYY-MM-DD name` (2027-02-06 春节)"
+    )
+    at: list[str | datetime] | None = Field(
+        default=None,
+        description="Instants: timestamp params or ISO-8601 times with an offset",
+        min_length=1,
+        max_length=1000,
+    )
+    yearly: Name | None = Field(
+        default=None,
+        description="An aggregate holding a date (YYYY-MM-DD or MM-DD) or a timestamp"
+        " that comes back every year: a birthday, a membership anniversary",
+    )
+    before: Duration | None = Field(default=None, description="Fire this long before: 3d")
+    after: Duration | None = Field(default=None, description="Fire this long after: 1d")
+    time: str | None = Field(
+        default=None, description="Local time of day, HH:MM (default 00:00); not with `at`"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CalendarSpec:
+        sources = [k for k in ("dates", "at", "yearly") if getattr(self, k) is not None]
+        if len(sources) != 1:
+            found = ", ".join(sources) or "none"
+            raise ValueError(f"a calendar needs exactly one of dates, at or yearly; found {found}")
+        if self.before is not None and self.after is not None:
+            raise ValueError("a calendar fires either 'before' or 'after' its dates, not both")
+        if self.at is not None and self.time is not None:
+            raise ValueError("'time' goes with dates or yearly; the instants of 'at' have theirs")
+        return self
+
+
 class AlertSpec(_Strict):
     """An alert: edge-triggered on ``when``, per event (``on``), on a timer, or per pending item."""
 
@@ -193,6 +230,9 @@ class AlertSpec(_Strict):
     after: Expression | None = None
     pending: Name | None = Field(default=None, description="A pending aggregate's items")
     before: Duration | None = Field(default=None, description="pending: how long before due")
+    calendar: CalendarSpec | None = Field(
+        default=None, description="Fire at calendar dates, with no event (once per date)"
+    )
     details: list[Name] = Field(default_factory=list, description="Values to include")
 
     @model_validator(mode="after")
@@ -207,6 +247,7 @@ class AlertSpec(_Strict):
                 ("on", self.on is not None),
                 ("since/after", self.since is not None),
                 ("pending", self.pending is not None),
+                ("calendar", self.calendar is not None),
             )
             if present
         ]

@@ -13,7 +13,7 @@ import re
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from taggers.aggregates import KINDS, MAX_BUCKETS, OPTIONS, Kind, Window
 from taggers.aggregates import bucket_size as _bucket_size
+from taggers.calendars import Calendar, dated_line, time_of_day
 from taggers.durations import DAY_MS, DurationError, parse_duration
 from taggers.events import EVENT_TYPES, BehaviourEvent, to_epoch_ms
 from taggers.expr import (
@@ -39,8 +40,16 @@ from taggers.expr import (
     map_of,
     object_of,
 )
+from taggers.expr.checked import article
 from taggers.localdays import DEFAULT_ZONE, LocalDays, UnknownZoneError, load_zone, zone_names
-from taggers.rulefile import AggregateSpec, AlertSpec, RuleFile, TagSpec, TransitionSpec
+from taggers.rulefile import (
+    AggregateSpec,
+    AlertSpec,
+    CalendarSpec,
+    RuleFile,
+    TagSpec,
+    TransitionSpec,
+)
 from taggers.yaml_source import (
     MAX_FILE_BYTES,
     Budget,
@@ -179,16 +188,28 @@ class Alert:
     before_ms: int
     details: tuple[str, ...]
     reads: frozenset[str]
+    calendar: Calendar | None = None
 
     @property
     def edge(self) -> bool:
         """Edge-triggered: fires when ``when`` turns true, re-arms when it turns false."""
-        return self.when is not None and self.on is None and self.timer is None
+        return (
+            self.when is not None
+            and self.on is None
+            and self.timer is None
+            and self.calendar is None
+        )
 
     @property
     def raised_by_transition(self) -> bool:
         """Has no trigger of its own: a transition's ``alert:`` raises it."""
-        return self.when is None and self.on is None and self.timer is None and not self.pending
+        return (
+            self.when is None
+            and self.on is None
+            and self.timer is None
+            and not self.pending
+            and self.calendar is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +281,7 @@ class _Base:
         self.chars_left = MAX_EXPRESSION_CHARS
         self.constants: dict[str, Any] = {}
         self.days = LocalDays(UTC, DEFAULT_ZONE)  # the rule set's days (compile_timezone)
+        self.list_places: dict[str, tuple[Position, ...]] = {}  # where each entry is written
 
     def problem(self, where: Position, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(where, message, hint))
@@ -412,18 +434,22 @@ class _Data(_Base):
                 if isinstance(entry, list):
                     words = tuple(entry)
                     where = source.at(path)
+                    places = tuple(source.at((*path, i)) for i in range(len(words)))
                 else:
                     where = source.at((*path, "file"))
                     found = self.list_file(entry.file, where)
                     if found is None:
                         continue
-                    words = found
+                    words, places = found
                 if self.list_bounded(words, where):
                     self.lists[name] = words
+                    self.list_places[name] = places
         self.names["lists"] = object_of({name: list_of(STRING) for name in self.lists})
         self.constants = {"lists": self.lists, **self.params}  # final from here on
 
-    def list_file(self, name: str, where: Position) -> tuple[str, ...] | None:
+    def list_file(
+        self, name: str, where: Position
+    ) -> tuple[tuple[str, ...], tuple[Position, ...]] | None:
         """The words of a list file: a .txt file inside the rule directory (so that the
         directory's version covers it and a reload sees it change), regular, bounded."""
         try:
@@ -452,8 +478,13 @@ class _Data(_Base):
                 f"rename it, e.g. lists/words{LIST_SUFFIX}",
             )
             return None
-        words = (line.split("#", 1)[0].strip() for line in lines)
-        return tuple(word for word in words if word)
+        shown = str(self.directory / name)
+        found = [
+            (word, Position(shown, number, 1))
+            for number, line in enumerate(lines, 1)
+            if (word := line.split("#", 1)[0].strip())
+        ]
+        return tuple(w for w, _ in found), tuple(p for _, p in found)
 
     def list_bounded(self, words: tuple[str, ...], where: Position) -> bool:
         self.list_words_left -= len(words)
@@ -613,7 +644,118 @@ class _Aggregates(_Data):
         return None if compiled is None else Timer(anchor, compiled)
 
 
-class _Compiler(_Aggregates):
+class _Calendars(_Aggregates):
+    """Calendar triggers (``taggers.calendars``): their dates, shift and time of day."""
+
+    def calendar(self, spec: CalendarSpec, source: SourceMap, path: Path_) -> Calendar | None:
+        """Compile an alert's ``calendar:``; None on a problem (reported)."""
+        shift = 0
+        for key, sign in (("before", -1), ("after", 1)):
+            text = getattr(spec, key)
+            if text is not None:
+                found = self.duration(text, source.at((*path, key)))
+                if found is None:
+                    return None
+                shift = sign * found
+        time_ms = 0
+        if spec.time is not None:
+            found_time = time_of_day(spec.time)
+            if found_time is None:
+                self.problem(
+                    source.at((*path, "time")),
+                    f"not a time of day: {spec.time!r}",
+                    'write HH:MM, e.g. time: "09:00" (quoted)',
+                )
+                return None
+            time_ms = found_time
+        shape = Calendar(shift_ms=shift, time_ms=time_ms)
+        if spec.dates is not None:
+            return self.dated(spec.dates, shape, source, (*path, "dates"))
+        if spec.at is not None:
+            return self.instants(spec.at, shape, source, (*path, "at"))
+        assert spec.yearly is not None
+        return self.yearly(spec.yearly, shape, source, (*path, "yearly"))
+
+    def dated(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
+        if name not in self.lists:
+            close = difflib.get_close_matches(name, self.lists, n=1)
+            self.problem(
+                source.at(path),
+                f"unknown list {name!r}",
+                f"did you mean {close[0]!r}?"
+                if close
+                else "declare it under lists: holidays: {file: lists/holidays.txt}",
+            )
+            return None
+        by_date: dict[date, list[str]] = {}
+        ok = True
+        for line, where in zip(self.lists[name], self.list_places[name], strict=True):
+            found = dated_line(line)
+            if found is None:
+                self.problem(
+                    where,
+                    f"not a dated line: {line[:40]!r}",
+                    "a calendar's list has lines `YYYY-MM-DD name`, e.g. 2027-02-06 春节",
+                )
+                ok = False
+                continue
+            by_date.setdefault(found[0], []).append(found[1])
+        if not ok:
+            return None
+        occurrences = [shape.on(day, self.days, ", ".join(names)) for day, names in by_date.items()]
+        return replace(shape, fixed=tuple(sorted(occurrences, key=lambda o: o.due)))
+
+    def instants(
+        self, entries: list[str | datetime], shape: Calendar, source: SourceMap, path: Path_
+    ) -> Calendar | None:
+        instants: set[int] = set()
+        for i, entry in enumerate(entries):
+            where = source.at((*path, i))
+            if isinstance(entry, str) and entry in self.params:
+                if self.names.get(entry) != TIMESTAMP:
+                    self.problem(
+                        where,
+                        f"param {entry!r} is not a timestamp",
+                        "a timestamp param is written 2026-06-18T00:00:00+08:00",
+                    )
+                    return None
+                instants.add(self.params[entry])
+                continue
+            try:
+                text = entry.isoformat() if isinstance(entry, datetime) else entry
+                instants.add(to_epoch_ms(text))
+            except ValueError as error:
+                close = difflib.get_close_matches(str(entry), self.params, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else None
+                self.problem(where, f"not a timestamp param or time: {error}", hint)
+                return None
+        occurrences = (shape.at_instant(ts, self.days) for ts in sorted(instants))
+        return replace(shape, fixed=tuple(occurrences))
+
+    def yearly(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
+        aggregate = self.aggregates.get(name)
+        if aggregate is None or name.startswith("_"):
+            close = difflib.get_close_matches(name, self.aggregates, n=1)
+            self.problem(
+                source.at(path),
+                f"unknown aggregate {name!r}",
+                f"did you mean {close[0]!r}?"
+                if close
+                else "e.g. birthday: {last: props.birthday, of: member_join}",
+            )
+            return None
+        if aggregate.value_type not in (STRING, TIMESTAMP, DYN):
+            self.problem(
+                source.at(path),
+                f"a yearly date is a date text or a timestamp, but {name!r} is"
+                f" {article(aggregate.value_type)}",
+                "e.g. {last: props.birthday, of: member_join} or {last_ts: member_join}",
+            )
+            return None
+        return replace(shape, yearly=name)
+
+
+class _Compiler(_Calendars):
     """Compiles merged rule files, collecting every problem instead of stopping at one:
     the lifecycle, tags and alerts over the sections below them, then the rule set."""
 
@@ -750,6 +892,11 @@ class _Compiler(_Aggregates):
         timer = self.timer(spec.since, spec.after, source, path)
         if spec.since is not None and timer is None:
             return None
+        calendar = None
+        if spec.calendar is not None:
+            calendar = self.calendar(spec.calendar, source, (*path, "calendar"))
+            if calendar is None:
+                return None
         before_ms = 0
         if spec.pending is not None:
             target = self.aggregates.get(spec.pending)
@@ -770,6 +917,8 @@ class _Compiler(_Aggregates):
                     f"did you mean {close[0]!r}?" if close else "details name aggregates",
                 )
         reads = frozenset() if when is None else when.reads
+        if calendar is not None and calendar.yearly is not None:
+            reads |= {calendar.yearly}
         return Alert(
             name,
             spec.severity,
@@ -781,6 +930,7 @@ class _Compiler(_Aggregates):
             before_ms,
             tuple(spec.details),
             reads,
+            calendar,
         )
 
     def compile(self, version: str) -> RuleSet:
