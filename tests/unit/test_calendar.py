@@ -22,7 +22,7 @@ from tests.support.core import START_MS, make_event
 
 HOLIDAYS = """\
 # date name
-2026-01-28 春节
+2026-02-17 春节
 2026-06-18 618
 2026-11-11 双11
 """
@@ -75,7 +75,7 @@ def test_dated_alerts_fire_at_their_local_time_with_the_dates_name(tmp_path: Pat
     engine.apply(profile, make_event("purchase", day=2, amount=10))
     fired = engine.advance(profile, to_epoch_ms("2027-01-01T00:00:00Z"))
     assert [a for a in alerts(fired) if a[0] == "holiday_greeting"] == [
-        ("holiday_greeting", "2026-01-28T01:00:00.000Z", {"date": "2026-01-28", "name": "春节"}),
+        ("holiday_greeting", "2026-02-17T01:00:00.000Z", {"date": "2026-02-17", "name": "春节"}),
         ("holiday_greeting", "2026-06-18T01:00:00.000Z", {"date": "2026-06-18", "name": "618"}),
         ("holiday_greeting", "2026-11-11T01:00:00.000Z", {"date": "2026-11-11", "name": "双11"}),
     ]
@@ -94,7 +94,7 @@ def test_a_calendar_deadline_is_set_only_while_when_holds(tmp_path: Path) -> Non
     engine.apply(profile, make_event("purchase", day=1, amount=10))
     assert profile.due is None
     engine.apply(profile, make_event("purchase", day=2, amount=10))
-    assert profile.due == to_epoch_ms("2026-01-28T09:00:00+08:00")
+    assert profile.due == to_epoch_ms("2026-02-17T09:00:00+08:00")
 
 
 def test_a_date_whose_when_does_not_hold_then_is_not_fired_late(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_a_date_whose_when_does_not_hold_then_is_not_fired_late(tmp_path: Path) 
     engine.apply(profile, make_event("purchase", day=1, amount=10))
     # The second order comes after 春节: 春节 is not greeted late, 618 is greeted.
     outputs = engine.apply(
-        profile, make_event("purchase", day=at("2026-02-01T00:00:00Z"), amount=10)
+        profile, make_event("purchase", day=at("2026-03-01T00:00:00Z"), amount=10)
     )
     outputs += engine.advance(profile, to_epoch_ms("2026-07-01T00:00:00Z"))
     assert [a[2] for a in alerts(outputs) if a[0] == "holiday_greeting"] == [
@@ -169,8 +169,12 @@ def test_each_date_fires_once_whatever_the_interleaving(
         if kind == "sweep":
             outputs += engine.advance(profile, START_MS + int(day * DAY_MS))
         else:
-            props = {"amount": 1} if kind == "purchase" else {}
-            outputs += engine.apply(profile, make_event(kind, day=day, **props))
+            event = (
+                make_event(kind, day=day, amount=1)
+                if kind == "purchase"
+                else make_event(kind, day=day)
+            )
+            outputs += engine.apply(profile, event)
             if kind == "purchase" and first_order is None:
                 first_order = START_MS + int(day * DAY_MS)
     end = START_MS + 401 * DAY_MS
@@ -180,7 +184,7 @@ def test_each_date_fires_once_whatever_the_interleaving(
     assert len(dates) == len(set(dates))
     expected = [
         d
-        for d in ("2026-01-28", "2026-06-18", "2026-11-11")
+        for d in ("2026-02-17", "2026-06-18", "2026-11-11")
         if first_order is not None and to_epoch_ms(d + "T09:00:00+08:00") > first_order
     ]
     assert dates == expected
@@ -195,7 +199,7 @@ def test_a_replay_equals_the_engine_step_by_step(tmp_path: Path) -> None:
         lines.append(make_event("member_join", user=user, day=n, birthday=f"0{n + 2}-15"))
         lines.append(make_event("purchase", user=user, day=n + 1, amount=5))
         lines.append(make_event("purchase", user=user, day=n + 2, amount=5))
-        lines.append(make_event("purchase", user=user, day=n + 30, amount=5))
+        lines.append(make_event("purchase", user=user, day=n + 60, amount=5))
     lines.sort(key=lambda e: e.ts)
     replayed = [
         o
@@ -300,3 +304,23 @@ def test_a_bad_birthday_is_a_dead_letter(value: object) -> None:
     with pytest.raises(EventError) as caught:
         decode_event(line)
     assert caught.value.reason == "schema" and "birthday" in caught.value.message
+
+
+def test_a_replay_until_a_later_time_fires_the_dates_due_by_then(tmp_path: Path) -> None:
+    engine = Engine(load_rules(write(tmp_path)))
+    lines = [
+        make_event("member_join", user=u, day=1, birthday="03-10").model_dump_json()
+        for u in ("a", "b")
+    ]
+    fired = [o for o in Replay(engine).run(lines) if isinstance(o, Alert)]
+    assert fired == []
+    replay = Replay(Engine(load_rules(tmp_path)))
+    until = to_epoch_ms("2026-03-08T00:00:00Z")
+    later = [o for o in replay.run(lines, until=until) if isinstance(o, Alert)]
+    assert sorted((o.user_id, o.name, format_ts(o.at)) for o in later) == [
+        ("a", "birthday_soon", "2026-03-07T01:00:00.000Z"),
+        ("a", "sale_reminder", "2026-03-01T01:00:00.000Z"),
+        ("b", "birthday_soon", "2026-03-07T01:00:00.000Z"),
+        ("b", "sale_reminder", "2026-03-01T01:00:00.000Z"),
+    ]
+    assert replay.clock == until

@@ -148,7 +148,10 @@ def test_timestamp_arithmetic_types_and_values() -> None:
 
 def test_date_functions_read_the_local_date_of_the_rule_sets_zone() -> None:
     instant = to_epoch_ms("2026-06-17T16:30:00Z")  # Thursday 00:30 in Shanghai
-    source = "[string(day_of_week(now)), string(month(now)), string(day(now)), string(hour(now)), date(now)]"
+    source = (
+        "[string(day_of_week(now)), string(month(now)), string(day(now)),"
+        " string(hour(now)), date(now)]"
+    )
     shanghai = compile_expression(source, {"now": TIMESTAMP}, zone=ZoneInfo("Asia/Shanghai"))
     utc = compile_expression(source, {"now": TIMESTAMP})
     assert list(shanghai.evaluate({"now": instant})) == ["4", "6", "18", "0", "2026-06-18"]
