@@ -67,6 +67,15 @@ class LocalDays:
         self._last = (0, 0, 0)  # first instant, next day's first instant, day
         self._starts: dict[int, int] = {}
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalDays) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"LocalDays({self.name!r})"
+
     def day_of(self, ts: int) -> int:
         """The local day of the instant ``ts`` (epoch ms)."""
         if self.fixed is not None:
