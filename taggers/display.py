@@ -32,10 +32,9 @@ EXTRA_DETAIL_TYPES: Final[Mapping[str, Type]] = {"due": TIMESTAMP}
 
 
 def display_zone(rules: RuleSet) -> tzinfo:
-    """The time zone people read a rule set's times in.
-
-    The one place the rule set's zone enters: UTC until rule sets declare a zone."""
-    return UTC
+    """The time zone people read a rule set's times in: its ``timezone:`` (UTC unless a
+    rule file says otherwise). The one place the rule set's zone enters what is shown."""
+    return rules.days.zone
 
 
 def _is_number(value: object) -> bool:

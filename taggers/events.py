@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +23,8 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+
+from taggers.calendars import is_birthday
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 MAX_PROPS_DEPTH: Final = 8
@@ -234,6 +237,20 @@ class ShareProps(_Props):
     sku: str | None = None
 
 
+def _birthday(value: str | None) -> str | None:
+    if value is not None and not is_birthday(value):
+        raise ValueError(f"not a birthday: {value[:20]!r} (write YYYY-MM-DD or MM-DD)")
+    return value
+
+
+class MemberJoinProps(_Props):
+    birthday: Annotated[
+        str | None,
+        AfterValidator(_birthday),
+        Field(description="YYYY-MM-DD or MM-DD (a yearly calendar trigger reads it)"),
+    ] = None
+
+
 class ReferralProps(_Props):
     invitee_id: Id
 
@@ -257,7 +274,7 @@ EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
     "coupon_redeemed": (CouponRedeemedProps, "used a coupon"),
     "check_in": (_Props, "checked in (daily sign-in)"),
     "points_earned": (PointsEarnedProps, "earned loyalty points"),
-    "member_join": (_Props, "joined the membership programme"),
+    "member_join": (MemberJoinProps, "joined the membership programme"),
     "friend_add": (_Props, "added the brand's WeCom account as a friend"),
     "friend_delete": (_Props, "deleted the brand's WeCom account"),
     "group_join": (GroupProps, "joined a WeCom group"),

@@ -103,12 +103,13 @@ class Replay:
         return self.event_clock.time
 
     def run(
-        self, lines: Iterable[bytes | str], *, flush: bool = True
+        self, lines: Iterable[bytes | str], *, flush: bool = True, until: int | None = None
     ) -> Iterator[Output | BadLine]:
         """Yield outputs (and bad lines) in stream order.
 
         With ``flush`` the deadlines up to the last event time are fired at the end, so the
-        final profiles are as of the stream's end.
+        final profiles are as of the stream's end; with ``until`` (epoch ms), time then
+        passes on to it (when later), as if the stream had gone quiet until then.
         """
         engine, store = self.engine, self.store
         for number, line in enumerate(lines, start=1):
@@ -143,5 +144,7 @@ class Replay:
             self.skipped.update(skipped)
             yield from outputs
             store.save([profile])
+        if until is not None and until > self.clock:
+            self.event_clock.time = until
         if flush:
             yield from sweep(engine, store, self.clock)

@@ -7,6 +7,7 @@ exist, expression types, reachable stages) is checked when the rule set is compi
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -30,9 +31,15 @@ Duration = Annotated[str, Field(description="A duration such as 90d, 12h, 30m")]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
-def _storable(value: bool | int | float | str) -> bool | int | float | str:
+def _storable(
+    value: bool | int | float | str | datetime,
+) -> bool | int | float | str | datetime:
     # A decision keeps the values it read, params included, in the profile: only numbers
     # that a profile can hold exactly (finite, integers of 64 bits) are thresholds.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        # YAML reads an unquoted 2026-06-18T00:00:00 as a time of no zone: which instant
+        # it means depends on where it is read, so it is not one.
+        raise ValueError("a timestamp param needs an offset: write e.g. 2026-06-18T00:00:00+08:00")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value} is not a finite number")
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
@@ -40,7 +47,14 @@ def _storable(value: bool | int | float | str) -> bool | int | float | str:
     return value
 
 
-ParamValue = Annotated[bool | int | float | str, AfterValidator(_storable)]
+ParamValue = Annotated[
+    bool | int | float | str | datetime,
+    AfterValidator(_storable),
+    Field(
+        description="A number, true/false, a text, a duration (60d) or a timestamp with an"
+        " offset (2026-06-18T00:00:00+08:00, quoted or not)"
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -175,6 +189,43 @@ class LifecycleSpec(_Strict):
     transitions: list[TransitionSpec]
 
 
+class CalendarSpec(_Strict):
+    """When a calendar alert fires: the dates of a list, fixed instants or a yearly date,
+    shifted by ``before``/``after``, at a local time of day (the rule set's time zone)."""
+
+    dates: Name | None = Field(
+        default=None, description="A list whose lines are `YYYY-MM-DD name` (2027-02-06 春节)"
+    )
+    at: list[str | datetime] | None = Field(
+        default=None,
+        description="Instants: timestamp params or ISO-8601 times with an offset",
+        min_length=1,
+        max_length=1000,
+    )
+    yearly: Name | None = Field(
+        default=None,
+        description="An aggregate holding a date (YYYY-MM-DD or MM-DD) or a timestamp"
+        " that comes back every year: a birthday, a membership anniversary",
+    )
+    before: Duration | None = Field(default=None, description="Fire this long before: 3d")
+    after: Duration | None = Field(default=None, description="Fire this long after: 1d")
+    time: str | None = Field(
+        default=None, description="Local time of day, HH:MM (default 00:00); not with `at`"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CalendarSpec:
+        sources = [k for k in ("dates", "at", "yearly") if getattr(self, k) is not None]
+        if len(sources) != 1:
+            found = ", ".join(sources) or "none"
+            raise ValueError(f"a calendar needs exactly one of dates, at or yearly; found {found}")
+        if self.before is not None and self.after is not None:
+            raise ValueError("a calendar fires either 'before' or 'after' its dates, not both")
+        if self.at is not None and self.time is not None:
+            raise ValueError("'time' goes with dates or yearly; the instants of 'at' have theirs")
+        return self
+
+
 class AlertSpec(_Strict):
     """An alert: edge-triggered on ``when``, per event (``on``), on a timer, or per pending item."""
 
@@ -187,6 +238,9 @@ class AlertSpec(_Strict):
     after: Expression | None = None
     pending: Name | None = Field(default=None, description="A pending aggregate's items")
     before: Duration | None = Field(default=None, description="pending: how long before due")
+    calendar: CalendarSpec | None = Field(
+        default=None, description="Fire at calendar dates, with no event (once per date)"
+    )
     details: list[Name | dict[Name, Expression]] = Field(
         default_factory=list,
         description=(
@@ -218,6 +272,7 @@ class AlertSpec(_Strict):
                 ("on", self.on is not None),
                 ("since/after", self.since is not None),
                 ("pending", self.pending is not None),
+                ("calendar", self.calendar is not None),
             )
             if present
         ]
@@ -238,6 +293,12 @@ class RuleFile(_Strict):
     """One rule file. A rule set is every ``*.yaml`` file of a directory, merged."""
 
     description: str | None = None
+    timezone: str | None = Field(
+        default=None,
+        description="The rule set's time zone (an IANA name such as Asia/Shanghai; one file"
+        " sets it, default UTC): day buckets, date functions and calendar triggers follow"
+        " its local midnight",
+    )
     params: dict[Name, ParamValue] = Field(
         default_factory=dict,
         description="Named thresholds that expressions read; durations are written 60d",

@@ -9,9 +9,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,8 +21,9 @@ from pydantic import ValidationError
 
 from taggers.aggregates import KINDS, MAX_BUCKETS, OPTIONS, Kind, Window
 from taggers.aggregates import bucket_size as _bucket_size
-from taggers.durations import DurationError, parse_duration
-from taggers.events import EVENT_TYPES, BehaviourEvent
+from taggers.calendars import Calendar, dated_line, time_of_day
+from taggers.durations import DAY_MS, DurationError, parse_duration
+from taggers.events import EVENT_TYPES, BehaviourEvent, to_epoch_ms
 from taggers.expr import (
     BOOL,
     DOUBLE,
@@ -37,7 +40,16 @@ from taggers.expr import (
     map_of,
     object_of,
 )
-from taggers.rulefile import AggregateSpec, AlertSpec, RuleFile, TagSpec, TransitionSpec
+from taggers.expr.checked import article
+from taggers.localdays import DEFAULT_ZONE, LocalDays, UnknownZoneError, load_zone, zone_names
+from taggers.rulefile import (
+    AggregateSpec,
+    AlertSpec,
+    CalendarSpec,
+    RuleFile,
+    TagSpec,
+    TransitionSpec,
+)
 from taggers.yaml_source import (
     MAX_FILE_BYTES,
     Budget,
@@ -63,6 +75,10 @@ EVENT_TYPE: Final = object_of(
     }
 )
 STRING_FIELDS: Final = frozenset({"event_id", "user_id", "type", "channel"})
+NOW: Final = "now"
+"""The step's time, a name every expression may read (the event's time, or the deadline's)."""
+RESERVED_NAMES: Final = {NOW: "`now` is the step's time; give this one another name"}
+_LOOKS_LIKE_TIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:")
 
 # Bounds on what a rule directory may hold (docs/rules.md, "Limits"), with those of
 # yaml_source (each file) and expr.parser (each expression).
@@ -172,6 +188,7 @@ class Alert:
     before_ms: int
     details: tuple[tuple[str, CompiledExpr], ...]  # name, and the expression it shows
     reads: frozenset[str]
+    calendar: Calendar | None = None
 
     @property
     def detail_reads(self) -> frozenset[str]:
@@ -181,12 +198,23 @@ class Alert:
     @property
     def edge(self) -> bool:
         """Edge-triggered: fires when ``when`` turns true, re-arms when it turns false."""
-        return self.when is not None and self.on is None and self.timer is None
+        return (
+            self.when is not None
+            and self.on is None
+            and self.timer is None
+            and self.calendar is None
+        )
 
     @property
     def raised_by_transition(self) -> bool:
         """Has no trigger of its own: a transition's ``alert:`` raises it."""
-        return self.when is None and self.on is None and self.timer is None and not self.pending
+        return (
+            self.when is None
+            and self.on is None
+            and self.timer is None
+            and not self.pending
+            and self.calendar is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +237,12 @@ class RuleSet:
     time_varying: frozenset[str] = frozenset()  # names whose value time alone can change
     types: dict[str, Type] = field(default_factory=dict)  # of every name rules may read
     declared_at: dict[str, Position] = field(default_factory=dict)  # aggregate -> where
+    days: LocalDays = field(default_factory=lambda: LocalDays(UTC, DEFAULT_ZONE))
+
+    @property
+    def timezone(self) -> str:
+        """The rule set's time zone (``timezone:`` in a rule file; UTC by default)."""
+        return self.days.name
 
 
 def field_extractor(path: str) -> Extractor | None:
@@ -251,6 +285,8 @@ class _Base:
         self.transition_alerts: list[tuple[str, Position]] = []
         self.chars_left = MAX_EXPRESSION_CHARS
         self.constants: dict[str, Any] = {}
+        self.days = LocalDays(UTC, DEFAULT_ZONE)  # the rule set's days (compile_timezone)
+        self.list_places: dict[str, tuple[Position, ...]] = {}  # where each entry is written
 
     def problem(self, where: Position, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(where, message, hint))
@@ -263,6 +299,9 @@ class _Base:
     def declare(self, section: str, name: str, source: SourceMap, path: Path_) -> bool:
         """Record a name; report a duplicate across files. False if it was a duplicate."""
         where = source.key(path)
+        if name in RESERVED_NAMES and section in ("param", "aggregate"):
+            self.problem(where, f"{name!r} is a name of the language", RESERVED_NAMES[name])
+            return False
         first = self.seen.get((section, name))
         if first is not None:
             self.problem(where, f"duplicate {section} name {name!r}", f"first defined at {first}")
@@ -313,7 +352,9 @@ class _Base:
                 )
             return None
         try:
-            return compile_expression(text, names, expect=expect, constants=self.constants)
+            return compile_expression(
+                text, names, expect=expect, constants=self.constants, zone=self.days.zone
+            )
         except ExprError as error:
             hint = error.hint
             if not with_event and error.message.startswith("unknown name 'event'"):
@@ -326,7 +367,33 @@ class _Base:
 
 
 class _Data(_Base):
-    """Params and word lists: the constants expressions read."""
+    """The time zone, params and word lists: the constants expressions read."""
+
+    def compile_timezone(self) -> None:
+        """The rule set's time zone: set by at most one file (or by several that agree)."""
+        found = [(f.timezone, s) for f, s in self.files if f.timezone is not None]
+        if not found:
+            return
+        (name, source), *others = found
+        first = source.at(("timezone",))
+        for other_name, other in others:
+            if other_name != name:
+                self.problem(
+                    other.at(("timezone",)),
+                    f"timezone {other_name!r} disagrees with {name!r}",
+                    f"a rule set has one time zone; it is set at {first}",
+                )
+        try:
+            zone = load_zone(name)
+        except UnknownZoneError:
+            close = difflib.get_close_matches(name, zone_names(), n=1)
+            self.problem(
+                first,
+                f"unknown time zone {name!r}",
+                f"did you mean {close[0]!r}?" if close else "an IANA name: Asia/Shanghai, UTC",
+            )
+            return
+        self.days = LocalDays(zone, name)
 
     def compile_params(self) -> None:
         for rule_file, source in self.files:
@@ -334,21 +401,34 @@ class _Data(_Base):
                 path: Path_ = ("params", name)
                 if not self.declare("param", name, source, path):
                     continue
-                self.params[name], self.names[name] = self.param(value)
+                found = self.param(value, source.at(path))
+                if found is not None:
+                    self.params[name], self.names[name] = found
 
-    @staticmethod
-    def param(value: bool | int | float | str) -> tuple[Any, Type]:
-        """A parameter's value and type; strings that are durations (60d) become durations."""
+    def param(
+        self, value: bool | int | float | str | datetime, where: Position
+    ) -> tuple[Any, Type] | None:
+        """A parameter's value and type: strings that are durations (60d) become
+        durations, and ISO-8601 times with an offset (quoted or not) timestamps."""
         if isinstance(value, bool):
             return value, BOOL
         if isinstance(value, int):
             return value, INT
         if isinstance(value, float):
             return value, DOUBLE
+        if isinstance(value, datetime):
+            value = value.isoformat()  # YAML's reading of an unquoted time: checked alike
         try:
             return parse_duration(value), DURATION
         except DurationError:
+            pass
+        if not _LOOKS_LIKE_TIME.match(value):
             return value, STRING
+        try:
+            return to_epoch_ms(value), TIMESTAMP
+        except ValueError as error:
+            self.problem(where, str(error), "a timestamp param: 2026-06-18T00:00:00+08:00")
+            return None
 
     def compile_lists(self) -> None:
         for rule_file, source in self.files:
@@ -359,18 +439,22 @@ class _Data(_Base):
                 if isinstance(entry, list):
                     words = tuple(entry)
                     where = source.at(path)
+                    places = tuple(source.at((*path, i)) for i in range(len(words)))
                 else:
                     where = source.at((*path, "file"))
                     found = self.list_file(entry.file, where)
                     if found is None:
                         continue
-                    words = found
+                    words, places = found
                 if self.list_bounded(words, where):
                     self.lists[name] = words
+                    self.list_places[name] = places
         self.names["lists"] = object_of({name: list_of(STRING) for name in self.lists})
         self.constants = {"lists": self.lists, **self.params}  # final from here on
 
-    def list_file(self, name: str, where: Position) -> tuple[str, ...] | None:
+    def list_file(
+        self, name: str, where: Position
+    ) -> tuple[tuple[str, ...], tuple[Position, ...]] | None:
         """The words of a list file: a .txt file inside the rule directory (so that the
         directory's version covers it and a reload sees it change), regular, bounded."""
         try:
@@ -399,8 +483,13 @@ class _Data(_Base):
                 f"rename it, e.g. lists/words{LIST_SUFFIX}",
             )
             return None
-        words = (line.split("#", 1)[0].strip() for line in lines)
-        return tuple(word for word in words if word)
+        shown = str(self.directory / name)
+        found = [
+            (word, Position(shown, number, 1))
+            for number, line in enumerate(lines, 1)
+            if (word := line.split("#", 1)[0].strip())
+        ]
+        return tuple(w for w, _ in found), tuple(p for _, p in found)
 
     def list_bounded(self, words: tuple[str, ...], where: Position) -> bool:
         self.list_words_left -= len(words)
@@ -526,7 +615,9 @@ class _Aggregates(_Data):
                 f"use whole hours up to {MAX_BUCKETS}h or whole days up to {MAX_BUCKETS}d",
             )
             return None
-        return Window(window_ms, size)
+        # Day buckets are the rule set's local days; UTC's are plain arithmetic.
+        days = None if size != DAY_MS or self.days.fixed == 0 else self.days
+        return Window(window_ms, size, days)
 
     def anchor(self, since: str | list[str], where: Position) -> str:
         """The internal last-seen aggregate a timer counts from (created once per type set)."""
@@ -558,7 +649,118 @@ class _Aggregates(_Data):
         return None if compiled is None else Timer(anchor, compiled)
 
 
-class _Compiler(_Aggregates):
+class _Calendars(_Aggregates):
+    """Calendar triggers (``taggers.calendars``): their dates, shift and time of day."""
+
+    def calendar(self, spec: CalendarSpec, source: SourceMap, path: Path_) -> Calendar | None:
+        """Compile an alert's ``calendar:``; None on a problem (reported)."""
+        shift = 0
+        for key, sign in (("before", -1), ("after", 1)):
+            text = getattr(spec, key)
+            if text is not None:
+                found = self.duration(text, source.at((*path, key)))
+                if found is None:
+                    return None
+                shift = sign * found
+        time_ms = 0
+        if spec.time is not None:
+            found_time = time_of_day(spec.time)
+            if found_time is None:
+                self.problem(
+                    source.at((*path, "time")),
+                    f"not a time of day: {spec.time!r}",
+                    'write HH:MM, e.g. time: "09:00" (quoted)',
+                )
+                return None
+            time_ms = found_time
+        shape = Calendar(shift_ms=shift, time_ms=time_ms)
+        if spec.dates is not None:
+            return self.dated(spec.dates, shape, source, (*path, "dates"))
+        if spec.at is not None:
+            return self.instants(spec.at, shape, source, (*path, "at"))
+        assert spec.yearly is not None
+        return self.yearly(spec.yearly, shape, source, (*path, "yearly"))
+
+    def dated(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
+        if name not in self.lists:
+            close = difflib.get_close_matches(name, self.lists, n=1)
+            self.problem(
+                source.at(path),
+                f"unknown list {name!r}",
+                f"did you mean {close[0]!r}?"
+                if close
+                else "declare it under lists: holidays: {file: lists/holidays.txt}",
+            )
+            return None
+        by_date: dict[date, list[str]] = {}
+        ok = True
+        for line, where in zip(self.lists[name], self.list_places[name], strict=True):
+            found = dated_line(line)
+            if found is None:
+                self.problem(
+                    where,
+                    f"not a dated line: {line[:40]!r}",
+                    "a calendar's list has lines `YYYY-MM-DD name`, e.g. 2027-02-06 春节",
+                )
+                ok = False
+                continue
+            by_date.setdefault(found[0], []).append(found[1])
+        if not ok:
+            return None
+        occurrences = [shape.on(day, self.days, ", ".join(names)) for day, names in by_date.items()]
+        return replace(shape, fixed=tuple(sorted(occurrences, key=lambda o: o.due)))
+
+    def instants(
+        self, entries: list[str | datetime], shape: Calendar, source: SourceMap, path: Path_
+    ) -> Calendar | None:
+        instants: set[int] = set()
+        for i, entry in enumerate(entries):
+            where = source.at((*path, i))
+            if isinstance(entry, str) and entry in self.params:
+                if self.names.get(entry) != TIMESTAMP:
+                    self.problem(
+                        where,
+                        f"param {entry!r} is not a timestamp",
+                        "a timestamp param is written 2026-06-18T00:00:00+08:00",
+                    )
+                    return None
+                instants.add(self.params[entry])
+                continue
+            try:
+                text = entry.isoformat() if isinstance(entry, datetime) else entry
+                instants.add(to_epoch_ms(text))
+            except ValueError as error:
+                close = difflib.get_close_matches(str(entry), self.params, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else None
+                self.problem(where, f"not a timestamp param or time: {error}", hint)
+                return None
+        occurrences = (shape.at_instant(ts, self.days) for ts in sorted(instants))
+        return replace(shape, fixed=tuple(occurrences))
+
+    def yearly(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
+        aggregate = self.aggregates.get(name)
+        if aggregate is None or name.startswith("_"):
+            close = difflib.get_close_matches(name, self.aggregates, n=1)
+            self.problem(
+                source.at(path),
+                f"unknown aggregate {name!r}",
+                f"did you mean {close[0]!r}?"
+                if close
+                else "e.g. birthday: {last: props.birthday, of: member_join}",
+            )
+            return None
+        if aggregate.value_type not in (STRING, TIMESTAMP, DYN):
+            self.problem(
+                source.at(path),
+                f"a yearly date is a date text or a timestamp, but {name!r} is"
+                f" {article(aggregate.value_type)}",
+                "e.g. {last: props.birthday, of: member_join} or {last_ts: member_join}",
+            )
+            return None
+        return replace(shape, yearly=name)
+
+
+class _Compiler(_Calendars):
     """Compiles merged rule files, collecting every problem instead of stopping at one:
     the lifecycle, tags and alerts over the sections below them, then the rule set."""
 
@@ -695,6 +897,11 @@ class _Compiler(_Aggregates):
         timer = self.timer(spec.since, spec.after, source, path)
         if spec.since is not None and timer is None:
             return None
+        calendar = None
+        if spec.calendar is not None:
+            calendar = self.calendar(spec.calendar, source, (*path, "calendar"))
+            if calendar is None:
+                return None
         before_ms = 0
         if spec.pending is not None:
             target = self.aggregates.get(spec.pending)
@@ -708,6 +915,8 @@ class _Compiler(_Aggregates):
             before_ms = self.duration(spec.before or "", source.at((*path, "before"))) or 0
         details = self.details(spec, source, path)
         reads = frozenset() if when is None else when.reads
+        if calendar is not None and calendar.yearly is not None:
+            reads |= {calendar.yearly}
         return Alert(
             name,
             spec.severity,
@@ -719,6 +928,7 @@ class _Compiler(_Aggregates):
             before_ms,
             details,
             reads,
+            calendar,
         )
 
     def details(
@@ -750,6 +960,8 @@ class _Compiler(_Aggregates):
         return tuple(found)
 
     def compile(self, version: str) -> RuleSet:
+        self.compile_timezone()
+        self.names[NOW] = TIMESTAMP
         self.compile_params()
         self.compile_lists()
         self.compile_aggregates()
@@ -793,6 +1005,7 @@ class _Compiler(_Aggregates):
             time_varying=time_varying,
             types=dict(self.names),
             declared_at={n: at for (section, n), at in self.seen.items() if section == "aggregate"},
+            days=self.days,
         )
 
 

@@ -46,6 +46,11 @@ def register(commands: Commands) -> None:
     replay.add_argument("--json", action="store_true", help="print JSON lines with a `kind`")
     replay.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     replay.add_argument(
+        "--until",
+        help="let time pass after the last event up to this time (ISO-8601 or epoch ms):"
+        " the deadlines due by then fire (timers, windows, calendar dates)",
+    )
+    replay.add_argument(
         "--now",
         help="when the events were sent (ISO-8601 or epoch ms; default: now): events dated "
         "more than TAGGER_MAX_FUTURE_SKEW after it are bad lines (`future`)",
@@ -86,6 +91,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: --now: {error}", file=sys.stderr)
         return 2
+    try:
+        until = None if args.until is None else moment(args.until)
+    except ValueError as error:
+        print(f"error: --until: {error}", file=sys.stderr)
+        return 2
     replay = Replay(
         engine,
         store,
@@ -96,7 +106,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     tally, bad_lines = OutputTally(), 0
     try:
-        for item in replay.run(input_lines(args.events)):
+        for item in replay.run(input_lines(args.events), until=until):
             if isinstance(item, BadLine):
                 bad_lines += 1
             _write_item(item, args, rules, tally, out)

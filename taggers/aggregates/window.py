@@ -1,7 +1,9 @@
 """Sliding windows: an aggregate's partials per time bucket, merged when read.
 
 A windowed aggregate keeps one partial per time bucket (``[[bucket, partial], ...]``
-ascending) and merges the buckets still inside the window when read.
+ascending) and merges the buckets still inside the window when read. A bucket of a
+window in whole days is a local day of the rule set's time zone (``days``, numbered as
+``taggers.localdays`` says: in UTC, ``ts // DAY_MS``); an hour bucket is ``ts // HOUR_MS``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any, Final
 
 from taggers.aggregates.kind import Kind, State, Value
 from taggers.durations import DAY_MS, HOUR_MS
+from taggers.localdays import LocalDays
 
 MAX_BUCKETS: Final = 1000
 
@@ -22,22 +25,37 @@ def bucket_size(window_ms: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A sliding window of ``buckets`` buckets of ``bucket_ms``, ending at the current bucket."""
+    """A sliding window of ``buckets`` buckets of ``bucket_ms``, ending at the current
+    bucket; ``days``: the local days of day buckets (None: UTC days, or hour buckets)."""
 
     window_ms: int
     bucket_ms: int
+    days: LocalDays | None = None
     buckets: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "buckets", self.window_ms // self.bucket_ms)
 
+    def bucket(self, ts: int) -> int:
+        """The bucket of the instant ``ts``."""
+        days = self.days
+        return ts // self.bucket_ms if days is None else days.day_of(ts)
+
+    def start(self, bucket: int) -> int:
+        """The first instant of ``bucket``."""
+        days = self.days
+        return bucket * self.bucket_ms if days is None else days.start_of(bucket)
+
     def first_bucket(self, now: int) -> int:
         """The oldest bucket still inside the window at ``now``."""
-        return now // self.bucket_ms - self.buckets + 1
+        days = self.days
+        current = now // self.bucket_ms if days is None else days.day_of(now)
+        return current - self.buckets + 1
 
     def add(self, kind: Kind, state: State, value: Value, ts: int, now: int, limit: int) -> State:
         """Fold an observation into its bucket and drop buckets that left the window."""
-        bucket = ts // self.bucket_ms
+        days = self.days
+        bucket = ts // self.bucket_ms if days is None else days.day_of(ts)
         first = self.first_bucket(now)
         if bucket < first:
             return state  # older than the window: it can never count again
@@ -80,10 +98,10 @@ class Window:
         first = self.first_bucket(now)
         oldest = state[0][0]
         if oldest >= first:  # the usual case: pruned when last touched
-            return int((oldest + self.buckets) * self.bucket_ms)
+            return self.start(int(oldest) + self.buckets)
         for entry in state:
             if entry[0] >= first:
-                return int((entry[0] + self.buckets) * self.bucket_ms)
+                return self.start(int(entry[0]) + self.buckets)
         return None
 
 

@@ -1,6 +1,6 @@
 """Alerts: edge-triggered (``when`` turns true), per event (``on``), on a timer
-(``since``/``after``), per pending item (``before`` its due time), or raised by a
-lifecycle transition."""
+(``since``/``after``), per pending item (``before`` its due time), at calendar dates
+(``calendar``), or raised by a lifecycle transition."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from taggers.aggregates.pending import reminders_due
 from taggers.display import json_value
-from taggers.engine.deadlines import timer_fires
+from taggers.engine.deadlines import calendar_key, next_occurrence, timer_fires
 from taggers.engine.plan import Plan
 from taggers.engine.step import Step, reason, truth
 from taggers.expr import TIMESTAMP
@@ -78,6 +78,24 @@ def timer_alerts(plan: Plan, step: Step) -> None:
             alert.when is None or truth(alert.when, step.values)
         ):
             raise_alert(step, alert, {"after": alert.timer.after.source})
+
+
+def calendar_alerts(plan: Plan, step: Step, due: int) -> None:
+    """Raise the calendar alerts whose date is due at this deadline (``due``), once per
+    date, when their ``when`` holds then; a date is considered once, fired or not."""
+    fired = step.profile.fired
+    for alert in plan.calendar_alerts:
+        found = next_occurrence(plan, step, alert, due - 1)
+        if found is None or found.due != due:
+            continue
+        fired[calendar_key(alert)] = due
+        if alert.when is None or truth(alert.when, step.values):
+            extra = (
+                {"date": found.date}
+                if found.name is None
+                else {"date": found.date, "name": found.name}
+            )
+            raise_alert(step, alert, extra, extra_id=found.date)
 
 
 def pending_reminders(plan: Plan, step: Step) -> None:

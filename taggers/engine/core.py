@@ -152,6 +152,7 @@ class Engine:
     def _deadline(self, profile: Profile, now: int, outputs: list[Output]) -> None:
         """One deadline, as of its due time: expiries, timers, and what time moved."""
         plan = self.plan
+        due = profile.due if profile.due is not None else now  # this deadline's time
         profile.clock = now
         values = Values(plan.readers, profile, now, None)
         step = Step(profile, now, f"t:{now}", values, self.version, outputs, types=self.rules.types)
@@ -162,6 +163,8 @@ class Engine:
         self._evaluate(step, changed | {"stage"} if step.moved else changed)
         alerts.timer_alerts(plan, step)
         alerts.pending_reminders(plan, step)
+        if plan.calendar_alerts:
+            alerts.calendar_alerts(plan, step, due)
         expire(plan, profile, now)
         profile.due = next_deadline(plan, step)
 

@@ -2,7 +2,8 @@
 
 A profile keeps one ``due`` time: the earliest of its watched windows' oldest buckets
 leaving, its time-varying kinds' next change (a day count stepping, a pending item coming
-due), pending reminders, tag expiries and the timers of its current stage.
+due), pending reminders, tag expiries, the timers of its current stage and the next date
+of its calendar alerts.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import math
 from typing import Final
 
 from taggers.aggregates.pending import next_reminders
+from taggers.calendars import Occurrence
 from taggers.durations import DAY_MS
 from taggers.engine.plan import Plan
-from taggers.engine.step import Step
-from taggers.ruleset import Timer
+from taggers.engine.step import Step, truth
+from taggers.ruleset import Alert, Timer
 
 MAX_DELAY_MS: Final = 1000 * 365 * DAY_MS  # a timer later than a thousand years never fires
+CALENDAR_FIRED: Final = "calendar:"
 
 
 def timer_due(step: Step, timer: Timer) -> tuple[int, int] | None:
@@ -56,7 +59,9 @@ def next_deadline(plan: Plan, step: Step) -> int | None:
         if state is not None:
             # Window.next_change, inlined on this hot path: watched windows are pruned
             # as of now (a bucket leaving is a deadline), so the oldest bucket decides.
-            candidates.append((state[0][0] + window.buckets) * window.bucket_ms)
+            leaves = state[0][0] + window.buckets
+            days = window.days
+            candidates.append(leaves * window.bucket_ms if days is None else days.start_of(leaves))
     for aggregate in plan.clock_watched:
         state = aggs.get(aggregate.key)
         ticks = aggregate.kind.time
@@ -77,4 +82,35 @@ def next_deadline(plan: Plan, step: Step) -> int | None:
         found = timer_due(step, timer)
         if found is not None and fired.get(key) != found[0]:
             candidates.append(max(found[1], now))
+    if plan.calendar_alerts:
+        candidates.extend(calendar_dues(plan, step))
     return min(candidates) if candidates else None
+
+
+def calendar_key(alert: Alert) -> str:
+    """Where a calendar alert remembers the due time of the last date it considered."""
+    return CALENDAR_FIRED + alert.name
+
+
+def next_occurrence(plan: Plan, step: Step, alert: Alert, floor: int) -> Occurrence | None:
+    """The alert's first date due after ``floor`` and after the last one it considered."""
+    calendar = alert.calendar
+    assert calendar is not None
+    done = step.profile.fired.get(calendar_key(alert))
+    if isinstance(done, int) and done > floor:
+        floor = done
+    yearly = None if calendar.yearly is None else step.values[calendar.yearly]
+    return calendar.next_after(floor, yearly, plan.rules.days)
+
+
+def calendar_dues(plan: Plan, step: Step) -> list[int]:
+    """The next date of each calendar alert whose ``when`` holds now: only those are
+    scheduled, so that the deadline index does not hold every user for every holiday (a
+    change of what ``when`` reads recomputes the deadline: ``Plan.deadline_inputs``)."""
+    dues = []
+    for alert in plan.calendar_alerts:
+        if alert.when is None or truth(alert.when, step.values):
+            found = next_occurrence(plan, step, alert, step.profile.clock)
+            if found is not None:
+                dues.append(found.due)
+    return dues

@@ -21,8 +21,8 @@ def fold_event(
     plan: Plan, profile: Profile, event: BehaviourEvent, now: int, skipped: Counter[str] | None
 ) -> tuple[frozenset[str], bool]:
     """Fold the event in; return the aggregates that changed and whether the next
-    deadline may have moved."""
-    changed: list[str] = []
+    deadline may have moved (``now`` changes at every step, for the rules that read it)."""
+    changed = list(plan.moved_by_time)
     moves_deadline = False
     aggs = profile.aggs
     watched_windows, deadline_inputs = plan.watched_windows, plan.deadline_inputs
@@ -70,7 +70,7 @@ def _skipped(skipped: Counter[str] | None, name: str) -> None:
 
 def fold_time(plan: Plan, profile: Profile, now: int) -> frozenset[str]:
     """The time-varying aggregates whose value moved by ``now``; prunes their windows."""
-    changed: list[str] = []
+    changed = list(plan.moved_by_time)
     aggs = profile.aggs
     for name, key, window in plan.windows:
         state = aggs.get(key)

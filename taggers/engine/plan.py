@@ -14,7 +14,7 @@ from typing import Final
 
 from taggers.aggregates import Window
 from taggers.engine.reading import Reader, reader
-from taggers.ruleset import Aggregate, Alert, RuleSet, Tag, Timer
+from taggers.ruleset import NOW, Aggregate, Alert, RuleSet, Tag, Timer
 
 MAX_CACHED_FAMILY_NAMES: Final = 100_000
 
@@ -54,6 +54,7 @@ class Plan:
         watched = tuple(rules.aggregates[name] for name in sorted(read & rules.time_varying))
         self.timer_alerts = tuple(a for a in rules.alerts.values() if a.timer is not None)
         self.pending_alerts = tuple(a for a in rules.alerts.values() if a.pending is not None)
+        self.calendar_alerts = tuple(a for a in rules.alerts.values() if a.calendar is not None)
         self.windows: tuple[tuple[str, str, Window], ...] = tuple(
             (a.name, a.key, a.window) for a in watched if a.window is not None
         )
@@ -65,9 +66,12 @@ class Plan:
         timers = [a.timer for a in self.timer_alerts if a.timer is not None]
         if rules.lifecycle is not None:
             timers += [t.timer for ts in rules.lifecycle.by_stage.values() for t in ts if t.timer]
+        # A calendar alert is scheduled only while its `when` holds: what `when` reads (and
+        # the yearly date) can move it.
         self.deadline_inputs = frozenset(
             {t.anchor for t in timers}.union(*(t.after.reads for t in timers))
             | {a.name for a in self.clock_watched}
+            | set().union(*(a.reads for a in self.calendar_alerts))
         )
         self.expiring_states = tuple(
             a for a in rules.aggregates.values() if a.kind.time and a.kind.time.expire
@@ -77,7 +81,9 @@ class Plan:
         self.tag_rules = frozenset(tag.name for tag in rules.tags)
         self.state_keys = frozenset(a.key for a in rules.aggregates.values())
         self.every_name = frozenset(rules.types) | {"stage"}
-        names = ["stage", "event", "lists", *rules.params, *rules.aggregates]
+        # Time moves at every step: rules that read `now` are decided again at each one.
+        self.moved_by_time: tuple[str, ...] = (NOW,) if NOW in read else ()
+        names = ["stage", NOW, "event", "lists", *rules.params, *rules.aggregates]
         self.readers: dict[str, Reader] = {name: reader(rules, name) for name in names}
         self.family_names: dict[tuple[str, object], str | None] = {}
         self._by_type: dict[str, tuple[Aggregate, ...]] = {}

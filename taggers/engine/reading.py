@@ -1,4 +1,5 @@
-"""Reading the values rules read: stage, the event, lists, params and aggregates."""
+"""Reading the values rules read: stage, the step's time, the event, lists, params and
+aggregates."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from taggers.events import BehaviourEvent
 from taggers.profile import Profile
-from taggers.ruleset import RuleSet
+from taggers.ruleset import NOW, RuleSet
 
 Reader = Callable[[Profile, int, BehaviourEvent | None], Any]
 
@@ -28,6 +29,8 @@ def reader(rules: RuleSet, name: str) -> Reader:
     """How to read one name; built once per name, as this is on every rule's path."""
     if name == "stage":
         return lambda profile, _now, _event: profile.stage
+    if name == NOW:
+        return lambda _profile, now, _event: now
     if name == "event":
         return lambda _profile, _now, event: None if event is None else event_dict(event)
     if name == "lists":

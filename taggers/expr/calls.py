@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from taggers.expr import runtime, words
+from taggers.expr import dates, runtime, words
 from taggers.expr.checked import Checked, Compile, article, start, suggest
 from taggers.expr.parser import Call, ExprError, Member, Node
 from taggers.expr.types import (
@@ -161,11 +161,18 @@ def _extreme(compile_: Compile, node: Call) -> Checked:
 _FUNCTIONS: Final[dict[str, Callable[[Compile, Call], Checked]]] = {
     **dict.fromkeys(_CONVERSIONS, _conversion),
     "contains_any": _contains_any,
+    "date": dates.date_part,
+    "day": dates.date_part,
+    "day_of_week": dates.date_part,
+    "days_between": dates.days_between,
     "excerpt": _excerpt,
     "has": _has,
+    "hour": dates.date_part,
     "matched_words": _matched_words,
     "max": _extreme,
     "min": _extreme,
+    "month": dates.date_part,
+    "timestamp": dates.timestamp,
 }
 FUNCTIONS: Final = tuple(sorted(_FUNCTIONS))
 """The functions' names."""

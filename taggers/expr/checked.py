@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from datetime import tzinfo
+from typing import Any, Final, Protocol
 
 from taggers.expr.parser import Binary, Call, Conditional, ExprError, Index, Member, Node
 from taggers.expr.types import BOOL, DYN, NULL, Type
@@ -31,8 +32,16 @@ class Checked:
     const: bool = False
 
 
-Compile = Callable[[Node], Checked]
-"""Type-check and compile a node (the compiler's entry, which records the names read)."""
+class Compile(Protocol):
+    """Type-check and compile a node (the compiler's entry, which records the names read).
+
+    ``zone`` is the rule set's time zone: the date functions (``taggers.expr.dates``)
+    read local dates in it, decided when the expression is compiled."""
+
+    @property
+    def zone(self) -> tzinfo: ...
+
+    def __call__(self, node: Node, /) -> Checked: ...
 
 
 def constant(type_: Type, value: Any) -> Checked:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any
 
 from taggers.expr import access, calls, operators
@@ -49,15 +50,17 @@ def compile_expression(
     *,
     expect: Type | None = None,
     constants: Mapping[str, Any] | None = None,
+    zone: tzinfo = UTC,
 ) -> CompiledExpr:
     """Parse, type-check and compile ``source``.
 
     ``names`` are the names it may read, with their types; those in ``constants`` are
     fixed (parameters, word lists) and folded in now; the rest are read at run time from
-    the mapping passed to ``evaluate``. Raises ExprError (message, offset, hint).
+    the mapping passed to ``evaluate``. ``zone`` is the time zone of the date functions
+    (the rule set's). Raises ExprError (message, offset, hint).
     """
     tree = parse(source)
-    compiler = _Compiler(names, constants or {})
+    compiler = _Compiler(names, constants or {}, zone)
     result = compiler.compile(tree)
     if expect is not None and not assignable(result.type, expect):
         raise _expected(expect, result.type)
@@ -84,10 +87,17 @@ _LITERAL_TYPES = {"dur": DURATION, "str": STRING, "bool": BOOL, "null": NULL}
 class _Compiler:
     """One expression's compilation: the names it may read, and those it does."""
 
-    def __init__(self, names: Mapping[str, Type], constants: Mapping[str, Any]) -> None:
+    def __init__(
+        self, names: Mapping[str, Type], constants: Mapping[str, Any], zone: tzinfo
+    ) -> None:
         self.names = names
         self.constants = constants
+        self.zone = zone
         self.reads: set[str] = set()
+
+    def __call__(self, node: Node, /) -> Checked:
+        """The compile step the type checkers recurse through (``checked.Compile``)."""
+        return self.compile(node)
 
     def compile(self, node: Node) -> Checked:
         """Type-check and compile ``node``; a part that reads nothing run-time is
@@ -107,21 +117,21 @@ class _Compiler:
             case Name():
                 return self.name(node)
             case Unary():
-                return operators.unary(self.compile, node)
+                return operators.unary(self, node)
             case Binary():
-                return operators.binary(self.compile, node)
+                return operators.binary(self, node)
             case Conditional():
-                return operators.conditional(self.compile, node)
+                return operators.conditional(self, node)
             case Member():
-                return access.member(self.compile, node)
+                return access.member(self, node)
             case Index():
-                return access.index(self.compile, node)
+                return access.index(self, node)
             case ListLiteral():
-                return access.list_literal(self.compile, node)
+                return access.list_literal(self, node)
             case Call(target=None):
-                return calls.function(self.compile, node)
+                return calls.function(self, node)
             case Call():
-                return calls.method(self.compile, node)
+                return calls.method(self, node)
 
     def name(self, node: Name) -> Checked:
         """A name: a constant folded in, or a value read at run time."""

@@ -131,6 +131,37 @@ def test_replay_takes_the_lines_as_sent_now_or_at_now(
     assert code == 2 and "--now: not an ISO-8601 timestamp" in err
 
 
+def test_replay_until_lets_time_pass_after_the_last_event(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(
+        "timezone: Asia/Shanghai\n"
+        "aggregates:\n  birthday: {last: props.birthday, of: member_join}\n"
+        'alerts:\n  birthday_soon: {calendar: {yearly: birthday, before: 3d, time: "09:00"}}\n',
+        encoding="utf-8",
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"event_id": "e1", "user_id": "u1", "type": "member_join", "ts": "2026-01-01T10:00:00Z",'
+        ' "props": {"birthday": "1990-03-10"}}\n',
+        encoding="utf-8",
+    )
+    replay = ("replay", str(events), "--rules", str(rules), "--json")
+    code, out, _ = run(capsys, *replay)
+    assert code == 0 and not [
+        r for r in map(orjson.loads, out.splitlines()) if r["kind"] == "alert"
+    ]
+    code, out, _ = run(capsys, *replay, "--until", "2026-04-01T00:00:00Z")
+    alerts = [r for r in map(orjson.loads, out.splitlines()) if r["kind"] == "alert"]
+    assert code == 0 and [(a["name"], a["at"], a["details"]) for a in alerts] == [
+        ("birthday_soon", "2026-03-07T01:00:00.000Z", {"date": "2026-03-10"})
+    ]
+    code, _, err = run(capsys, *replay, "--until", "later")
+    assert code == 2 and "--until: not an ISO-8601 timestamp" in err
+
+
 def test_replay_of_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "replay", str(tmp_path / "nope.jsonl"))
     assert code == 1

@@ -45,6 +45,10 @@ CONSTANTS: dict[str, Any] = {
 }
 
 
+JUNE_18_SHANGHAI = 1_781_712_000_000
+"""2026-06-18T00:00:00+08:00: in UTC (the default zone), Wednesday the 17th, 16:00."""
+
+
 def evaluate(source: str, **values: Any) -> Any:
     compiled = compile_expression(source, NAMES, constants=CONSTANTS)
     return compiled.evaluate(values)
@@ -107,6 +111,21 @@ def test_what_expressions_compute(source: str, values: dict[str, Any], expected:
 CALL_EXAMPLES: dict[str, tuple[str, dict[str, Any], Any]] = {
     "abs": ("abs(gap - 2d)", {"gap": DAY_MS}, DAY_MS),
     "contains_any": ("contains_any(stage, ['oy', 'x'])", {"stage": "loyal"}, True),
+    "date": ("date(last_at)", {"last_at": JUNE_18_SHANGHAI}, "2026-06-17"),
+    "day": ("day(last_at)", {"last_at": JUNE_18_SHANGHAI}, 17),
+    "day_of_week": ("day_of_week(last_at)", {"last_at": JUNE_18_SHANGHAI}, 3),
+    "days_between": (
+        "days_between(joined_at, last_at)",
+        {"joined_at": JUNE_18_SHANGHAI - 3 * DAY_MS, "last_at": JUNE_18_SHANGHAI},
+        3,
+    ),
+    "hour": ("hour(last_at)", {"last_at": JUNE_18_SHANGHAI}, 16),
+    "month": ("month(last_at)", {"last_at": JUNE_18_SHANGHAI}, 6),
+    "timestamp": (
+        "timestamp('2026-06-18T00:00:00+08:00') - last_at",
+        {"last_at": JUNE_18_SHANGHAI - DAY_MS},
+        DAY_MS,
+    ),
     "double": ("double('2.5') * 2", {}, 5.0),
     "excerpt": ("excerpt(stage, ['骗子'], 4)", {"stage": "你好啊你們是騙子吧"}, "…是騙子吧"),
     "has": ("has(event.props.sku)", {"event": {"props": {"sku": None}}}, False),
