@@ -207,8 +207,12 @@ class CalendarSpec(_Strict):
         description="An aggregate holding a date (YYYY-MM-DD or MM-DD) or a timestamp"
         " that comes back every year: a birthday, a membership anniversary",
     )
-    before: Duration | None = Field(default=None, description="Fire this long before: 3d")
-    after: Duration | None = Field(default=None, description="Fire this long after: 1d")
+    before: Duration | None = Field(
+        default=None, description="Fire this long before: 3d, or a duration param's name"
+    )
+    after: Duration | None = Field(
+        default=None, description="Fire this long after: 1d, or a duration param's name"
+    )
     time: str | None = Field(
         default=None, description="Local time of day, HH:MM (default 00:00); not with `at`"
     )

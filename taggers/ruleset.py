@@ -658,7 +658,7 @@ class _Calendars(_Aggregates):
         for key, sign in (("before", -1), ("after", 1)):
             text = getattr(spec, key)
             if text is not None:
-                found = self.duration(text, source.at((*path, key)))
+                found = self.shift(text, source.at((*path, key)))
                 if found is None:
                     return None
                 shift = sign * found
@@ -680,6 +680,21 @@ class _Calendars(_Aggregates):
             return self.instants(spec.at, shape, source, (*path, "at"))
         assert spec.yearly is not None
         return self.yearly(spec.yearly, shape, source, (*path, "yearly"))
+
+    def shift(self, text: str, where: Position) -> int | None:
+        """A calendar's ``before``/``after``: a duration (``3d``) or the name of a duration
+        param (``birthday_soon_before``), so that the pack's params hold it."""
+        known = self.names.get(text)
+        if known == DURATION and text in self.params:
+            return int(self.params[text])
+        if known is not None:
+            self.problem(
+                where,
+                f"{text!r} is not a duration param",
+                "write a duration (3d) or the name of a param like birthday_lead: 3d",
+            )
+            return None
+        return self.duration(text, where)
 
     def dated(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
         if name not in self.lists:

@@ -41,6 +41,8 @@ def test_a_year_of_shoppers_reaches_every_stage_and_alert() -> None:
         "staff_sensitive_message",
         "friend_lost",
         "new_friend_follow_up",
+        "holiday_greeting",
+        "birthday_soon",
         "win_back",
     }
     assert not [o for o in outputs if isinstance(o, BadLine)]
