@@ -75,14 +75,21 @@ class _Conversion:
     what: str
     result: Type | None
     apply: Callable[[Any], Any]
+    hint: str | None = None
 
 
 _CONVERSIONS: Final = {
     "size": _Conversion((STRING, list_of(DYN), map_of(DYN)), "a string or a list", INT, len),
     "int": _Conversion(
-        (DOUBLE, STRING, DURATION, TIMESTAMP), "a number or a string", INT, runtime.to_int
+        (DOUBLE, STRING, DURATION, TIMESTAMP),
+        "a number or a string",
+        INT,
+        runtime.to_int,
+        "int() takes digits with an optional sign, e.g. int('-42'), and ints are 64-bit",
     ),
-    "double": _Conversion((DOUBLE, STRING), "a number or a string", DOUBLE, float),
+    "double": _Conversion(
+        (DOUBLE, STRING), "a number or a string", DOUBLE, float, "e.g. double('2.5')"
+    ),
     "string": _Conversion((DYN,), "a value", STRING, runtime.to_string),
     "abs": _Conversion((DOUBLE, DURATION), "a number or a duration", None, abs),
 }
@@ -101,7 +108,13 @@ def _converted(name: str, arg: Checked, arg_node: Node) -> Checked:
     result = conversion.result
     if result is None:
         result = DYN if type_ in (NULL, DYN) else type_
-    return Checked(result, runtime.guarded(conversion.apply, arg.fn), arg.const)
+    fn = runtime.guarded(conversion.apply, arg.fn)
+    if arg.const and arg.fn({}) is not None and fn({}) is None:
+        shown = repr(arg.fn({}))
+        raise ExprError(
+            f"{name}({shown[:40]}) can never give a value", start(arg_node), conversion.hint
+        )
+    return Checked(result, fn, arg.const)
 
 
 def _contains_any(compile_: Compile, node: Call) -> Checked:

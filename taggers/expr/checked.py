@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from taggers.expr.parser import Binary, Call, Conditional, ExprError, Index, Member, Node
+from taggers.expr.parser import Binary, Call, Conditional, ExprError, Index, Macro, Member, Node
 from taggers.expr.types import BOOL, DYN, NULL, Type
 
 Values = Mapping[str, Any]
@@ -55,7 +55,7 @@ def condition(compile_: Compile, node: Node) -> Checked:
 def start(node: Node) -> int:
     """Where a node's text begins (operators' offsets point at the operator)."""
     match node:
-        case Binary(left=left) | Member(target=left) | Index(target=left):
+        case Binary(left=left) | Member(target=left) | Index(target=left) | Macro(target=left):
             return start(left)
         case Conditional(test=test):
             return start(test)
