@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from taggers.expr import runtime, words
 from taggers.expr.checked import Checked, Compile, article, start, suggest
-from taggers.expr.parser import Call, ExprError, Member, Node
+from taggers.expr.parser import MACROS, Call, ExprError, Member, Node
 from taggers.expr.types import (
     BOOL,
     DOUBLE,
@@ -43,7 +43,8 @@ def method(compile_: Compile, node: Call) -> Checked:
     target = compile_(node.target)
     check = _METHODS.get(node.name)
     if check is None:
-        hint = suggest(node.name, METHODS) or "methods are: " + ", ".join(METHODS)
+        known = (*METHODS, *MACROS)
+        hint = suggest(node.name, known) or "methods are: " + ", ".join(known)
         raise ExprError(f"unknown method {node.name!r}", node.offset, hint)
     return check(compile_, node, target)
 

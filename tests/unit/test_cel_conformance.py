@@ -26,6 +26,7 @@ from taggers.expr import (
     DYN,
     FUNCTIONS,
     INT,
+    MACROS,
     METHODS,
     NULL,
     STRING,
@@ -35,7 +36,6 @@ from taggers.expr import (
     list_of,
     map_of,
 )
-from taggers.expr.parser import MACROS
 from tests.support import ROOT
 
 DATA: Final = json.loads((ROOT / "tests" / "data" / "cel" / "simple.json").read_text("utf-8"))
