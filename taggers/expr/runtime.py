@@ -176,7 +176,7 @@ def name_compared(op: Callable[[Any, Any], bool], name: str, bound: Any) -> Fn:
         value = values[name]
         cls = value.__class__
         if cls is kind or (numeric and (cls is int or cls is float)):
-            return bool(op(value, bound))
+            return op(value, bound)  # a bool: these classes compare to one
         return False
 
     return named
