@@ -27,6 +27,7 @@ VALUES: dict[str, Any] = {
 CASES: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("orders >= 7 && shares_30d >= 3", lambda v: v["orders"] >= 7 and v["shares_30d"] >= 3),
     ("stage in ['active', 'loyal']", lambda v: v["stage"] in ("active", "loyal")),
+    ("stage == 'loyal'", lambda v: v["stage"] == "loyal"),
     (
         "max(2 * purchase_gap, 14d)",
         lambda v: max(2 * v["purchase_gap"], 14 * DAY_MS),

@@ -6,7 +6,7 @@ through Python's eval. Evaluation never raises (see ``compiler`` for null and er
 
 from taggers.expr.calls import FUNCTIONS, METHODS
 from taggers.expr.compiler import CompiledExpr, compile_expression
-from taggers.expr.parser import ExprError
+from taggers.expr.parser import MACROS, ExprError
 from taggers.expr.types import (
     BOOL,
     DOUBLE,
@@ -29,6 +29,7 @@ __all__ = [
     "DYN",
     "FUNCTIONS",
     "INT",
+    "MACROS",
     "METHODS",
     "NULL",
     "STRING",

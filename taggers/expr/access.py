@@ -63,9 +63,8 @@ def index(compile_: Compile, node: Index) -> Checked:
 def list_literal(compile_: Compile, node: ListLiteral) -> Checked:
     """``[a, b, c]``: items of one type."""
     items = [compile_(item) for item in node.items]
-    elem = common([item.type for item in items]) if items else DYN
-    if elem is None:
-        raise ExprError("list items must have one type", node.offset)
+    # Items of different kinds make a list of dyn, as in CEL: [1, 'x'].
+    elem = (common([item.type for item in items]) or DYN) if items else DYN
     fns = [item.fn for item in items]
     if all(item.const for item in items):
         return constant(list_of(elem), tuple(fn({}) for fn in fns))

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from taggers.expr import dates, runtime, words
 from taggers.expr.checked import Checked, Compile, article, start, suggest
-from taggers.expr.parser import Call, ExprError, Member, Node
+from taggers.expr.parser import MACROS, Call, ExprError, Member, Node
 from taggers.expr.types import (
     BOOL,
     DOUBLE,
@@ -43,7 +43,8 @@ def method(compile_: Compile, node: Call) -> Checked:
     target = compile_(node.target)
     check = _METHODS.get(node.name)
     if check is None:
-        hint = suggest(node.name, METHODS) or "methods are: " + ", ".join(METHODS)
+        known = (*METHODS, *MACROS)
+        hint = suggest(node.name, known) or "methods are: " + ", ".join(known)
         raise ExprError(f"unknown method {node.name!r}", node.offset, hint)
     return check(compile_, node, target)
 
@@ -75,14 +76,21 @@ class _Conversion:
     what: str
     result: Type | None
     apply: Callable[[Any], Any]
+    hint: str | None = None
 
 
 _CONVERSIONS: Final = {
     "size": _Conversion((STRING, list_of(DYN), map_of(DYN)), "a string or a list", INT, len),
     "int": _Conversion(
-        (DOUBLE, STRING, DURATION, TIMESTAMP), "a number or a string", INT, runtime.to_int
+        (DOUBLE, STRING, DURATION, TIMESTAMP),
+        "a number or a string",
+        INT,
+        runtime.to_int,
+        "int() takes digits with an optional sign, e.g. int('-42'), and ints are 64-bit",
     ),
-    "double": _Conversion((DOUBLE, STRING), "a number or a string", DOUBLE, float),
+    "double": _Conversion(
+        (DOUBLE, STRING), "a number or a string", DOUBLE, float, "e.g. double('2.5')"
+    ),
     "string": _Conversion((DYN,), "a value", STRING, runtime.to_string),
     "abs": _Conversion((DOUBLE, DURATION), "a number or a duration", None, abs),
 }
@@ -101,7 +109,16 @@ def _converted(name: str, arg: Checked, arg_node: Node) -> Checked:
     result = conversion.result
     if result is None:
         result = DYN if type_ in (NULL, DYN) else type_
-    return Checked(result, runtime.guarded(conversion.apply, arg.fn), arg.const)
+    apply = conversion.apply
+    if name == "string" and type_ in (TIMESTAMP, DURATION):
+        apply = runtime.timestamp_text if type_ == TIMESTAMP else runtime.duration_text
+    fn = runtime.guarded(apply, arg.fn)
+    if arg.const and arg.fn({}) is not None and fn({}) is None:
+        shown = repr(arg.fn({}))
+        raise ExprError(
+            f"{name}({shown[:40]}) can never give a value", start(arg_node), conversion.hint
+        )
+    return Checked(result, fn, arg.const)
 
 
 def _contains_any(compile_: Compile, node: Call) -> Checked:

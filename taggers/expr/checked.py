@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Final, Protocol
 
-from taggers.expr.parser import Binary, Call, Conditional, ExprError, Index, Member, Node
+from taggers.expr.parser import Binary, Call, Conditional, ExprError, Index, Macro, Member, Node
 from taggers.expr.types import BOOL, DYN, NULL, Type
 
 Values = Mapping[str, Any]
@@ -49,7 +49,7 @@ def constant(type_: Type, value: Any) -> Checked:
     return Checked(type_, lambda _values: value, const=True)
 
 
-def condition(compile_: Compile, node: Node) -> Checked:
+def condition(compile_: Callable[[Node], Checked], node: Node) -> Checked:
     """Compile ``node`` where true or false is wanted."""
     out = compile_(node)
     if out.type not in _CONDITION:
@@ -64,7 +64,7 @@ def condition(compile_: Compile, node: Node) -> Checked:
 def start(node: Node) -> int:
     """Where a node's text begins (operators' offsets point at the operator)."""
     match node:
-        case Binary(left=left) | Member(target=left) | Index(target=left):
+        case Binary(left=left) | Member(target=left) | Index(target=left) | Macro(target=left):
             return start(left)
         case Conditional(test=test):
             return start(test)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any
 
-from taggers.expr import access, calls, operators
+from taggers.expr import access, calls, macros, operators
 from taggers.expr.calls import FUNCTIONS
 from taggers.expr.checked import Checked, Fn, article, constant, suggest
 from taggers.expr.parser import (
@@ -23,6 +23,7 @@ from taggers.expr.parser import (
     Index,
     ListLiteral,
     Literal,
+    Macro,
     Member,
     Name,
     Node,
@@ -94,6 +95,8 @@ class _Compiler:
         self.constants = constants
         self.zone = zone
         self.reads: set[str] = set()
+        self.scope: dict[str, Type] = {}  # the item names of the macros around a part
+        self.live: set[str] = set()  # the run-time names and items read so far
 
     def __call__(self, node: Node, /) -> Checked:
         """The compile step the type checkers recurse through (``checked.Compile``)."""
@@ -128,14 +131,41 @@ class _Compiler:
                 return access.index(self, node)
             case ListLiteral():
                 return access.list_literal(self, node)
+            case Macro():
+                return macros.compile_macro(self, self.bind, node)
             case Call(target=None):
                 return calls.function(self, node)
             case Call():
                 return calls.method(self, node)
 
+    def bind(self, macro: Macro, type_: Type, part: Node) -> Checked:
+        """Compile ``part`` of a macro's body with the macro's item name bound to a value of
+        ``type_``; constant when it reads no run-time value but the item."""
+        var = macro.var
+        if var in self.names or var in self.scope:
+            taken = {*self.names, *self.scope}
+            what = "a name rules read" if var in self.names else "an outer macro's item"
+            raise ExprError(
+                f"{var!r} is already {what}: the item needs a name of its own",
+                macro.var_offset,
+                f"name it something else, e.g. {_fresh(taken)}",
+            )
+        outer, self.live = self.live, set()
+        self.scope[var] = type_
+        try:
+            out = self.compile(part)
+        finally:
+            del self.scope[var]
+            inner, self.live = self.live - {var}, outer
+        self.live |= inner
+        return Checked(out.type, out.fn, const=not inner)
+
     def name(self, node: Name) -> Checked:
-        """A name: a constant folded in, or a value read at run time."""
+        """A name: a macro's item, a constant folded in, or a value read at run time."""
         name = node.name
+        if name in self.scope:
+            self.live.add(name)
+            return Checked(self.scope[name], read(name))
         type_ = self.names.get(name)
         if type_ is None:
             hint = suggest(name, list(self.names))
@@ -145,4 +175,10 @@ class _Compiler:
         self.reads.add(name)
         if name in self.constants:
             return constant(type_, self.constants[name])
+        self.live.add(name)
         return Checked(type_, read(name))
+
+
+def _fresh(taken: set[str]) -> str:
+    """An item name no rule reads: ``i``, ``j``... or ``item``."""
+    return next((n for n in ("i", "j", "k", "item", "each") if n not in taken), "item_")

@@ -9,7 +9,7 @@ from typing import Final
 
 from taggers.expr import runtime
 from taggers.expr.checked import Checked, Compile, article, condition, constant
-from taggers.expr.parser import Binary, Conditional, ExprError, Name, Unary
+from taggers.expr.parser import Binary, Conditional, ExprError, Literal, Name, Node, Unary
 from taggers.expr.types import (
     BOOL,
     DOUBLE,
@@ -22,9 +22,12 @@ from taggers.expr.types import (
     Type,
     common,
     comparable,
+    list_of,
 )
 
 _TIME: Final = (DURATION, TIMESTAMP)
+_ORDERED: Final = frozenset({int, float, str, bool})
+"""The constants the fast path of ``name < constant`` compares with."""
 
 
 def unary(compile_: Compile, node: Unary) -> Checked:
@@ -69,8 +72,23 @@ def _equality(compile_: Compile, node: Binary) -> Checked:
         raise ExprError(
             f"cannot compare {left.type} with {right.type}", node.offset, _mix_hint(left, right)
         )
-    test = runtime.equal if node.op == "==" else runtime.unequal
-    return Checked(BOOL, test(left.fn, right.fn), left.const and right.const)
+    negated = node.op == "!="
+    const = left.const and right.const
+    if _is_null(node.left) or _is_null(node.right):
+        # The presence tests: the only comparisons where null is an answer, not false.
+        other = right if _is_null(node.left) else left
+        return Checked(BOOL, runtime.is_null(other.fn, negated=negated), const)
+    for bound, other in ((right, left), (left, right)):
+        if bound.const and not other.const:
+            value = bound.fn({})
+            if value is None:
+                return constant(BOOL, False)
+            return Checked(BOOL, runtime.equal_to(other.fn, value, negated=negated))
+    return Checked(BOOL, runtime.equal(left.fn, right.fn, negated=negated), const)
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, Literal) and node.kind == "null"
 
 
 def _ordering(compile_: Compile, node: Binary) -> Checked:
@@ -84,7 +102,8 @@ def _ordering(compile_: Compile, node: Binary) -> Checked:
         bound = right.fn({})
         if bound is None:
             return constant(BOOL, False)
-        return Checked(BOOL, runtime.name_compared(op, node.left.name, bound))
+        if bound.__class__ in _ORDERED:
+            return Checked(BOOL, runtime.name_compared(op, node.left.name, bound))
     return Checked(BOOL, runtime.compared(op, left.fn, right.fn), left.const and right.const)
 
 
@@ -104,7 +123,8 @@ def _membership(compile_: Compile, node: Binary) -> Checked:
             node.offset,
             "`in` looks for a value in a list, e.g. stage in ['active', 'loyal']",
         )
-    return Checked(BOOL, runtime.member_of(left.fn, right.fn), left.const and right.const)
+    fn = runtime.member_of(left.fn, right.fn, null=_is_null(node.left))
+    return Checked(BOOL, fn, left.const and right.const)
 
 
 def _arithmetic(compile_: Compile, node: Binary) -> Checked:
@@ -165,16 +185,21 @@ def arithmetic_type(op: str, left: Type, right: Type) -> Type | None:
     if left.numeric and right.numeric:
         if op == "/":
             return DOUBLE
+        if op == "%":
+            return INT if left == right == INT else None
         return INT if left == right == INT else DOUBLE
     if op == "*" and right == DURATION and left.numeric:
         return DURATION
     if op == "+" and left.kind == right.kind == "list":
-        return common([left, right])
+        # [] + [3, 4] and an event's list + a literal: one item type, or dyn.
+        return common([left, right]) or list_of(DYN)
     return _NON_NUMERIC_ARITHMETIC.get(op, {}).get((left, right))
 
 
 def _mix_hint(left: Checked, right: Checked) -> str | None:
     kinds = {left.type.kind, right.type.kind}
+    if kinds & {"double"} and kinds <= {"int", "double"}:
+        return "% works on ints: int(x) % 7"
     if "duration" in kinds and kinds & {"int", "double"}:
         return "durations are written with a unit: 14d, 12h, 30m"
     if "string" in kinds and len(kinds) > 1:

@@ -49,7 +49,14 @@ _SYMBOLS: Final = sorted(_OPERATORS + _PUNCTUATION, key=len, reverse=True)
 # or number the patterns below would not match.
 _NUMBER: Final = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?([a-zA-Z_]\w*)?", re.ASCII)
 _NAME: Final = re.compile(r"[A-Za-z_]\w*", re.ASCII)
-_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
+_ESCAPES: Final = {
+    **{"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"},
+    **{"\\": "\\", "'": "'", '"': '"', "?": "?", "`": "`"},
+}
+_CODE_ESCAPES: Final = re.compile(
+    r"[xX][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-3][0-7]{2}"
+)
+"""CEL's escapes by number: \\x41 (or \\X41), \\u4e2d, \\U0001f431 and octal \\101."""
 _MISTAKES: Final = {
     "=": "compare with ==",
     "&": "write && for 'and'",
@@ -119,19 +126,28 @@ def _string(source: str, start: int, tokens: list[Token]) -> int:
             tokens.append(Token("str", "".join(chars), start))
             return i + 1
         if char == "\\" and i + 1 < len(source):
-            escaped = source[i + 1]
-            if escaped == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", source[i + 2 : i + 6]):
-                chars.append(chr(int(source[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            if escaped not in _ESCAPES:
-                raise ExprError(f"unknown escape \\{escaped}", i, "escapes are \\n \\t \\\\ \\'")
-            chars.append(_ESCAPES[escaped])
-            i += 2
+            i = _escape(source, i, chars)
             continue
         chars.append(char)
         i += 1
     raise ExprError("unterminated string", start, f"close it with {quote}")
+
+
+def _escape(source: str, at: int, chars: list[str]) -> int:
+    """Read the escape at ``at`` (a backslash) into ``chars``; where the string goes on."""
+    escaped = source[at + 1]
+    if escaped in _ESCAPES:
+        chars.append(_ESCAPES[escaped])
+        return at + 2
+    code = _CODE_ESCAPES.match(source, at + 1)
+    if code is None:
+        raise ExprError(f"unknown escape \\{escaped}", at, "escapes are \\n \\t \\\\ \\' \\u4e2d")
+    digits = code.group()
+    number = int(digits, 8) if digits[0].isdigit() else int(digits[1:], 16)
+    if 0xD800 <= number <= 0xDFFF or number > 0x10FFFF:
+        raise ExprError(f"\\{digits} is not a character", at)
+    chars.append(chr(number))
+    return code.end()
 
 
 # --- syntax tree ---------------------------------------------------------------------------
@@ -212,6 +228,19 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class Macro:
+    """``target.name(var, body)``, a list macro (``MACROS``): ``var`` is a new name that
+    each item of ``target`` has in ``body``; ``offset`` is the macro's name's."""
+
+    name: str
+    target: Node
+    var: str
+    body: Node
+    offset: int
+    var_offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class ListLiteral:
     """``[a, b, c]``."""
 
@@ -219,7 +248,10 @@ class ListLiteral:
     offset: int
 
 
-Node = Literal | Name | Unary | Binary | Conditional | Member | Index | Call | ListLiteral
+Node = Literal | Name | Unary | Binary | Conditional | Member | Index | Call | Macro | ListLiteral
+
+MACROS: Final = ("all", "exists", "exists_one", "filter", "map")
+"""The list macros: ``items.exists(i, i.price > 100)``."""
 
 _RELATIONS: Final = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
 
@@ -248,6 +280,8 @@ def children(node: Node) -> tuple[Node, ...]:
             return (target, index)
         case Call(args=args, target=target):
             return args if target is None else (target, *args)
+        case Macro(target=target, body=body):
+            return (target, body)
         case ListLiteral(items=items):
             return items
         case _:
@@ -366,7 +400,7 @@ class _Parser:
             if self.accept("."):
                 name = self.expect("name")
                 if self.accept("("):
-                    node = Call(name.value, self.arguments(")"), node, name.offset)
+                    node = _call(name, self.arguments(")"), node)
                 else:
                     node = Member(node, name.value, name.offset)
             elif bracket := self.accept("["):
@@ -412,6 +446,25 @@ class _Parser:
         if token.kind == "end":
             raise ExprError("unexpected end of expression", token.offset, "a value is missing")
         raise ExprError(f"unexpected {_describe(token)}", token.offset, "a value is missing here")
+
+
+def _call(name: Token, args: tuple[Node, ...], target: Node) -> Node:
+    """The method call ``target.name(args)``, or a macro's use."""
+    if name.value not in MACROS:
+        return Call(name.value, args, target, name.offset)
+    what = "an expression" if name.value == "map" else "a condition"
+    example = {"map": "i.price * 2"}.get(name.value, "i.price > 100")
+    hint = f"e.g. event.props.items.{name.value}(i, {example})"
+    if len(args) != 2:
+        raise ExprError(f"{name.value} takes a new name and {what}", name.offset, hint)
+    var = args[0]
+    if not isinstance(var, Name):
+        raise ExprError(
+            f"the first argument of {name.value} is a new name for each item",
+            var.offset,
+            hint,
+        )
+    return Macro(name.value, target, var.name, args[1], name.offset, var.offset)
 
 
 def _describe(token: Token) -> str:

@@ -2,18 +2,26 @@
 expression from the functions of its parts; the type checkers choose which.
 
 Run-time rules, so that evaluating never raises:
-- null in arithmetic gives null; an ordering comparison with null is false; null is false
-  where a condition is wanted; ``max``/``min`` skip nulls.
-- A ``dyn`` value of the wrong kind at run time behaves like null.
-- ``/`` divides exactly (``7 / 2`` is 3.5); dividing by zero gives null.
+- null in arithmetic gives null; a comparison (``== != < <= > >= in``) with null is false,
+  unless the other side is the literal ``null`` (``x == null`` tests presence, and the
+  compiler then uses ``is_null``); null is false where a condition is wanted;
+  ``max``/``min`` skip nulls.
+- Equality is CEL's: a bool never equals a number, an int equals the same double, lists
+  (event arrays and literals alike) are equal item by item, maps key by key.
+- A ``dyn`` value of the wrong kind at run time behaves like null; so does an int result
+  outside int64 (CEL's overflow error).
+- ``/`` divides exactly (``7 / 2`` is 3.5); dividing by zero gives null; ``%`` on ints
+  truncates like CEL (``-3 % 5`` is -3).
 """
 
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from taggers.events import format_ts
 from taggers.expr.checked import Fn, Values
 
 RUNTIME_ERRORS: Final = (TypeError, ValueError, ArithmeticError)
@@ -24,16 +32,62 @@ ORDERING: Final[dict[str, Callable[[Any, Any], bool]]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
+"""CEL's ints are int64: a result past these is null (CEL: an overflow error)."""
+_NUMBERS: Final = frozenset({int, float})
+_SEQUENCES: Final = frozenset({list, tuple})
+
+
+def remainder(a: Any, b: Any) -> int:
+    """``a % b`` for ints, truncated like CEL and C (``-3 % 5`` is -3, ``43 % -5`` is 3);
+    there is no ``%`` on doubles (TypeError, so null)."""
+    if a.__class__ is not int or b.__class__ is not int:
+        raise TypeError("% works on ints")
+    rest = abs(a) % abs(b)
+    return -rest if a < 0 else rest
+
+
+def joined(a: Any, b: Any) -> Any:
+    """``a + b``: numbers, strings, or two lists (an event's array and a literal alike)."""
+    kind, other = a.__class__, b.__class__
+    if kind in _SEQUENCES and other in _SEQUENCES:
+        return [*a, *b]
+    if (kind is other is str) or (kind in _NUMBERS and other in _NUMBERS):
+        return a + b
+    raise TypeError("+ joins two numbers, two strings or two lists")
+
+
 ARITHMETIC: Final[dict[str, Callable[[Any, Any], Any]]] = {
-    "+": operator.add,
+    "+": joined,
     "-": operator.sub,
     "*": operator.mul,
     "/": operator.truediv,
-    "%": operator.mod,
+    "%": remainder,
 }
 
 
-_NUMBER: Final = (int, float)
+def same(a: Any, b: Any) -> bool:
+    """CEL's equality of two values that are there: a bool is not a number, an int equals
+    the same double, lists are equal item by item and maps key by key (inside them, null
+    equals null)."""
+    kind, other = a.__class__, b.__class__
+    if kind is other and kind not in _SEQUENCES and kind is not dict:
+        return bool(a == b)
+    if kind in _NUMBERS and other in _NUMBERS:
+        return bool(a == b)
+    if kind in _SEQUENCES and other in _SEQUENCES:
+        return len(a) == len(b) and all(map(same, a, b))
+    if kind is dict and other is dict:
+        return a.keys() == b.keys() and all(same(value, b[key]) for key, value in a.items())
+    return False
+
+
+def orderable(a: Any, b: Any) -> bool:
+    """Whether CEL orders ``a`` and ``b``: two numbers, two strings or two bools (durations
+    and timestamps are ints by then)."""
+    kind, other = a.__class__, b.__class__
+    return (kind in _NUMBERS and other in _NUMBERS) or (kind is other and kind in (str, bool))
 
 
 def read(name: str) -> Fn:
@@ -54,10 +108,9 @@ def negative(inner: Fn) -> Fn:
 
     def negate(values: Values) -> Any:
         value = inner(values)
-        try:
-            return None if value is None else -value
-        except RUNTIME_ERRORS:
-            return None
+        if value.__class__ is int:
+            return -value if value != INT_MIN else None
+        return -value if value.__class__ is float else None
 
     return negate
 
@@ -72,34 +125,66 @@ def either(left: Fn, right: Fn) -> Fn:
     return lambda v: left(v) is True or right(v) is True
 
 
-def equal(lf: Fn, rf: Fn) -> Fn:
-    """``left == right``."""
-    return lambda v: lf(v) == rf(v)
+def equal(lf: Fn, rf: Fn, *, negated: bool = False) -> Fn:
+    """``left == right`` (``!=`` when ``negated``): false when either is null."""
+
+    def test(values: Values) -> bool:
+        a = lf(values)
+        if a is None:
+            return False
+        b = rf(values)
+        if b is None:
+            return False
+        return same(a, b) is not negated
+
+    return test
 
 
-def unequal(lf: Fn, rf: Fn) -> Fn:
-    """``left != right``."""
-    return lambda v: lf(v) != rf(v)
+def equal_to(lf: Fn, bound: Any, *, negated: bool = False) -> Fn:
+    """``left == bound`` (``!=`` when ``negated``) with a constant ``bound`` that is there:
+    ``stage == 'loyal'``; a string equals only a string, so Python's ``==`` is CEL's."""
+    if bound.__class__ is str:
+        if negated:
+            return lambda v: (a := lf(v)) is not None and a != bound
+        return lambda v: lf(v) == bound
+
+    def test(values: Values) -> bool:
+        a = lf(values)
+        return a is not None and same(a, bound) is not negated
+
+    return test
+
+
+def is_null(inner: Fn, *, negated: bool = False) -> Fn:
+    """``inner == null`` (``!= null`` when ``negated``): the presence tests."""
+    if negated:
+        return lambda v: inner(v) is not None
+    return lambda v: inner(v) is None
+
+
+class _Nothing:
+    """The class of no value: what a name compared with a string or bool may not be."""
 
 
 def name_compared(op: Callable[[Any, Any], bool], name: str, bound: Any) -> Fn:
-    """``name op bound`` with a constant ``bound``: the hot path of most rules
-    (``orders >= 7``), one closure and no inner calls."""
+    """``name op bound`` with a constant ``bound`` that is there: the hot path of most
+    rules (``orders >= 7``), one closure and no inner calls. Only a value that CEL orders
+    with ``bound`` compares (a bool is not a number)."""
+    numeric = bound.__class__ in _NUMBERS
+    kind = bound.__class__
 
     def named(values: Values) -> bool:
         value = values[name]
-        if value is None:
-            return False
-        try:
-            return bool(op(value, bound))
-        except TypeError:
-            return False
+        cls = value.__class__
+        if cls is kind or (numeric and (cls is int or cls is float)):
+            return op(value, bound)  # a bool: these classes compare to one
+        return False
 
     return named
 
 
 def compared(op: Callable[[Any, Any], bool], lf: Fn, rf: Fn) -> Fn:
-    """``left op right`` for an ordering ``op``."""
+    """``left op right`` for an ordering ``op``: false unless CEL orders the two."""
 
     def compare(values: Values) -> bool:
         a = lf(values)
@@ -108,25 +193,29 @@ def compared(op: Callable[[Any, Any], bool], lf: Fn, rf: Fn) -> Fn:
         b = rf(values)
         if b is None:
             return False
-        try:
-            return bool(op(a, b))
-        except TypeError:
-            return False
+        return orderable(a, b) and bool(op(a, b))
 
     return compare
 
 
-def member_of(lf: Fn, rf: Fn) -> Fn:
-    """``left in right``."""
+def member_of(lf: Fn, rf: Fn, *, null: bool = False) -> Fn:
+    """``left in right``: an item of a list (by CEL's equality) or a key of a map; false
+    when ``left`` is null, unless it is the literal ``null`` (``null``)."""
 
     def contains(values: Values) -> bool:
         items = rf(values)
-        if not isinstance(items, (list, tuple, dict, frozenset)):
+        found = lf(values)
+        if found is None and not null:
             return False
-        try:
-            return lf(values) in items
-        except TypeError:
+        if items.__class__ is dict:
+            return found.__class__ is str and found in items
+        if items.__class__ not in _SEQUENCES:
             return False
+        if found.__class__ is str:
+            return found in items
+        if found is None:
+            return None in items
+        return any(same(found, item) for item in items if item is not None)
 
     return contains
 
@@ -135,7 +224,7 @@ def calculated(op: Callable[[Any, Any], Any], lf: Fn, rf: Fn, *, whole: bool) ->
     """``left op right`` for an arithmetic ``op``; ``whole`` rounds the result down to an
     integer (durations and timestamps are whole milliseconds)."""
 
-    numbers_only = op is not operator.add
+    numbers_only = op is not joined
 
     def calculate(values: Values) -> Any:
         a = lf(values)
@@ -144,15 +233,17 @@ def calculated(op: Callable[[Any, Any], Any], lf: Fn, rf: Fn, *, whole: bool) ->
         b = rf(values)
         if b is None:
             return None
-        if numbers_only and not (isinstance(a, _NUMBER) and isinstance(b, _NUMBER)):
-            # Only a dyn value (event data) gets here as a string or list: Python would
-            # repeat it (``'ab' * 10**9``) or %-format it, gigabytes from one event.
+        if numbers_only and not (a.__class__ in _NUMBERS and b.__class__ in _NUMBERS):
+            # Only a dyn value (event data) gets here as a string, list or bool: Python
+            # would repeat it (``'ab' * 10**9``), %-format it, or count true as 1.
             return None
         try:
-            result = op(a, b)
-            return int(result) if whole else result
+            result = int(op(a, b)) if whole else op(a, b)
         except RUNTIME_ERRORS:
             return None
+        if result.__class__ is int and not INT_MIN <= result <= INT_MAX:
+            return None
+        return result
 
     return calculate
 
@@ -182,8 +273,8 @@ def item(tf: Fn, kf: Fn) -> Fn:
         found, at = tf(values), kf(values)
         if isinstance(found, dict):
             return found.get(at) if isinstance(at, str) else None
-        if isinstance(found, (list, tuple)) and isinstance(at, int):
-            return found[at] if -len(found) <= at < len(found) else None
+        if found.__class__ in _SEQUENCES and at.__class__ is int:
+            return found[at] if 0 <= at < len(found) else None
         return None
 
     return get
@@ -242,9 +333,41 @@ def to_string(value: Any) -> str:
     return str(value)
 
 
+_DIGITS: Final = re.compile(r"[+-]?[0-9]+")
+
+
+def timestamp_text(ms: int) -> str:
+    """``string(t)`` of a timestamp, as CEL writes one: RFC 3339 in UTC, fractions of a
+    second only when there are some (``2009-02-13T23:31:30Z``)."""
+    text = format_ts(ms)  # ...T23:31:30.000Z
+    return text[:-5].rstrip(".") + "Z" if text.endswith(".000Z") else text[:-1].rstrip("0") + "Z"
+
+
+def duration_text(ms: int) -> str:
+    """``string(d)`` of a duration, as CEL writes one: seconds, ``1209600s`` or ``1.5s``."""
+    seconds, rest = divmod(ms, 1000)
+    return f"{seconds}s" if not rest else f"{seconds}.{rest:03d}".rstrip("0") + "s"
+
+
 def to_int(value: Any) -> int:
-    """``int(value)``: a number's whole part, or a numeric string's."""
-    return int(float(value)) if isinstance(value, str) else int(value)
+    """``int(value)``, as CEL: a double's whole part (truncated toward zero), or a string of
+    digits with an optional sign, exactly (``'1e3'``, ``' 12 '``, ``'1_000'`` refuse);
+    past int64 it refuses (ValueError, so null), and a bool is not a number."""
+    if value.__class__ is str:
+        if _DIGITS.fullmatch(value) is None:
+            raise ValueError(f"not an int: {value[:40]!r}")
+        number = int(value)
+    elif value.__class__ is float:
+        if not -(2.0**63) < value < 2.0**63:  # NaN too; CEL refuses -2**63.0 as well
+            raise ValueError("out of the int range")
+        number = int(value)
+    elif value.__class__ is int:
+        number = value
+    else:
+        raise TypeError("not a number")
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError("out of the int range")
+    return number
 
 
 def case_changed(change: Callable[[str], str], tf: Fn) -> Fn:

@@ -87,7 +87,7 @@ def comparable(left: Type, right: Type, *, ordering: bool) -> bool:
     if left.kind != right.kind:
         return False
     if ordering:
-        return left.kind in ("string", "duration", "timestamp")
+        return left.kind in ("string", "duration", "timestamp", "bool")
     return True
 
 

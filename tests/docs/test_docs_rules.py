@@ -32,13 +32,14 @@ import yaml
 
 from streams.cli import build_parser, main
 from taggers.bundled import BUNDLED_RULES
-from taggers.expr import FUNCTIONS, METHODS, ExprError, Type, compile_expression
+from taggers.expr import FUNCTIONS, MACROS, METHODS, ExprError, Type, compile_expression
 from taggers.ruleset import EVENT_TYPE, RuleSet, load_rules, rule_files
 from taggers.ruletests import run_tests
 from taggers.yaml_source import RuleSetError
 from tests.support import ROOT
 from tests.support.core import edited_rules
 from tests.support.markdown import Block, Page, shell_lines, spans, table, tagger_commands
+from tests.unit.test_cel_conformance import DOCUMENTED_ONLY, REASONS
 
 DOC = Page(ROOT / "docs" / "rules.md")
 KNOWN_LANGUAGES = frozenset({"yaml", "sh", "json", "text"})
@@ -261,6 +262,20 @@ def test_functions_table_lists_every_function() -> None:
         for name in re.findall(r"(\w+)\(", span)
     }
     assert documented == {*FUNCTIONS, *METHODS}
+
+
+def test_macros_table_lists_every_macro() -> None:
+    rows = table(DOC.section("Expressions"), "macro")
+    documented = [re.findall(r"\.(\w+)\(", spans(cells[0])[0])[0] for _, cells in rows]
+    assert documented == sorted(MACROS, key=("exists", "all", "exists_one", "filter", "map").index)
+
+
+def test_differences_from_cel_are_the_conformance_tests_reasons() -> None:
+    """Each row of the table is a reason the CEL conformance test gives for a known
+    difference, or one of the few it cannot show; and each reason has its row."""
+    rows = table(DOC.section("Expressions"), "example")
+    examples = [spans(cells[0])[0] for _, cells in rows]
+    assert sorted(examples) == sorted({*REASONS, *DOCUMENTED_ONLY})
 
 
 def test_check_error_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -313,11 +313,14 @@ def expressions(draw: st.DrawFn, depth: int = 0) -> str:
     if depth > 3 or draw(st.booleans()):
         return draw(
             st.sampled_from(
-                ["a", "b", "c", "1", "2.5", "'x'", "null", "true", "[1, 'x']", "7d", "a.k", "b[0]"]
+                [
+                    *("a", "b", "c", "1", "2.5", "'x'", "null", "true", "[1, 'x']", "7d"),
+                    *("a.k", "b[0]", "v", "v.k"),  # v: a macro's item (else an unknown name)
+                ]
             )
         )
     left, right = draw(expressions(depth + 1)), draw(expressions(depth + 1))
-    form = draw(st.integers(0, 4))
+    form = draw(st.integers(0, 5))
     if form == 0:
         return f"({left} {draw(st.sampled_from(OPERATORS))} {right})"
     if form == 1:
@@ -326,6 +329,9 @@ def expressions(draw: st.DrawFn, depth: int = 0) -> str:
         return f"{draw(st.sampled_from(['size', 'int', 'double', 'string', 'abs']))}({left})"
     if form == 3:
         return f"({left} ? {right} : {left})"
+    if form == 4:
+        macro = draw(st.sampled_from(["exists", "all", "exists_one", "filter", "map"]))
+        return f"{left}.{macro}(v, {right})"
     return f"!{left}"
 
 
