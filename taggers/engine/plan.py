@@ -103,7 +103,10 @@ class Plan:
             found = tuple(
                 a
                 for a in self.rules.aggregates.values()
-                if a.types is None or event_type in a.types or event_type in a.close_types
+                if a.types is None
+                or event_type in a.types
+                or event_type in a.close_types
+                or event_type in a.minus_types
             )
             self._by_type[event_type] = found
         return found

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from taggers.expr import runtime, words
+from taggers.expr import maps, runtime, words
 from taggers.expr.checked import Checked, Compile, article, start, suggest
 from taggers.expr.parser import Call, ExprError, Member, Node
 from taggers.expr.types import (
@@ -144,9 +144,14 @@ def _extreme(compile_: Compile, node: Call) -> Checked:
 _FUNCTIONS: Final[dict[str, Callable[[Compile, Call], Checked]]] = {
     **dict.fromkeys(_CONVERSIONS, _conversion),
     "contains_any": _contains_any,
+    "count_at_least": maps.count_at_least,
+    "get": maps.get,
     "has": _has,
+    "keys_at_least": maps.keys_at_least,
     "max": _extreme,
     "min": _extreme,
+    "top_key": maps.top_key,
+    "top_keys": maps.top_keys,
 }
 FUNCTIONS: Final = tuple(sorted(_FUNCTIONS))
 """The functions' names."""
