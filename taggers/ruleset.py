@@ -797,7 +797,7 @@ class _Compiler(_Aggregates):
             return None
         if not (assignable(value.type, STRING) or assignable(value.type, list_of(STRING))):
             self.problem(
-                source.at(path),
+                source.at(path).offset(text, 0),
                 f"a family's value is a string or a list of strings, not {article(value.type)}",
                 "e.g. value: top_category_30d, or value: keys_at_least(orders_by_category, 2)",
             )
