@@ -462,26 +462,10 @@ class _Aggregates(_Data):
     ) -> Aggregate | None:
         """Compile one aggregate as its kind's declaration (``KINDS``) says."""
         kind = KINDS[spec.kind]
-        target = getattr(spec, kind.name)
-        where = source.at((*path, kind.name))
-        extract: Extractor | None = None
-        value_type = kind.result_type
-        if kind.shape == "types":
-            if spec.of is not None:
-                self.problem(
-                    source.key((*path, "of")),
-                    f"{kind.name} names its event types itself",
-                    f"write {kind.name}: {spec.of}",
-                )
-            types = self.event_types(target, where)
-        else:
-            extract = field_extractor(target)
-            if extract is None:
-                self.problem(where, f"unknown event field {target!r}", _FIELDS_HINT)
-                return None
-            if target in STRING_FIELDS and kind.typed_by_field:
-                value_type = STRING
-            types = None if spec.of is None else self.event_types(spec.of, source.at((*path, "of")))
+        fed = self.feeds(kind, spec, source, path)
+        if fed is None:
+            return None
+        types, extract, value_type = fed
         window = None
         if spec.window is not None:
             window = self.window(spec.window, kind, source.at((*path, "window")))
@@ -520,6 +504,28 @@ class _Aggregates(_Data):
             minus_types=minus,
             where=admits,
         )
+
+    def feeds(
+        self, kind: Kind, spec: AggregateSpec, source: SourceMap, path: Path_
+    ) -> tuple[frozenset[str] | None, Extractor | None, Type] | None:
+        """The event types that feed an aggregate, the field it reads and its value type."""
+        target = getattr(spec, kind.name)
+        where = source.at((*path, kind.name))
+        if kind.shape == "types":
+            if spec.of is not None:
+                self.problem(
+                    source.key((*path, "of")),
+                    f"{kind.name} names its event types itself",
+                    f"write {kind.name}: {spec.of}",
+                )
+            return self.event_types(target, where), None, kind.result_type
+        extract = field_extractor(target)
+        if extract is None:
+            self.problem(where, f"unknown event field {target!r}", _FIELDS_HINT)
+            return None
+        value_type = STRING if target in STRING_FIELDS and kind.typed_by_field else kind.result_type
+        types = None if spec.of is None else self.event_types(spec.of, source.at((*path, "of")))
+        return types, extract, value_type
 
     def options(
         self, kind: Kind, spec: AggregateSpec, source: SourceMap, path: Path_
@@ -619,9 +625,7 @@ class _Aggregates(_Data):
             return None
         key_of = field_extractor(spec.by)
         if key_of is None:
-            self.problem(
-                source.at((*path, "by")), f"unknown event field {spec.by!r}", _FIELDS_HINT
-            )
+            self.problem(source.at((*path, "by")), f"unknown event field {spec.by!r}", _FIELDS_HINT)
             return None
         return keyed(kind, spec.keys or DEFAULT_KEYS), _keyed_extractor(key_of, extract)
 

@@ -10,6 +10,7 @@ pairs. Nothing here branches on a kind's name.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from taggers.events import BehaviourEvent
@@ -17,6 +18,7 @@ from taggers.profile import Profile
 
 if TYPE_CHECKING:
     from taggers.engine.plan import Plan
+    from taggers.ruleset import Aggregate
 
 
 def fold_event(
@@ -28,9 +30,7 @@ def fold_event(
     moves_deadline = False
     aggs = profile.aggs
     watched_windows, deadline_inputs = plan.watched_windows, plan.deadline_inputs
-    for aggregate in plan.aggregates_for(event.type):
-        if aggregate.where is not None and not aggregate.where(event):
-            continue  # its filter refuses the event: it feeds nothing (nor closes)
+    for aggregate in _admitting(plan.aggregates_for(event.type), event):
         kind = aggregate.kind
         if kind.fold_event is not None:
             state, moved = kind.fold_event(aggregate, aggs.get(aggregate.key), event)
@@ -64,6 +64,13 @@ def fold_event(
         if aggregate.name in deadline_inputs:
             moves_deadline = True
     return frozenset(changed), moves_deadline
+
+
+def _admitting(aggregates: tuple[Aggregate, ...], event: BehaviourEvent) -> Iterator[Aggregate]:
+    """The aggregates whose filter admits the event (a refused one is not fed, nor closed)."""
+    for aggregate in aggregates:
+        if aggregate.where is None or aggregate.where(event):
+            yield aggregate
 
 
 def _skipped(skipped: Counter[str] | None, name: str) -> None:
