@@ -104,7 +104,7 @@ def test_a_filter_refuses_a_pending_items_open_and_close(tmp_path: Path) -> None
     assert values_after(rules, events) == {"big_coupons": 1}  # c: its close was refused
 
 
-def test_a_filter_is_part_of_the_aggregates_identity(tmp_path: Path) -> None:
+def test_a_filter_and_keys_are_part_of_the_aggregates_identity(tmp_path: Path) -> None:
     plain = rules_of(tmp_path, "aggregates:\n  it: {count: purchase}\n").aggregates["it"]
     filtered = rules_of(
         tmp_path, "aggregates:\n  it: {count: purchase, where: \"channel == 'app'\"}\n"
@@ -112,7 +112,14 @@ def test_a_filter_is_part_of_the_aggregates_identity(tmp_path: Path) -> None:
     other = rules_of(
         tmp_path, "aggregates:\n  it: {count: purchase, where: \"channel == 'store'\"}\n"
     ).aggregates["it"]
-    assert len({plain.key, filtered.key, other.key}) == 3
+    keys = {plain.key, filtered.key, other.key}
+    for spec in (
+        "{count: purchase, by: channel}",
+        "{count: purchase, by: channel, keys: 8}",
+        "{count: purchase, by: props.category}",
+    ):
+        keys.add(rules_of(tmp_path, f"aggregates:\n  it: {spec}\n").aggregates["it"].key)
+    assert len(keys) == 6
     assert plain.key == "it@" + plain.key.split("@")[1]  # unchanged for rules without one
 
 
