@@ -10,7 +10,6 @@ pairs. Nothing here branches on a kind's name.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from taggers.events import BehaviourEvent
@@ -18,7 +17,6 @@ from taggers.profile import Profile
 
 if TYPE_CHECKING:
     from taggers.engine.plan import Plan
-    from taggers.ruleset import Aggregate
 
 
 def fold_event(
@@ -30,7 +28,7 @@ def fold_event(
     moves_deadline = False
     aggs = profile.aggs
     watched_windows, deadline_inputs = plan.watched_windows, plan.deadline_inputs
-    for aggregate in _admitting(plan.aggregates_for(event.type), event):
+    for aggregate in plan.aggregates_fed_by(event):
         kind = aggregate.kind
         if kind.fold_event is not None:
             state, moved = kind.fold_event(aggregate, aggs.get(aggregate.key), event)
@@ -64,13 +62,6 @@ def fold_event(
         if aggregate.name in deadline_inputs:
             moves_deadline = True
     return frozenset(changed), moves_deadline
-
-
-def _admitting(aggregates: tuple[Aggregate, ...], event: BehaviourEvent) -> Iterator[Aggregate]:
-    """The aggregates whose filter admits the event (a refused one is not fed, nor closed)."""
-    for aggregate in aggregates:
-        if aggregate.where is None or aggregate.where(event):
-            yield aggregate
 
 
 def _skipped(skipped: Counter[str] | None, name: str) -> None:
