@@ -64,18 +64,22 @@ def keyed(kind: Kind, keys: int) -> Kind:
         present = [s for s in states if s]
         if len(present) <= 1:
             return present[0] if present else None
-        gathered: dict[str, list[Any]] = {}
+        # A windowed read merges every bucket at each event: plain loops, no call per key.
+        inners: dict[str, list[State]] = {}
+        seen: dict[str, int] = {}
         for state in present:
-            for key, (seen, inner) in state.items():
-                found = gathered.get(key)
+            for key, entry in state.items():
+                found = inners.get(key)
                 if found is None:
-                    gathered[key] = [seen, [inner]]
+                    inners[key] = [entry[1]]
+                    seen[key] = entry[0]
                 else:
-                    found[0] = max(found[0], seen)
-                    found[1].append(inner)
+                    found.append(entry[1])
+                    seen[key] = max(seen[key], entry[0])
+        inner_merge = kind.merge
         merged = {
-            key: [seen, inners[0] if len(inners) == 1 else kind.merge(inners, limit)]
-            for key, (seen, inners) in gathered.items()
+            key: [seen[key], found[0] if len(found) == 1 else inner_merge(found, limit)]
+            for key, found in inners.items()
         }
         return _kept(merged, keys)
 
