@@ -50,7 +50,7 @@ from taggers.expr import (
     map_of,
     object_of,
 )
-from taggers.expr.checked import article
+from taggers.expr.checked import article, suggest
 from taggers.expr.types import assignable
 from taggers.localdays import DEFAULT_ZONE, LocalDays, UnknownZoneError, load_zone, zone_names
 from taggers.rulefile import (
@@ -802,13 +802,11 @@ class _Calendars(_Aggregates):
 
     def dated(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
         if name not in self.lists:
-            close = difflib.get_close_matches(name, self.lists, n=1)
             self.problem(
                 source.at(path),
                 f"unknown list {name!r}",
-                f"did you mean {close[0]!r}?"
-                if close
-                else "declare it under lists: holidays: {file: lists/holidays.txt}",
+                suggest(name, list(self.lists))
+                or "declare it under lists: holidays: {file: lists/holidays.txt}",
             )
             return None
         by_date: dict[date, list[str]] = {}
@@ -859,13 +857,11 @@ class _Calendars(_Aggregates):
     def yearly(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
         aggregate = self.aggregates.get(name)
         if aggregate is None or name.startswith("_"):
-            close = difflib.get_close_matches(name, self.aggregates, n=1)
             self.problem(
                 source.at(path),
                 f"unknown aggregate {name!r}",
-                f"did you mean {close[0]!r}?"
-                if close
-                else "e.g. birthday: {last: props.birthday, of: member_join}",
+                suggest(name, list(self.aggregates))
+                or "e.g. birthday: {last: props.birthday, of: member_join}",
             )
             return None
         if aggregate.value_type not in (STRING, TIMESTAMP, DYN):
