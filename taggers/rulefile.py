@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from taggers.aggregates import KINDS, OPTIONS
+from taggers.aggregates import DEFAULT_KEYS, KINDS, MAX_KEYS, OPTIONS
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 EventTypes = Annotated[
@@ -71,6 +71,10 @@ class AggregateShape(_Strict):
         of: EventTypes | None
         close: EventTypes | None  # pending's options (taggers.aggregates.pending)
         due: str | None
+        minus: EventTypes | None  # sum's option (taggers.aggregates.numbers)
+        where: str | None
+        by: str | None
+        keys: int | None
         window: Duration | None
         limit: int | None
         description: str | None
@@ -106,6 +110,30 @@ def _aggregate_fields() -> dict[str, Any]:
     for option in OPTIONS.values():
         form = _FORMS[option.form]
         found[option.name] = (form, Field(default=None, description=option.description))
+    found["where"] = (
+        Expression | None,
+        Field(
+            default=None,
+            description="Only events for which this condition holds feed the aggregate;"
+            " it reads the event's fields as names: props.category == '美妆'",
+        ),
+    )
+    found["by"] = (
+        str | None,
+        Field(
+            default=None,
+            description="Keep the aggregate per value of this event field (props.category):"
+            " its value is then a map from the key to the kind's value",
+        ),
+    )
+    found["keys"] = (
+        Annotated[int, Field(ge=1, le=MAX_KEYS)] | None,
+        Field(
+            default=None,
+            description=f"With by: the most keys kept (default {DEFAULT_KEYS}, at most"
+            f" {MAX_KEYS}); the key least recently seen goes first",
+        ),
+    )
     found["window"] = (Duration | None, None)
     found["limit"] = (Annotated[int, Field(ge=1, le=100_000)] | None, None)
     found["description"] = (str | None, None)

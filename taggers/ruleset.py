@@ -19,7 +19,17 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from taggers.aggregates import KINDS, MAX_BUCKETS, OPTIONS, Kind, Window
+from taggers.aggregates import (
+    DEFAULT_KEYS,
+    KINDS,
+    MAX_BUCKETS,
+    OPTIONS,
+    Kind,
+    Window,
+    keyed,
+    takes_keys,
+    value_key,
+)
 from taggers.aggregates import bucket_size as _bucket_size
 from taggers.calendars import Calendar, dated_line, time_of_day
 from taggers.durations import DAY_MS, DurationError, parse_duration
@@ -40,7 +50,8 @@ from taggers.expr import (
     map_of,
     object_of,
 )
-from taggers.expr.checked import article
+from taggers.expr.checked import article, suggest
+from taggers.expr.types import assignable
 from taggers.localdays import DEFAULT_ZONE, LocalDays, UnknownZoneError, load_zone, zone_names
 from taggers.rulefile import (
     AggregateSpec,
@@ -79,6 +90,8 @@ NOW: Final = "now"
 """The step's time, a name every expression may read (the event's time, or the deadline's)."""
 RESERVED_NAMES: Final = {NOW: "`now` is the step's time; give this one another name"}
 _LOOKS_LIKE_TIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:")
+EVENT_FIELDS: Final = dict(EVENT_TYPE.fields or ())
+"""The names an aggregate's ``where:`` reads the event by (besides params and lists)."""
 
 # Bounds on what a rule directory may hold (docs/rules.md, "Limits"), with those of
 # yaml_source (each file) and expr.parser (each expression).
@@ -100,7 +113,9 @@ MAX_EXPRESSION_CHARS: Final = 64_000
 has 1,500; each expression on its own at most 4,000): compiling stays well under a
 second however the text is spread over rules. Counted before compiling, failing or not."""
 
+_UNKNOWN_NAME: Final = re.compile(r"unknown name '(\w+)'")
 Extractor = Callable[[BehaviourEvent], Any]
+Filter = Callable[[BehaviourEvent], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +132,8 @@ class Aggregate:
     value_type: Type
     close_types: frozenset[str] = frozenset()
     due: Extractor | None = None
+    minus_types: frozenset[str] = frozenset()  # a sum's: their values are subtracted
+    where: Filter | None = None  # the events it admits (None: all of its types)
     # A changed definition is a new aggregate: its state in a profile is kept under
     # ``key`` (name + a hash of the definition), so the state of an old definition is
     # never read as the new one's (a count's int as a top's dict, 90 days of buckets as
@@ -335,13 +352,16 @@ class _Base:
         source: SourceMap,
         path: Path_,
         *,
-        expect: Type,
+        expect: Type | None,
         with_event: bool = False,
+        names: Mapping[str, Type] | None = None,
+        unknown: Callable[[str], str | None] | None = None,
     ) -> CompiledExpr | None:
-        # Read, never copied: a copy per expression would cost names x expressions.
-        names: Mapping[str, Type] = (
-            ChainMap({"event": EVENT_TYPE}, self.names) if with_event else self.names
-        )
+        """Compile an expression reading the rule set's names (or ``names``); a problem
+        is reported where it is, with ``unknown(name)`` as the hint for an unknown name."""
+        if names is None:
+            # Read, never copied: a copy per expression would cost names x expressions.
+            names = ChainMap({"event": EVENT_TYPE}, self.names) if with_event else self.names
         self.chars_left -= len(text)
         if self.chars_left < 0:
             if self.chars_left + len(text) >= 0:  # said once, where it ran out
@@ -357,7 +377,10 @@ class _Base:
             )
         except ExprError as error:
             hint = error.hint
-            if not with_event and error.message.startswith("unknown name 'event'"):
+            unknown_name = _UNKNOWN_NAME.match(error.message)
+            if unknown is not None and unknown_name is not None:
+                hint = unknown(unknown_name.group(1)) or hint
+            elif not with_event and error.message.startswith("unknown name 'event'"):
                 hint = "`event` is only available in rules with `on:` (per-event rules)"
             self.problem(source.at(path).offset(text, error.offset), error.message, hint)
             return None
@@ -531,10 +554,55 @@ class _Aggregates(_Data):
     ) -> Aggregate | None:
         """Compile one aggregate as its kind's declaration (``KINDS``) says."""
         kind = KINDS[spec.kind]
+        fed = self.feeds(kind, spec, source, path)
+        if fed is None:
+            return None
+        types, extract, value_type = fed
+        window = None
+        if spec.window is not None:
+            window = self.window(spec.window, kind, source.at((*path, "window")))
+        options = self.options(kind, spec, source, path)
+        if options is None:
+            return None
+        close, due, minus = options
+        for option in kind.options:
+            if option.adjust is not None and getattr(spec, option.name) is not None:
+                kind = option.adjust(kind)
+        if minus:
+            extract = _negated(extract, minus)
+        admits = None
+        if spec.where is not None:
+            admits = self.event_filter(spec.where, source, (*path, "where"))
+            if admits is None:
+                return None
+        if spec.by is not None or spec.keys is not None:
+            found = self.by_key(kind, spec, extract, source, path)
+            if found is None:
+                return None
+            kind, extract = found
+            value_type = map_of(value_type)
+        limit = spec.limit or KINDS[spec.kind].default_limit
+        return Aggregate(
+            name,
+            spec.kind,
+            kind,
+            types,
+            extract,
+            window,
+            limit,
+            value_type,
+            close,
+            due,
+            minus_types=minus,
+            where=admits,
+        )
+
+    def feeds(
+        self, kind: Kind, spec: AggregateSpec, source: SourceMap, path: Path_
+    ) -> tuple[frozenset[str] | None, Extractor | None, Type] | None:
+        """The event types that feed an aggregate, the field it reads and its value type."""
         target = getattr(spec, kind.name)
         where = source.at((*path, kind.name))
-        extract: Extractor | None = None
-        value_type = kind.result_type
         if kind.shape == "types":
             if spec.of is not None:
                 self.problem(
@@ -542,35 +610,20 @@ class _Aggregates(_Data):
                     f"{kind.name} names its event types itself",
                     f"write {kind.name}: {spec.of}",
                 )
-            types = self.event_types(target, where)
-        else:
-            extract = field_extractor(target)
-            if extract is None:
-                self.problem(
-                    where,
-                    f"unknown event field {target!r}",
-                    "fields are channel, type, ts, event_id, user_id or props.<name>",
-                )
-                return None
-            if target in STRING_FIELDS and kind.typed_by_field:
-                value_type = STRING
-            types = None if spec.of is None else self.event_types(spec.of, source.at((*path, "of")))
-        window = None
-        if spec.window is not None:
-            window = self.window(spec.window, kind, source.at((*path, "window")))
-        options = self.options(kind, spec, source, path)
-        if options is None:
+            return self.event_types(target, where), None, kind.result_type
+        extract = field_extractor(target)
+        if extract is None:
+            self.problem(where, f"unknown event field {target!r}", _FIELDS_HINT)
             return None
-        close, due = options
-        limit = spec.limit or kind.default_limit
-        return Aggregate(
-            name, kind.name, kind, types, extract, window, limit, value_type, close, due
-        )
+        value_type = STRING if target in STRING_FIELDS and kind.typed_by_field else kind.result_type
+        types = None if spec.of is None else self.event_types(spec.of, source.at((*path, "of")))
+        return types, extract, value_type
 
     def options(
         self, kind: Kind, spec: AggregateSpec, source: SourceMap, path: Path_
-    ) -> tuple[frozenset[str], Extractor | None] | None:
-        """The close types and due field of a kind that takes them; None on a problem."""
+    ) -> tuple[frozenset[str], Extractor | None, frozenset[str]] | None:
+        """The close types, due field and minus types of a kind that takes them; None on
+        a problem."""
         for option in OPTIONS.values():
             if option not in kind.options and getattr(spec, option.name) is not None:
                 takers = _said([k.name for k in KINDS.values() if option in k.options])
@@ -595,7 +648,78 @@ class _Aggregates(_Data):
         close: frozenset[str] = frozenset()
         if spec.close is not None and "close" in takes:
             close = self.event_types(spec.close, source.at((*path, "close"))) or frozenset()
-        return close, due
+        minus: frozenset[str] = frozenset()
+        if spec.minus is not None and "minus" in takes:
+            minus = self.minus_types(spec, source, path)
+        return close, due, minus
+
+    def minus_types(self, spec: AggregateSpec, source: SourceMap, path: Path_) -> frozenset[str]:
+        """A sum's ``minus`` types: named ones (not every event), none of them in ``of``."""
+        assert spec.minus is not None
+        where = source.at((*path, "minus"))
+        minus = self.event_types(spec.minus, where)
+        if minus is None:
+            self.problem(where, "minus names event types, not '*'", "e.g. minus: refund")
+            return frozenset()
+        of = None if spec.of is None else frozenset(_listed(spec.of))
+        if of is not None and ANY in of:
+            of = None
+        both = sorted(minus & of) if of is not None else []
+        if of is None or both:
+            self.problem(
+                where,
+                "an event type is added or subtracted, not both: "
+                + (f"{_said(both)} is in 'of' too" if both else "give 'of' its types"),
+                "e.g. {sum: props.amount, of: purchase, minus: refund}",
+            )
+        return minus
+
+    def event_filter(self, text: str, source: SourceMap, path: Path_) -> Filter | None:
+        """An aggregate's ``where:``: a condition over the event's fields, params and lists."""
+        names = ChainMap(EVENT_FIELDS, {name: self.names[name] for name in self.constants})
+        compiled = self.expression(
+            text, source, path, expect=BOOL, names=names, unknown=self.filter_hint
+        )
+        return None if compiled is None else _event_filter(compiled)
+
+    def filter_hint(self, name: str) -> str | None:
+        """Why a filter cannot read ``name``, if it is a name other rules read."""
+        if name == "event":
+            return "a filter reads the event's fields as names: props.amount, channel, type"
+        declared = {n for rule_file, _ in self.files for n in rule_file.aggregates}
+        if name == "stage" or name in declared:
+            what = "the stage" if name == "stage" else f"aggregate {name!r}"
+            return (
+                f"a filter decides which events feed the aggregate, before any rule runs:"
+                f" it reads the event, params and lists, not {what}"
+            )
+        return None
+
+    def by_key(
+        self,
+        kind: Kind,
+        spec: AggregateSpec,
+        extract: Extractor | None,
+        source: SourceMap,
+        path: Path_,
+    ) -> tuple[Kind, Extractor] | None:
+        """The keyed kind (``by:``) and the extractor of (key, value) pairs it folds."""
+        if spec.by is None:
+            self.problem(source.key((*path, "keys")), "'keys' goes with 'by'", "by: props.category")
+            return None
+        if not takes_keys(kind):
+            takers = _said([k.name for k in KINDS.values() if takes_keys(k)])
+            self.problem(
+                source.key((*path, "by")),
+                f"{kind.name} cannot be kept per key",
+                f"'by' goes with {takers}",
+            )
+            return None
+        key_of = field_extractor(spec.by)
+        if key_of is None:
+            self.problem(source.at((*path, "by")), f"unknown event field {spec.by!r}", _FIELDS_HINT)
+            return None
+        return keyed(kind, spec.keys or DEFAULT_KEYS), _keyed_extractor(key_of, extract)
 
     def window(self, text: str, kind: Kind, where: Position) -> Window | None:
         window_ms = self.duration(text, where)
@@ -698,13 +822,11 @@ class _Calendars(_Aggregates):
 
     def dated(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
         if name not in self.lists:
-            close = difflib.get_close_matches(name, self.lists, n=1)
             self.problem(
                 source.at(path),
                 f"unknown list {name!r}",
-                f"did you mean {close[0]!r}?"
-                if close
-                else "declare it under lists: holidays: {file: lists/holidays.txt}",
+                suggest(name, list(self.lists))
+                or "declare it under lists: holidays: {file: lists/holidays.txt}",
             )
             return None
         by_date: dict[date, list[str]] = {}
@@ -755,13 +877,11 @@ class _Calendars(_Aggregates):
     def yearly(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
         aggregate = self.aggregates.get(name)
         if aggregate is None or name.startswith("_"):
-            close = difflib.get_close_matches(name, self.aggregates, n=1)
             self.problem(
                 source.at(path),
                 f"unknown aggregate {name!r}",
-                f"did you mean {close[0]!r}?"
-                if close
-                else "e.g. birthday: {last: props.birthday, of: member_join}",
+                suggest(name, list(self.aggregates))
+                or "e.g. birthday: {last: props.birthday, of: member_join}",
             )
             return None
         if aggregate.value_type not in (STRING, TIMESTAMP, DYN):
@@ -877,7 +997,7 @@ class _Compiler(_Calendars):
             if exit_when is None:
                 return None
         if spec.value is not None:
-            value = self.expression(spec.value, source, (*path, "value"), expect=STRING)
+            value = self.family_value(spec.value, source, (*path, "value"))
             if value is None:
                 return None
         expires = None
@@ -888,6 +1008,21 @@ class _Compiler(_Calendars):
         reads = frozenset().union(*(e.reads for e in (when, exit_when, value) if e is not None))
         values = None if spec.values is None else frozenset(spec.values)
         return Tag(name, spec.display, when, exit_when, value, values, spec.group, expires, reads)
+
+    def family_value(self, text: str, source: SourceMap, path: Path_) -> CompiledExpr | None:
+        """A family's ``value:``: a string (one member at a time) or a list of strings
+        (a member per item)."""
+        value = self.expression(text, source, path, expect=None)
+        if value is None:
+            return None
+        if not (assignable(value.type, STRING) or assignable(value.type, list_of(STRING))):
+            self.problem(
+                source.at(path).offset(text, 0),
+                f"a family's value is a string or a list of strings, not {article(value.type)}",
+                "e.g. value: top_category_30d, or value: keys_at_least(orders_by_category, 2)",
+            )
+            return None
+        return value
 
     def compile_alerts(self) -> dict[str, Alert]:
         alerts: dict[str, Alert] = {}
@@ -1022,6 +1157,60 @@ class _Compiler(_Calendars):
             declared_at={n: at for (section, n), at in self.seen.items() if section == "aggregate"},
             days=self.days,
         )
+
+
+_FIELDS_HINT: Final = "fields are channel, type, ts, event_id, user_id or props.<name>"
+
+
+def _listed(types: str | list[str]) -> list[str]:
+    return [types] if isinstance(types, str) else types
+
+
+def _negated(extract: Extractor | None, minus: frozenset[str]) -> Extractor | None:
+    """The values of ``minus`` events, subtracted: folded in negated."""
+    if extract is None:
+        return None
+    inner = extract
+
+    def signed(event: BehaviourEvent) -> Any:
+        value = inner(event)
+        if event.type in minus and isinstance(value, int | float) and not isinstance(value, bool):
+            return -value
+        return value
+
+    return signed
+
+
+def _keyed_extractor(key_of: Extractor, extract: Extractor | None) -> Extractor:
+    """(key, value) of an event for a keyed aggregate; None when either is missing."""
+
+    def pair(event: BehaviourEvent) -> Any:
+        key = value_key(key_of(event))
+        if key is None:
+            return None
+        if extract is None:
+            return key, None
+        value = extract(event)
+        return None if value is None else (key, value)
+
+    return pair
+
+
+def _event_filter(compiled: CompiledExpr) -> Filter:
+    evaluate = compiled.evaluate
+
+    def admits(event: BehaviourEvent) -> bool:
+        fields = {
+            "props": event.props,
+            "channel": event.channel,
+            "type": event.type,
+            "ts": event.ts,
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+        }
+        return evaluate(fields) is True
+
+    return admits
 
 
 def _said(items: list[str]) -> str:

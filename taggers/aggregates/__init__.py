@@ -3,7 +3,8 @@
 Most kinds are monoids: ``add`` folds one observation into a partial state and ``merge``
 combines partials. An unwindowed aggregate keeps one partial; a windowed one keeps one
 partial per time bucket (see ``window``). States are plain lists, dicts and numbers so
-that a profile serialises to JSON as it is (for Redis and replays).
+that a profile serialises to JSON as it is (for Redis and replays). Any monoid kind can
+also be kept per key (``by:``, see ``keyed``).
 
 ``KINDS`` is the registry: every kind is declared once, as a ``Kind`` in the module of
 its family (``numbers``, ``values``, ``times``, ``pending``), with its rule-file shape,
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from taggers.aggregates import numbers, pending, times, values
+from taggers.aggregates.keyed import DEFAULT_KEYS, MAX_KEYS, keyed, takes_keys
 from taggers.aggregates.kind import DEFAULT_LIMIT, Kind, Option, Shape, State, Ticks, Value
 from taggers.aggregates.numbers import LARGEST
 from taggers.aggregates.values import DEFAULT_TOP_LIMIT, value_key
@@ -44,11 +46,13 @@ def fold(kind: Kind, observations: Iterable[tuple[Value, int]], limit: int) -> S
 
 
 __all__ = [
+    "DEFAULT_KEYS",
     "DEFAULT_LIMIT",
     "DEFAULT_TOP_LIMIT",
     "KINDS",
     "LARGEST",
     "MAX_BUCKETS",
+    "MAX_KEYS",
     "OPTIONS",
     "Kind",
     "Option",
@@ -59,5 +63,7 @@ __all__ = [
     "Window",
     "bucket_size",
     "fold",
+    "keyed",
+    "takes_keys",
     "value_key",
 ]

@@ -48,11 +48,16 @@ EventFold = Callable[[Source, State, "BehaviourEvent"], tuple[State, bool]]
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """A rule-file key that some kinds take besides their own (pending's ``close``)."""
+    """A rule-file key that some kinds take besides their own (pending's ``close``).
+
+    ``adjust``: how the kind reads when the option is given (a sum with ``minus`` is
+    never read below zero), or None when the option changes only what is folded.
+    """
 
     name: str
     form: Shape  # event types, or an event field
     description: str
+    adjust: Callable[[Kind], Kind] | None = None
 
 
 @dataclass(frozen=True, slots=True)

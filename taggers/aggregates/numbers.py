@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Final
 
-from taggers.aggregates.kind import Kind, State, Value, same_state
+from taggers.aggregates.kind import Kind, Option, State, Value, same_state
 from taggers.expr import DOUBLE, INT
 
 LARGEST: Final = sys.float_info.max
@@ -53,6 +54,21 @@ def _sum_add(state: State, value: Value, _ts: int, _limit: int) -> State:
 def _sum_merge(states: list[State], _limit: int) -> State:
     present = [s for s in states if s is not None]
     return finite(sum(present)) if present else None
+
+
+def _net(kind: Kind) -> Kind:
+    """A sum with ``minus`` types: read never below zero (a refund of an order older
+    than the window, or of more than was spent, leaves nothing rather than a debt)."""
+    result = kind.result
+    return replace(kind, result=lambda state, now: max(0.0, result(state, now)))
+
+
+MINUS: Final = Option(
+    "minus",
+    "types",
+    "sum: event types whose values are subtracted (refunds); the sum is never read below 0",
+    adjust=_net,
+)
 
 
 def _min_add(state: State, value: Value, _ts: int, _limit: int) -> State:
@@ -113,6 +129,7 @@ DECLARED: Final[tuple[Kind, ...]] = (
         lambda s, _n: s or 0.0,
         "{sum: props.amount, of: purchase}",
         accepts=_is_number,
+        options=(MINUS,),
     ),
     Kind(
         "min",

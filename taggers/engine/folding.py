@@ -2,7 +2,9 @@
 
 Every aggregate folds as its kind declares (``taggers.aggregates.KINDS``): a monoid kind
 adds the event's value (into a window's bucket when windowed); a kind that folds whole
-events (``pending``) does so itself. Nothing here branches on a kind's name.
+events (``pending``) does so itself. An aggregate's filter (``where:``) is asked first. A
+keyed aggregate (``by:``) is a kind like the others here: its extractor gives (key, value)
+pairs. Nothing here branches on a kind's name.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def fold_event(
     moves_deadline = False
     aggs = profile.aggs
     watched_windows, deadline_inputs = plan.watched_windows, plan.deadline_inputs
-    for aggregate in plan.aggregates_for(event.type):
+    for aggregate in plan.aggregates_fed_by(event):
         kind = aggregate.kind
         if kind.fold_event is not None:
             state, moved = kind.fold_event(aggregate, aggs.get(aggregate.key), event)

@@ -14,6 +14,7 @@ from typing import Final
 
 from taggers.aggregates import Window
 from taggers.engine.reading import Reader, reader
+from taggers.events import BehaviourEvent
 from taggers.ruleset import NOW, Aggregate, Alert, RuleSet, Tag, Timer
 
 MAX_CACHED_FAMILY_NAMES: Final = 100_000
@@ -86,6 +87,7 @@ class Plan:
         names = ["stage", NOW, "event", "lists", *rules.params, *rules.aggregates]
         self.readers: dict[str, Reader] = {name: reader(rules, name) for name in names}
         self.family_names: dict[tuple[str, object], str | None] = {}
+        self.filtered = any(a.where is not None for a in rules.aggregates.values())
         self._by_type: dict[str, tuple[Aggregate, ...]] = {}
         self._alerts_on: dict[str, tuple[Alert, ...]] = {}
         self._affected: dict[frozenset[str], Affected] = {}
@@ -109,10 +111,21 @@ class Plan:
             found = tuple(
                 a
                 for a in self.rules.aggregates.values()
-                if a.types is None or event_type in a.types or event_type in a.close_types
+                if a.types is None
+                or event_type in a.types
+                or event_type in a.close_types
+                or event_type in a.minus_types
             )
             self._by_type[event_type] = found
         return found
+
+    def aggregates_fed_by(self, event: BehaviourEvent) -> tuple[Aggregate, ...]:
+        """The aggregates an event feeds: those of its type whose filter (``where:``), if
+        any, admits it (an event a filter refuses neither feeds nor closes anything)."""
+        found = self.aggregates_for(event.type)
+        if not self.filtered:  # no filter in the rule set: the usual case, no loop
+            return found
+        return tuple(a for a in found if a.where is None or a.where(event))
 
     def alerts_on(self, event_type: str) -> tuple[Alert, ...]:
         """The per-event alerts (``on:``) an event of this type raises (kept per type)."""

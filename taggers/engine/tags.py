@@ -2,7 +2,8 @@
 
 A tag is on while its ``when`` holds (or, once on, until its ``exit_when``); a group's
 members are exclusive (the first that holds wins); a family tag is named by a value
-(``source`` + ``app`` -> ``source_app``). A tag with ``expires_after`` goes at its expiry
+(``source`` + ``app`` -> ``source_app``), or by each item of a list value, each member
+added and removed on its own. A tag with ``expires_after`` goes at its expiry
 unless an event confirms it, and an expired one comes back only on an event.
 """
 
@@ -19,6 +20,8 @@ from taggers.profile import TagRecord
 from taggers.ruleset import Tag
 
 EXPIRED: Final = "expired:"
+MAX_FAMILY_MEMBERS: Final = 64
+"""The most tags one family gives a user at a time (a list value's first items)."""
 _UNSAFE = re.compile(r"[\s\x00-\x1f\"'`{}\[\]<>,;:/\\|]+")
 
 
@@ -118,30 +121,45 @@ def _family_target(plan: Plan, tag: Tag, value: object) -> str | None:
     return target
 
 
+def _family_targets(plan: Plan, tag: Tag, value: object) -> dict[str, object]:
+    """The member tags a family value names, each with the value that names it: one for a
+    string, one per item (the first ``MAX_FAMILY_MEMBERS`` of them) for a list."""
+    items = value if isinstance(value, list | tuple) else (value,)
+    targets: dict[str, object] = {}
+    for item in items:
+        if tag.values is not None and item not in tag.values:
+            continue
+        target = _family_target(plan, tag, item)
+        if target is not None and target not in targets:
+            targets[target] = item
+            if len(targets) >= MAX_FAMILY_MEMBERS:
+                break
+    return targets
+
+
 def _family(plan: Plan, step: Step, tag: Tag) -> None:
     assert tag.value is not None
-    value = tag.value.evaluate(step.values)
-    if tag.values is not None and value not in tag.values:
-        value = None
-    target = _family_target(plan, tag, value)
+    targets = _family_targets(plan, tag, tag.value.evaluate(step.values))
     tags = step.profile.tags
-    current = next((name for name, record in tags.items() if record["rule"] == tag.name), None)
+    current = [name for name, record in tags.items() if record["rule"] == tag.name]
+    adding = True
     if tag.expires_ms is not None:
         latch = EXPIRED + tag.name
         if step.renews:
             step.profile.fired.pop(latch, None)  # an event confirmed it anew
-            if target is not None and target == current:
-                tags[current]["expires"] = step.now + tag.expires_ms
-                step.renewed = True
-        elif current is None and latch in step.profile.fired:
-            return  # expired: only an event brings it back
-    if target == current:
-        return
-    if current is not None:
-        remove_tag(step, current, reason(step, tag.name, tag.value))
-    if target is not None:
-        display = f"{tag.display}: {value}" if tag.display else str(value)
-        add_tag(step, tag, target, display, tag.value)
+            for name in current:
+                if name in targets:
+                    tags[name]["expires"] = step.now + tag.expires_ms
+                    step.renewed = True
+        elif latch in step.profile.fired:
+            adding = False  # expired: only an event brings a member back
+    for name in current:
+        if name not in targets:
+            remove_tag(step, name, reason(step, tag.name, tag.value))
+    for target, value in targets.items() if adding else ():
+        if target not in current:
+            display = f"{tag.display}: {value}" if tag.display else str(value)
+            add_tag(step, tag, target, display, tag.value)
 
 
 def add_tag(step: Step, tag: Tag, name: str, display: str | None, decider: CompiledExpr) -> None:

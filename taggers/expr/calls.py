@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from taggers.expr import dates, runtime, words
+from taggers.expr import dates, maps, runtime, words
 from taggers.expr.checked import Checked, Compile, article, start, suggest
 from taggers.expr.parser import MACROS, Call, ExprError, Member, Node
 from taggers.expr.types import (
@@ -178,18 +178,23 @@ def _extreme(compile_: Compile, node: Call) -> Checked:
 _FUNCTIONS: Final[dict[str, Callable[[Compile, Call], Checked]]] = {
     **dict.fromkeys(_CONVERSIONS, _conversion),
     "contains_any": _contains_any,
+    "count_at_least": maps.count_at_least,
     "date": dates.date_part,
     "day": dates.date_part,
     "day_of_week": dates.date_part,
     "days_between": dates.days_between,
     "excerpt": _excerpt,
+    "get": maps.get,
     "has": _has,
     "hour": dates.date_part,
+    "keys_at_least": maps.keys_at_least,
     "matched_words": _matched_words,
     "max": _extreme,
     "min": _extreme,
     "month": dates.date_part,
     "timestamp": dates.timestamp,
+    "top_key": maps.top_key,
+    "top_keys": maps.top_keys,
 }
 FUNCTIONS: Final = tuple(sorted(_FUNCTIONS))
 """The functions' names."""

@@ -38,6 +38,7 @@ NAMES: dict[str, Type] = {
     "event": object_of({"type": STRING, "props": map_of(DYN)}),
     "lists": object_of({"words": list_of(STRING)}),
     "min_silence": DURATION,
+    "by_category": map_of(INT),
 }
 CONSTANTS: dict[str, Any] = {
     "lists": {"words": ("投诉", "举报", "骗子")},
@@ -126,6 +127,15 @@ CALL_EXAMPLES: dict[str, tuple[str, dict[str, Any], Any]] = {
         {"last_at": JUNE_18_SHANGHAI - DAY_MS},
         DAY_MS,
     ),
+    "count_at_least": ("count_at_least(by_category, 2)", {"by_category": {"a": 2, "b": 1}}, 1),
+    "get": ("get(by_category, 'c', 0)", {"by_category": {"a": 2}}, 0),
+    "keys_at_least": (
+        "keys_at_least(by_category, 2)",
+        {"by_category": {"b": 2, "a": 3}},
+        ("a", "b"),
+    ),
+    "top_key": ("top_key(by_category)", {"by_category": {"b": 2, "a": 2}}, "a"),
+    "top_keys": ("top_keys(by_category, 1)", {"by_category": {"b": 3, "a": 2}}, ("b",)),
     "double": ("double('2.5') * 2", {}, 5.0),
     "excerpt": ("excerpt(stage, ['骗子'], 4)", {"stage": "你好啊你們是騙子吧"}, "…是騙子吧"),
     "has": ("has(event.props.sku)", {"event": {"props": {"sku": None}}}, False),

@@ -434,3 +434,33 @@ def test_a_deadline_the_engine_fails_on_is_dropped_and_the_others_fire(
     assert list(batch.profiles) == ["u1"]  # u1's timers fired; u2's profile is untouched
     assert read(store, "u2") == first["u2"]
     assert store.due(due) == [] and pipeline.sweep(0, due).profiles == {}
+
+
+def test_keyed_and_net_states_load_back_and_read_the_same(
+    store_kind: StoreKind, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("keyed")
+    (directory / "rules.yaml").write_text(
+        "aggregates:\n"
+        "  by_category: {count: purchase, by: props.category}\n"
+        "  spend_by_category: {sum: props.amount, of: purchase, by: props.category, window: 30d}\n"
+        "  net_30d: {sum: props.amount, of: purchase, minus: refund, window: 30d}\n"
+        "  beauty: {avg: props.amount, of: purchase, where: \"props.category == '美妆'\"}\n",
+        encoding="utf-8",
+    )
+    engine = Engine(load_rules(directory))
+    saved = engine.new_profile("u1")
+    for event in [
+        make_event("purchase", day=0, amount=30, category="美妆"),
+        make_event("purchase", day=3, amount=12.5, category="食品"),
+        make_event("refund", day=4, amount=10, category="食品"),
+    ]:
+        engine.apply(saved, event)
+    store = store_kind.open()
+    store.save([saved])
+    loaded = read(store_kind.open())
+    assert data(loaded) == data(saved)
+    values = engine.aggregate_values(loaded)
+    assert values == engine.aggregate_values(saved)
+    assert values["spend_by_category"] == {"美妆": 30.0, "食品": 12.5}
+    assert values["net_30d"] == 32.5

@@ -1,0 +1,105 @@
+"""Keyed aggregates (``by: props.category``): one state of a kind per key, read as a map.
+
+``keyed(kind, keys)`` wraps any monoid kind: the observations it folds are ``(key,
+value)`` pairs (the compiled aggregate's extractor makes them), each folded into its
+key's state by the kind's own ``add``; buckets of a window merge key by key with the
+kind's own ``merge``; the value read is ``{key: the kind's value}``. No kind is special:
+the wrapper only ever calls the wrapped kind's functions.
+
+The state is ``{key: [last_seen, state of the kind]}``, JSON as it is (keys are strings,
+``value_key``). Memory is bounded by ``keys``: when a new key would make one too many, the
+key least recently seen (the smallest latest event time) goes; among keys seen at the same
+time, the largest key (in string order) goes. A window's buckets are each bounded so, and
+their merge keeps the ``keys`` most recently seen keys the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Final
+
+from taggers.aggregates.kind import Kind, State, Value
+from taggers.expr import map_of
+
+DEFAULT_KEYS: Final = 64
+"""The most keys a keyed aggregate keeps unless its ``keys:`` says otherwise."""
+MAX_KEYS: Final = 1000
+"""The most keys a rule file may ask for (``keys: N``)."""
+
+
+def _evicted(entries: dict[str, list[Any]]) -> str:
+    """The key to forget: the least recently seen; among equals the largest key."""
+    return max(entries.items(), key=_rank)[0]
+
+
+def _rank(item: tuple[str, list[Any]]) -> tuple[int, str]:
+    """Keys in the order they are kept: the most recently seen first, then by key."""
+    return -item[1][0], item[0]
+
+
+def _kept(entries: dict[str, list[Any]], keys: int) -> dict[str, list[Any]]:
+    """The ``keys`` most recently seen entries (ties: the smallest keys stay)."""
+    if len(entries) <= keys:
+        return entries
+    return dict(sorted(entries.items(), key=_rank)[:keys])
+
+
+def keyed(kind: Kind, keys: int) -> Kind:
+    """``kind`` kept per key, at most ``keys`` keys; its value is a map of the kind's values."""
+
+    def add(state: State, observation: Value, ts: int, limit: int) -> State:
+        key, value = observation
+        entries: dict[str, list[Any]] = state if state is not None else {}
+        entry = entries.get(key)
+        if entry is None:
+            entries[key] = [ts, kind.add(None, value, ts, limit)]
+            if len(entries) > keys:
+                del entries[_evicted(entries)]
+        else:
+            entry[0] = max(entry[0], ts)
+            entry[1] = kind.add(entry[1], value, ts, limit)
+        return entries
+
+    def merge(states: list[State], limit: int) -> State:
+        present = [s for s in states if s]
+        if len(present) <= 1:
+            return present[0] if present else None
+        # A windowed read merges every bucket at each event: plain loops, no call per key.
+        inners: dict[str, list[State]] = {}
+        seen: dict[str, int] = {}
+        for state in present:
+            for key, entry in state.items():
+                found = inners.get(key)
+                if found is None:
+                    inners[key] = [entry[1]]
+                    seen[key] = entry[0]
+                else:
+                    found.append(entry[1])
+                    seen[key] = max(seen[key], entry[0])
+        inner_merge = kind.merge
+        merged = {
+            key: [seen[key], found[0] if len(found) == 1 else inner_merge(found, limit)]
+            for key, found in inners.items()
+        }
+        return _kept(merged, keys)
+
+    def result(state: State, now: int) -> Value:
+        values = ((key, kind.result(inner, now)) for key, (_, inner) in (state or {}).items())
+        # A key whose value is null (an avg_gap of one event) is left out of the map.
+        return {key: value for key, value in values if value is not None}
+
+    return replace(
+        kind,
+        result_type=map_of(kind.result_type),
+        add=add,
+        merge=merge,
+        result=result,
+        mutates=True,
+        accepts=lambda observation: kind.accepts(observation[1]),
+        time=None,
+    )
+
+
+def takes_keys(kind: Kind) -> bool:
+    """Whether a kind can be kept per key: a windowable monoid (not pending, days_since)."""
+    return kind.windowable and kind.fold_event is None and kind.time is None
