@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import re
+import unicodedata
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,7 @@ from taggers.expr import (
 )
 from taggers.expr.checked import article, suggest
 from taggers.expr.types import assignable
+from taggers.expr.words import normalised
 from taggers.localdays import DEFAULT_ZONE, LocalDays, UnknownZoneError, load_zone, zone_names
 from taggers.rulefile import (
     AggregateSpec,
@@ -524,11 +526,12 @@ class _Data(_Base):
                 "keep what the rules need",
             )
             return False
-        long = next((w for w in words if len(w) > MAX_WORD_CHARS), None)
+        long = next((w for w in words if len(w) > MAX_WORD_CHARS or _reads_long(w)), None)
         if long is not None:
             self.problem(
                 where,
-                f"a word list's words are at most {MAX_WORD_CHARS} characters: {long[:20]!r}…",
+                f"a word list's words are at most {MAX_WORD_CHARS} characters, as read"
+                f" (full-width and compatibility forms spelt out): {long[:20]!r}…",
             )
             return False
         return True
@@ -1211,6 +1214,16 @@ def _event_filter(compiled: CompiledExpr) -> Filter:
         return evaluate(fields) is True
 
     return admits
+
+
+def _reads_long(word: str) -> bool:
+    """Whether a word is longer than ``MAX_WORD_CHARS`` as texts are searched for it
+    (``normalised``: a compatibility character such as ﷺ spells out as 18): the bound on
+    ``contains_any``'s cost is on the lengths it looks for. Only words NFKC changes can
+    grow, so the others cost one quick check."""
+    if word.isascii() or unicodedata.is_normalized("NFKC", word):
+        return False
+    return len(normalised(word)) > MAX_WORD_CHARS
 
 
 def _said(items: list[str]) -> str:

@@ -4,6 +4,7 @@ and bounded cost on hostile texts."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,8 @@ from taggers.expr.words import (
     excerpt_of,
     normalised,
 )
+from taggers.ruleset import load_rules
+from taggers.yaml_source import RuleSetError
 
 SENSITIVE = ("投诉", "举报", "骗子", "假货", "退钱", "曝光", "12315")
 
@@ -105,3 +108,19 @@ def test_the_longest_message_costs_milliseconds() -> None:
         assert matcher.matches(text) == []
     excerpt_of(text + "詞99999號", matcher, 60)
     assert time.monotonic() - started < 2.0
+
+
+def test_a_word_that_reads_longer_than_40_characters_is_refused(tmp_path: Path) -> None:
+    """ﷺ is one character that reads as 18: three of them would make the matcher look for
+    a 54-character length, past the bound its cost is reckoned on."""
+    (tmp_path / "rules.yaml").write_text(
+        "lists:\n  words: ['\ufdfa\ufdfa\ufdfa', 骗子]\n", encoding="utf-8"
+    )
+    with pytest.raises(RuleSetError) as caught:
+        load_rules(tmp_path)
+    (problem,) = caught.value.problems
+    assert "at most 40 characters, as read" in str(problem)
+    (tmp_path / "rules.yaml").write_text(
+        "lists:\n  words: ['\ufdfa\ufdfa', 骗子]\n", encoding="utf-8"
+    )
+    assert load_rules(tmp_path).lists["words"] == ("\ufdfa\ufdfa", "骗子")
