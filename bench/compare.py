@@ -78,6 +78,10 @@ def main() -> None:
             raise SystemExit(archive.stderr.decode())
         before.mkdir()
         subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+        # The bundled pack is the package taggers.rules_pack, mapped from rules/ by the
+        # install of this checkout: without its own mapping the earlier tree would run
+        # this checkout's pack.
+        (before / "taggers" / "rules_pack").symlink_to(before / "rules", target_is_directory=True)
         sides = {"before": before, "after": HERE}
         results: dict[tuple[str, str], list[float]] = defaultdict(list)
         for round_ in range(args.rounds):

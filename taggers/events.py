@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -216,13 +216,21 @@ class PointsEarnedProps(_Props):
     points: Number
 
 
+GroupId = Annotated[str, Field(max_length=128)]
+
+
 class GroupProps(_Props):
-    group_id: str | None = None
+    group_id: GroupId | None = None
 
 
 class MessageProps(_Props):
     text: Annotated[str, Field(max_length=10_000)]
-    group_id: str | None = None
+    group_id: GroupId | None = None
+    # Who sent it: the customer, or the brand's staff (a guide) in the same chat or
+    # group, whose words are the brand's (alerts tell the two apart).
+    sender_role: Literal["customer", "staff"] | None = Field(
+        default=None, description="customer (the default) or staff"
+    )
 
 
 class ShareProps(_Props):

@@ -10,7 +10,15 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from taggers.aggregates import DEFAULT_KEYS, KINDS, MAX_KEYS, OPTIONS
 
@@ -227,8 +235,12 @@ class CalendarSpec(_Strict):
         description="An aggregate holding a date (YYYY-MM-DD or MM-DD) or a timestamp"
         " that comes back every year: a birthday, a membership anniversary",
     )
-    before: Duration | None = Field(default=None, description="Fire this long before: 3d")
-    after: Duration | None = Field(default=None, description="Fire this long after: 1d")
+    before: Duration | None = Field(
+        default=None, description="Fire this long before: 3d, or a duration param's name"
+    )
+    after: Duration | None = Field(
+        default=None, description="Fire this long after: 1d, or a duration param's name"
+    )
     time: str | None = Field(
         default=None, description="Local time of day, HH:MM (default 00:00); not with `at`"
     )
@@ -261,7 +273,24 @@ class AlertSpec(_Strict):
     calendar: CalendarSpec | None = Field(
         default=None, description="Fire at calendar dates, with no event (once per date)"
     )
-    details: list[Name] = Field(default_factory=list, description="Values to include")
+    details: list[Name | dict[Name, Expression]] = Field(
+        default_factory=list,
+        description=(
+            "Values to include: a name (orders), or a one-key map of a name to an"
+            ' expression (group: "event.props.group_id")'
+        ),
+    )
+
+    @field_validator("details")
+    @classmethod
+    def _one_name_each(cls, details: list[str | dict[str, str]]) -> list[str | dict[str, str]]:
+        for index, detail in enumerate(details):
+            if isinstance(detail, dict) and len(detail) != 1:
+                raise ValueError(
+                    f"detail {index + 1} names {len(detail)} values: a detail is a name"
+                    ' or one name with its expression (- group: "event.props.group_id")'
+                )
+        return details
 
     @model_validator(mode="after")
     def _trigger(self) -> AlertSpec:

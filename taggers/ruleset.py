@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import re
+import unicodedata
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,7 @@ from taggers.expr import (
 )
 from taggers.expr.checked import article, suggest
 from taggers.expr.types import assignable
+from taggers.expr.words import normalised
 from taggers.localdays import DEFAULT_ZONE, LocalDays, UnknownZoneError, load_zone, zone_names
 from taggers.rulefile import (
     AggregateSpec,
@@ -203,9 +205,14 @@ class Alert:
     timer: Timer | None
     pending: str | None
     before_ms: int
-    details: tuple[str, ...]
+    details: tuple[tuple[str, CompiledExpr], ...]  # name, and the expression it shows
     reads: frozenset[str]
     calendar: Calendar | None = None
+
+    @property
+    def detail_reads(self) -> frozenset[str]:
+        """The names the details read."""
+        return frozenset().union(*(shown.reads for _, shown in self.details))
 
     @property
     def edge(self) -> bool:
@@ -519,11 +526,12 @@ class _Data(_Base):
                 "keep what the rules need",
             )
             return False
-        long = next((w for w in words if len(w) > MAX_WORD_CHARS), None)
+        long = next((w for w in words if len(w) > MAX_WORD_CHARS or _reads_long(w)), None)
         if long is not None:
             self.problem(
                 where,
-                f"a word list's words are at most {MAX_WORD_CHARS} characters: {long[:20]!r}…",
+                f"a word list's words are at most {MAX_WORD_CHARS} characters, as read"
+                f" (full-width and compatibility forms spelt out): {long[:20]!r}…",
             )
             return False
         return True
@@ -777,7 +785,7 @@ class _Calendars(_Aggregates):
         for key, sign in (("before", -1), ("after", 1)):
             text = getattr(spec, key)
             if text is not None:
-                found = self.duration(text, source.at((*path, key)))
+                found = self.shift(text, source.at((*path, key)))
                 if found is None:
                     return None
                 shift = sign * found
@@ -799,6 +807,21 @@ class _Calendars(_Aggregates):
             return self.instants(spec.at, shape, source, (*path, "at"))
         assert spec.yearly is not None
         return self.yearly(spec.yearly, shape, source, (*path, "yearly"))
+
+    def shift(self, text: str, where: Position) -> int | None:
+        """A calendar's ``before``/``after``: a duration (``3d``) or the name of a duration
+        param (``birthday_soon_before``), so that the pack's params hold it."""
+        known = self.names.get(text)
+        if known == DURATION and text in self.params:
+            return int(self.params[text])
+        if known is not None:
+            self.problem(
+                where,
+                f"{text!r} is not a duration param",
+                "write a duration (3d) or the name of a param like birthday_lead: 3d",
+            )
+            return None
+        return self.duration(text, where)
 
     def dated(self, name: str, shape: Calendar, source: SourceMap, path: Path_) -> Calendar | None:
         if name not in self.lists:
@@ -1043,14 +1066,7 @@ class _Compiler(_Calendars):
                 )
                 return None
             before_ms = self.duration(spec.before or "", source.at((*path, "before"))) or 0
-        for i, detail in enumerate(spec.details):
-            if detail not in self.names or detail == "lists":
-                close = difflib.get_close_matches(detail, self.names, n=1)
-                self.problem(
-                    source.at((*path, "details", i)),
-                    f"unknown name {detail!r}",
-                    f"did you mean {close[0]!r}?" if close else "details name aggregates",
-                )
+        details = self.details(spec, source, path)
         reads = frozenset() if when is None else when.reads
         if calendar is not None and calendar.yearly is not None:
             reads |= {calendar.yearly}
@@ -1063,10 +1079,38 @@ class _Compiler(_Calendars):
             timer,
             spec.pending,
             before_ms,
-            tuple(spec.details),
+            details,
             reads,
             calendar,
         )
+
+    def details(
+        self, spec: AlertSpec, source: SourceMap, path: Path_
+    ) -> tuple[tuple[str, CompiledExpr], ...]:
+        """An alert's details, each a name and the expression it shows: a detail written
+        as a name shows that value; ``name: "expression"`` may read what ``when`` reads."""
+        found: list[tuple[str, CompiledExpr]] = []
+        for i, detail in enumerate(spec.details):
+            at: Path_ = (*path, "details", i)
+            if isinstance(detail, str):
+                if detail not in self.names or detail == "lists":
+                    close = difflib.get_close_matches(detail, self.names, n=1)
+                    self.problem(
+                        source.at(at),
+                        f"unknown name {detail!r}",
+                        f"did you mean {close[0]!r}?"
+                        if close
+                        else 'details name values, or give one an expression: - n: "orders + 1"',
+                    )
+                    continue
+                name, text = detail, detail
+            else:
+                ((name, text),) = detail.items()
+                at = (*at, name)
+            compiled = self.expression(text, source, at, expect=DYN, with_event=spec.on is not None)
+            if compiled is not None:
+                found.append((name, compiled))
+        return tuple(found)
 
     def compile(self, version: str) -> RuleSet:
         self.compile_timezone()
@@ -1170,6 +1214,16 @@ def _event_filter(compiled: CompiledExpr) -> Filter:
         return evaluate(fields) is True
 
     return admits
+
+
+def _reads_long(word: str) -> bool:
+    """Whether a word is longer than ``MAX_WORD_CHARS`` as texts are searched for it
+    (``normalised``: a compatibility character such as ﷺ spells out as 18): the bound on
+    ``contains_any``'s cost is on the lengths it looks for. Only words NFKC changes can
+    grow, so the others cost one quick check."""
+    if word.isascii() or unicodedata.is_normalized("NFKC", word):
+        return False
+    return len(normalised(word)) > MAX_WORD_CHARS
 
 
 def _said(items: list[str]) -> str:

@@ -12,6 +12,7 @@ A test file (``rules/tests/*.yaml``) holds a list of tests::
           stage: active
           has_tags: [source_app]
           alerts: []             # the alerts raised, in order, by name
+          details: {sensitive_message: {words: [骗子]}}   # the last one's details
 
 Times are offsets from ``start`` (default 2026-01-01T00:00:00Z) or ISO-8601 timestamps.
 """
@@ -63,6 +64,10 @@ class Expect(_Strict):
     lacks_alerts: list[str] = Field(default_factory=list)
     transitions: list[str] | None = Field(default=None, description="e.g. ['new->active']")
     values: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="by alert name: the last such alert has these details (those named)",
+    )
 
 
 class RuleTest(_Strict):
@@ -143,6 +148,13 @@ def _check_outputs(expect: Expect, outputs: list[Output]) -> list[str]:
     extra = [a for a in expect.lacks_alerts if a in alerts]
     if extra:
         failures.append(f"alerts raised but not expected {extra}")
+    for name, expected in expect.details.items():
+        raised = [o for o in outputs if isinstance(o, Alert) and o.name == name]
+        if not raised:
+            failures.append(f"details of {name}: the alert was not raised")
+            continue
+        shown = {key: raised[-1].details.get(key) for key in expected}
+        failures += _compare(f"details of {name}", expected, shown)
     if expect.transitions is not None:
         moves = [
             f"{o.from_stage}->{o.to_stage}"

@@ -39,6 +39,9 @@ CHAT: Final = (
     "有没有优惠券",
 )
 COMPLAINTS: Final = ("我要投诉你们的客服", "这是骗子吧,钱扣了没发货", "再不退款就去举报")
+STAFF: Final = ("您好,已为您安排发货", "这款今天有满减活动", "亲,有问题随时找我")
+STAFF_SLIPS: Final = ("别理他,就是个骗子", "嫌贵就去举报啊")
+"""What staff (a guide) write in a customer's chat, now and then unwisely."""
 _SHANGHAI: Final = timezone(timedelta(hours=8))
 
 
@@ -57,6 +60,7 @@ class _User:
     """Writes one user's events; ``day`` offsets are fractional days from the start."""
 
     def __init__(self, index: int, rng: random.Random, config: SimulationConfig) -> None:
+        self.index = index
         self.id = f"u{index:06d}"
         self.rng = rng
         self.config = config
@@ -64,6 +68,7 @@ class _User:
         self.favourite = rng.choice(CATEGORIES)
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.count = 0
+        self.group: str | None = None
 
     def emit(self, type_: str, day: float, **props: Any) -> int | None:
         """Add an event ``day`` days in; events past the end of the run are dropped."""
@@ -82,6 +87,16 @@ class _User:
         }
         self.events.append((ts, event))
         return ts
+
+    def join(self, day: float) -> None:
+        """Join the membership; two members in three give a birthday (from the index, so
+        that it takes no draw: the rest of the stream stays as it was)."""
+        index = self.index
+        if index % 3 == 0:
+            self.emit("member_join", day)
+            return
+        birthday = f"{1970 + index % 35}-{1 + index % 12:02d}-{1 + index * 7 % 28:02d}"
+        self.emit("member_join", day, birthday=birthday if index % 3 == 1 else birthday[5:])
 
     def ts(self, day: float) -> int:
         """Epoch ms of a day offset. Shoppers are awake 08:00-23:00 Shanghai time."""
@@ -125,8 +140,7 @@ class _User:
     def habits(self, start: float) -> None:
         """What any customer may do besides their persona."""
         rng = self.rng
-        if rng.random() < 0.3:
-            self.emit("friend_add", start - 0.2)
+        friend = rng.random() < 0.3 and self.emit("friend_add", start - 0.2) is not None
         if rng.random() < 0.25:
             for _ in range(rng.randint(1, 3)):
                 day = rng.uniform(start, self.config.days)
@@ -144,9 +158,17 @@ class _User:
         if rng.random() < 0.15:
             for _ in range(rng.randint(1, 10)):
                 self.emit("check_in", rng.uniform(start, self.config.days))
+        # Drawn last, so that adding them left the rest of each user's stream as it was.
+        if friend and rng.random() < 0.15:
+            self.emit("friend_delete", rng.uniform(start, self.config.days))
+        if self.group is not None and rng.random() < 0.5:
+            slip = rng.random() < 0.1
+            text = rng.choice(STAFF_SLIPS if slip else STAFF)
+            day = rng.uniform(start, self.config.days)
+            self.emit("message", day, text=text, group_id=self.group, sender_role="staff")
 
     def chat(self, start: float, messages: int) -> None:
-        group = f"g-{self.rng.randrange(40)}"
+        group = self.group = f"g-{self.rng.randrange(40)}"
         self.emit("group_join", start, group_id=group)
         for _ in range(messages):
             text = self.rng.choice(COMPLAINTS if self.rng.random() < 0.08 else CHAT)
@@ -175,7 +197,7 @@ def _repeat(user: _User, start: float, days: int) -> None:
 
 
 def _loyal(user: _User, start: float, days: int) -> None:
-    user.emit("member_join", start - 0.1)
+    user.join(start - 0.1)
     user.purchases(start, days, (4, 14), 3.0)
 
 
@@ -203,7 +225,7 @@ def _koc(user: _User, start: float, days: int) -> None:
 
 
 def _new_member(user: _User, start: float, days: int) -> None:
-    user.emit("member_join", start)
+    user.join(start)
     user.browse(start + 1, 2)
     if user.rng.random() < 0.4:
         user.purchase(start + user.rng.uniform(1, 20))

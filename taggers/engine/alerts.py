@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from taggers.aggregates.pending import reminders_due
-from taggers.display import json_value, json_values
+from taggers.display import json_value
 from taggers.engine.deadlines import calendar_key, next_occurrence, timer_fires
 from taggers.engine.plan import Plan
 from taggers.engine.step import Step, reason, truth
@@ -24,9 +24,11 @@ def raise_alert(
     extra_id: str = "",
     why: Reason | None = None,
 ) -> None:
-    """Raise an alert with its details (and ``extra`` ones, in their JSON form), and why."""
-    named = {name: step.values[name] for name in alert.details}
-    details = json_values(named, step.types) | extra
+    """Raise an alert with its details (and ``extra`` ones, in their JSON form), and why:
+    each detail by its expression's type (a name's is the name's)."""
+    values = step.values
+    shown = {name: json_value(e.evaluate(values), e.type) for name, e in alert.details}
+    details = shown | extra
     if why is None:
         why = (
             reason(step, alert.name, alert.when)

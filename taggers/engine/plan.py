@@ -35,7 +35,7 @@ def _read_by_rules(rules: RuleSet) -> set[str]:
     for tag in rules.tags:
         read |= tag.reads
     for alert in rules.alerts.values():
-        read |= alert.reads | set(alert.details)
+        read |= alert.reads | alert.detail_reads
         if alert.pending:
             read.add(alert.pending)
     for transitions in rules.lifecycle.by_stage.values() if rules.lifecycle else ():

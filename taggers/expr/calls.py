@@ -130,6 +130,23 @@ def _contains_any(compile_: Compile, node: Call) -> Checked:
     return Checked(BOOL, words.contains_any(text.fn, found.fn), text.const and found.const)
 
 
+def _matched_words(compile_: Compile, node: Call) -> Checked:
+    _arity(node, 2)
+    text = _argument(compile_, node, 0, (STRING,), "a string")
+    found = _argument(compile_, node, 1, (list_of(STRING),), "a list of strings")
+    fn = words.matched_words(text.fn, found.fn, fixed=found.const)
+    return Checked(list_of(STRING), fn, text.const and found.const)
+
+
+def _excerpt(compile_: Compile, node: Call) -> Checked:
+    _arity(node, 3)
+    text = _argument(compile_, node, 0, (STRING,), "a string")
+    found = _argument(compile_, node, 1, (list_of(STRING),), "a list of strings")
+    chars = _argument(compile_, node, 2, (INT,), "a number of characters")
+    fn = words.excerpt(text.fn, found.fn, chars.fn, fixed=found.const)
+    return Checked(STRING, fn, text.const and found.const and chars.const)
+
+
 def _has(compile_: Compile, node: Call) -> Checked:
     _arity(node, 1)
     arg = node.args[0]
@@ -166,10 +183,12 @@ _FUNCTIONS: Final[dict[str, Callable[[Compile, Call], Checked]]] = {
     "day": dates.date_part,
     "day_of_week": dates.date_part,
     "days_between": dates.days_between,
+    "excerpt": _excerpt,
     "get": maps.get,
     "has": _has,
     "hour": dates.date_part,
     "keys_at_least": maps.keys_at_least,
+    "matched_words": _matched_words,
     "max": _extreme,
     "min": _extreme,
     "month": dates.date_part,

@@ -132,6 +132,24 @@ def test_birthdays_fire_yearly_before_the_date_and_feb_29_on_feb_28(tmp_path: Pa
     assert fired["plain"][0][0] == "2026-06-28T01:00:00.000Z"  # 3 days before, 09:00 local
 
 
+def test_before_and_after_may_name_a_duration_param(tmp_path: Path) -> None:
+    rules = RULES.replace("params:\n", "params:\n  birthday_lead: 5d\n").replace(
+        "before: 3d,", "before: birthday_lead,"
+    )
+    engine = Engine(load_rules(write(tmp_path, rules)))
+    profile = engine.new_profile("u1")
+    engine.apply(profile, make_event("member_join", day=1, birthday="07-01"))
+    outputs = engine.advance(profile, to_epoch_ms("2026-12-31T00:00:00Z"))
+    assert [a[1] for a in alerts(outputs) if a[0] == "birthday_soon"] == [
+        "2026-06-26T01:00:00.000Z"
+    ]
+    wrong = RULES.replace("before: 3d,", "before: orders,")
+    assert problems(tmp_path, wrong) == [
+        "rules.yaml:15:56: 'orders' is not a duration param (hint: write a duration (3d) or"
+        " the name of a param like birthday_lead: 3d)"
+    ]
+
+
 def test_a_timestamp_aggregate_is_a_yearly_date_too(tmp_path: Path) -> None:
     rules = RULES + "  anniversary: {calendar: {yearly: joined_at}}\n"
     engine = Engine(load_rules(write(tmp_path, rules)))

@@ -30,7 +30,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_rules_check_accepts_the_default_pack(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "rules", "check", str(BUNDLED_RULES))
     assert code == 0
-    assert out.startswith("ok: ") and "6 stages" in out
+    assert out.startswith("ok: ") and "7 stages" in out
 
 
 def test_rules_check_reports_file_line_column(

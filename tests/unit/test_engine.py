@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taggers.bundled import BUNDLED_RULES
-from taggers.durations import DAY_MS
+from taggers.durations import DAY_MS, HOUR_MS
 from taggers.engine import RECENT_EVENT_IDS, Engine, family_member
 from taggers.outputs import Alert, Output, TagChange, Transition, output_to_dict
 from taggers.profile import Profile, TagRecord
@@ -106,8 +106,9 @@ def test_tags_fall_with_the_window_even_with_no_event() -> None:
     outputs = engine.advance(profile, START_MS + 100 * DAY_MS)
     removed = [o for o in outputs if isinstance(o, TagChange) and o.tag == "high_value"]
     assert [o.op for o in removed] == ["remove"]
-    # It fell exactly when the day-0 bucket left the 90-day window.
-    assert removed[0].at == START_MS + 90 * DAY_MS
+    # It fell exactly when the day-0 bucket left the 90-day window: the pack's days are
+    # Shanghai's, and day 0 (00:00 UTC is 08:00 there) ends 8 hours before UTC midnight.
+    assert removed[0].at == START_MS + 90 * DAY_MS - 8 * HOUR_MS
 
 
 def test_a_late_event_never_moves_the_users_clock_back() -> None:

@@ -30,6 +30,7 @@ def test_the_default_pack_compiles() -> None:
     assert rules.lifecycle is not None
     assert list(rules.lifecycle.stages) == [
         "prospect",
+        "engaged",
         "new",
         "active",
         "loyal",
@@ -47,6 +48,9 @@ def test_the_default_pack_compiles() -> None:
         "coupon_unused",
         "new_member_no_order",
         "sensitive_message",
+        "staff_sensitive_message",
+        "friend_lost",
+        "new_friend_follow_up",
         "win_back",
     } <= set(rules.alerts)
     assert {"投诉", "举报", "骗子"} <= set(rules.lists["sensitive_words"])
@@ -183,3 +187,50 @@ def test_a_missing_word_list_file(tmp_path: Path) -> None:
     found = problems(tmp_path, a=BASE + "lists:\n  bad: {file: missing.txt}\n")
     assert len(found) == 1
     assert found[0].startswith("a.yaml:5:15: cannot read word list")
+
+
+DETAILS = """\
+aggregates:
+  orders: {count: purchase}
+alerts:
+  big:
+    on: purchase
+    details:
+      - orders
+      - amount: "event.props.amount"
+      - over: "event.props.amount - oders"
+      - two: "orders"
+        keys: "orders"
+      - sku_count
+  later:
+    since: purchase
+    after: 1d
+    details:
+      - amount: "event.props.amount"
+"""
+
+
+def test_alert_details_are_names_or_expressions_checked_where_written(tmp_path: Path) -> None:
+    assert problems(tmp_path, a=DETAILS) == [
+        "a.yaml:7:7: detail 4 names 2 values: a detail is a name or one name with its"
+        ' expression (- group: "event.props.group_id")',
+    ]
+    fixed = DETAILS.replace('        keys: "orders"\n', "")
+    assert problems(tmp_path, a=fixed) == [
+        "a.yaml:9:37: unknown name 'oders' (hint: did you mean 'orders'?)",
+        "a.yaml:11:9: unknown name 'sku_count' (hint: details name values, or give one an"
+        ' expression: - n: "orders + 1")',
+        "a.yaml:16:18: unknown name 'event' (hint: `event` is only available in rules with"
+        " `on:` (per-event rules))",
+    ]
+    good = fixed.replace(" - oders", "").replace("      - sku_count\n", "")
+    good = good[: good.index("  later:")]
+    (tmp_path / "a.yaml").write_text(good, encoding="utf-8")
+    alert = load_rules(tmp_path).alerts["big"]
+    assert [(name, shown.source) for name, shown in alert.details] == [
+        ("orders", "orders"),
+        ("amount", "event.props.amount"),
+        ("over", "event.props.amount"),
+        ("two", "orders"),
+    ]
+    assert alert.detail_reads == {"orders", "event"}

@@ -29,7 +29,7 @@ def test_the_stream_is_in_event_time_order_with_mixed_timestamp_forms() -> None:
 def test_a_year_of_shoppers_reaches_every_stage_and_alert() -> None:
     outputs = list(Replay(Engine(load_rules(BUNDLED_RULES))).run(simulate(YEAR)))
     stages = {o.to_stage for o in outputs if isinstance(o, Transition)}
-    assert stages == {"prospect", "new", "active", "loyal", "dormant", "churned"}
+    assert stages == {"prospect", "engaged", "new", "active", "loyal", "dormant", "churned"}
     alerts = Counter(o.name for o in outputs if isinstance(o, Alert))
     assert set(alerts) == {
         "churn_risk",
@@ -38,6 +38,11 @@ def test_a_year_of_shoppers_reaches_every_stage_and_alert() -> None:
         "coupon_unused",
         "new_member_no_order",
         "sensitive_message",
+        "staff_sensitive_message",
+        "friend_lost",
+        "new_friend_follow_up",
+        "holiday_greeting",
+        "birthday_soon",
         "win_back",
     }
     assert not [o for o in outputs if isinstance(o, BadLine)]
