@@ -297,14 +297,14 @@ def test_any_other_exception_while_loading_is_a_problem(
 
     directory = shutil.copytree(BUNDLED_RULES, tmp_path / "rules")
     with monkeypatch.context() as patched:
-        patched.setattr("taggers.ruleset.compile_expression", deep)
+        patched.setattr("taggers.ruleset.base.compile_expression", deep)
         found = load_or_problems(directory)
     assert isinstance(found, list)
     compiling = [p for p in found if "cannot compile this expression: RecursionError" in p]
     assert len(compiling) > 20  # each expression of the pack, at its place
     assert all(re.match(r"^\w+\.yaml:\d+:\d+: ", p) for p in compiling), compiling
     with monkeypatch.context() as patched:
-        patched.setattr("taggers.ruleset.load_yaml", deep)
+        patched.setattr("taggers.ruleset.loading.load_yaml", deep)
         found = load_or_problems(directory)
     assert isinstance(found, list)
     assert (
@@ -312,7 +312,7 @@ def test_any_other_exception_while_loading_is_a_problem(
         == "aggregates.yaml:1:1: cannot load: RecursionError: maximum recursion depth exceeded"
     )
     with monkeypatch.context() as patched:
-        patched.setattr("taggers.ruleset._Compiler.compile_tags", deep)
+        patched.setattr("taggers.ruleset.compiler.RuleSetCompiler.compile_tags", deep)
         found = load_or_problems(directory)
     assert found == [
         f"{directory}:1:1: cannot load these rules: RecursionError:"
