@@ -75,8 +75,8 @@ def test_tagger_profile_prints_a_stored_profile(
 
     assert main(["profile", "u1"]) == 0
     out = capsys.readouterr().out
-    assert "user u1: stage new (新客) since 2026-01-01T00:00:00.000Z" in out
-    assert "high_value (高价值客户) since 2026-01-01T00:00:00.000Z  because" in out
+    assert "user u1: stage new (新客) since 2026-01-01T08:00:00.000+08:00" in out
+    assert "high_value (高价值客户) since 2026-01-01T08:00:00.000+08:00  because" in out
     assert "spend_90d=1200" in out
 
     assert main(["profile", "u1", "--json"]) == 0
