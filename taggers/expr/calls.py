@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from taggers.expr import dates, maps, runtime, words
-from taggers.expr.checked import Checked, Compile, article, start, suggest
+from taggers.expr.checked import Checked, Compile, arity, article, start, suggest
 from taggers.expr.parser import MACROS, Call, ExprError, Member, Node
 from taggers.expr.types import (
     BOOL,
@@ -47,12 +47,6 @@ def method(compile_: Compile, node: Call) -> Checked:
         hint = suggest(node.name, known) or "methods are: " + ", ".join(known)
         raise ExprError(f"unknown method {node.name!r}", node.offset, hint)
     return check(compile_, node, target)
-
-
-def _arity(node: Call, count: int) -> None:
-    if len(node.args) != count:
-        plural = "argument" if count == 1 else "arguments"
-        raise ExprError(f"{node.name} takes {count} {plural}", node.offset)
 
 
 def _argument(
@@ -97,7 +91,7 @@ _CONVERSIONS: Final = {
 
 
 def _conversion(compile_: Compile, node: Call) -> Checked:
-    _arity(node, 1)
+    arity(node, 1)
     return _converted(node.name, compile_(node.args[0]), node.args[0])
 
 
@@ -122,7 +116,7 @@ def _converted(name: str, arg: Checked, arg_node: Node) -> Checked:
 
 
 def _contains_any(compile_: Compile, node: Call) -> Checked:
-    _arity(node, 2)
+    arity(node, 2)
     text = _argument(compile_, node, 0, (STRING,), "a string")
     found = _argument(compile_, node, 1, (list_of(STRING),), "a list of strings")
     if found.const:  # a word list: matched by length groups (see WordMatcher)
@@ -131,7 +125,7 @@ def _contains_any(compile_: Compile, node: Call) -> Checked:
 
 
 def _matched_words(compile_: Compile, node: Call) -> Checked:
-    _arity(node, 2)
+    arity(node, 2)
     text = _argument(compile_, node, 0, (STRING,), "a string")
     found = _argument(compile_, node, 1, (list_of(STRING),), "a list of strings")
     fn = words.matched_words(text.fn, found.fn, fixed=found.const)
@@ -139,7 +133,7 @@ def _matched_words(compile_: Compile, node: Call) -> Checked:
 
 
 def _excerpt(compile_: Compile, node: Call) -> Checked:
-    _arity(node, 3)
+    arity(node, 3)
     text = _argument(compile_, node, 0, (STRING,), "a string")
     found = _argument(compile_, node, 1, (list_of(STRING),), "a list of strings")
     chars = _argument(compile_, node, 2, (INT,), "a number of characters")
@@ -148,7 +142,7 @@ def _excerpt(compile_: Compile, node: Call) -> Checked:
 
 
 def _has(compile_: Compile, node: Call) -> Checked:
-    _arity(node, 1)
+    arity(node, 1)
     arg = node.args[0]
     if not isinstance(arg, Member):
         raise ExprError("has needs a field, e.g. has(event.props.text)", start(arg))
@@ -204,7 +198,7 @@ FUNCTIONS: Final = tuple(sorted(_FUNCTIONS))
 
 
 def _size(_compile: Compile, node: Call, target: Checked) -> Checked:
-    _arity(node, 0)
+    arity(node, 0)
     assert node.target is not None
     return _converted("size", target, node.target)
 
@@ -216,7 +210,7 @@ def _string_target(node: Call, target: Checked) -> None:
 
 def _change_case(_compile: Compile, node: Call, target: Checked) -> Checked:
     _string_target(node, target)
-    _arity(node, 0)
+    arity(node, 0)
     change = str.lower if node.name == "lower" else str.upper
     return Checked(STRING, runtime.case_changed(change, target.fn), target.const)
 
@@ -230,7 +224,7 @@ _TEXT_TESTS: Final[dict[str, Callable[[str, str], bool]]] = {
 
 def _text_test(compile_: Compile, node: Call, target: Checked) -> Checked:
     _string_target(node, target)
-    _arity(node, 1)
+    arity(node, 1)
     arg = _argument(compile_, node, 0, (STRING,), "a string")
     fn = runtime.text_tested(_TEXT_TESTS[node.name], target.fn, arg.fn)
     return Checked(BOOL, fn, target.const and arg.const)

@@ -61,6 +61,13 @@ def condition(compile_: Callable[[Node], Checked], node: Node) -> Checked:
     return out
 
 
+def arity(call: Call, count: int) -> None:
+    """Refuse a call with other than ``count`` arguments."""
+    if len(call.args) != count:
+        plural = "argument" if count == 1 else "arguments"
+        raise ExprError(f"{call.name} takes {count} {plural}", call.offset)
+
+
 def start(node: Node) -> int:
     """Where a node's text begins (operators' offsets point at the operator)."""
     match node:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from taggers.events import to_epoch_ms
 from taggers.expr import runtime
-from taggers.expr.checked import Checked, Compile, Values, article, constant, start
+from taggers.expr.checked import Checked, Compile, Values, arity, article, constant, start
 from taggers.expr.parser import Call, ExprError
 from taggers.expr.types import INT, STRING, TIMESTAMP, Type, assignable
 from taggers.localdays import local_time
@@ -40,15 +40,9 @@ def _timestamp_argument(compile_: Compile, call: Call, at: int) -> Checked:
     return out
 
 
-def _arity(call: Call, count: int) -> None:
-    if len(call.args) != count:
-        plural = "argument" if count == 1 else "arguments"
-        raise ExprError(f"{call.name} takes {count} {plural}", call.offset)
-
-
 def date_part(compile_: Compile, call: Call) -> Checked:
     """``day_of_week(ts)``, ``month(ts)``, ``day(ts)``, ``hour(ts)``, ``date(ts)``."""
-    _arity(call, 1)
+    arity(call, 1)
     arg = _timestamp_argument(compile_, call, 0)
     type_, part = _PARTS[call.name]
     zone = compile_.zone
@@ -62,7 +56,7 @@ def date_part(compile_: Compile, call: Call) -> Checked:
 def days_between(compile_: Compile, call: Call) -> Checked:
     """``days_between(a, b)``: local calendar days from ``a`` to ``b`` (negative when
     ``b`` is the earlier day)."""
-    _arity(call, 2)
+    arity(call, 2)
     first = _timestamp_argument(compile_, call, 0)
     second = _timestamp_argument(compile_, call, 1)
     zone = compile_.zone
@@ -84,7 +78,7 @@ def _days(ts: int, zone: tzinfo) -> int:
 def timestamp(compile_: Compile, call: Call) -> Checked:
     """``timestamp('2026-06-18T00:00:00+08:00')``: an instant, from ISO-8601 text with an
     offset (or Z); a constant, so a text that is not one is a compile error."""
-    _arity(call, 1)
+    arity(call, 1)
     arg = compile_(call.args[0])
     where = start(call.args[0])
     if arg.type != STRING or not arg.const:

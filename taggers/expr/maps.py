@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from taggers.expr.checked import Checked, Compile, Fn, Values, article, start
+from taggers.expr.checked import Checked, Compile, Fn, Values, arity, article, start
 from taggers.expr.parser import Call, ExprError
 from taggers.expr.types import (
     DURATION,
@@ -32,9 +32,7 @@ _RANKED_VALUES: Final = "a map of numbers, durations or timestamps"
 
 
 def _arguments(compile_: Compile, node: Call, count: int) -> list[Checked]:
-    if len(node.args) != count:
-        plural = "argument" if count == 1 else "arguments"
-        raise ExprError(f"{node.name} takes {count} {plural}", node.offset)
+    arity(node, count)
     return [compile_(arg) for arg in node.args]
 
 
