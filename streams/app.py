@@ -75,6 +75,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         store,
         settings.max_event_bytes,
         max_future_skew_ms=int(settings.max_future_skew * 1000),
+        max_ids=settings.max_ids,
     )
     lock = asyncio.Lock()  # batches, sweeps and reloads of this worker take turns on Redis
     progress = Progress()  # what is applied, for the lag report and wall-clock timers

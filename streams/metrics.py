@@ -46,7 +46,8 @@ EVENTS = Counter(
     "tagger_events_total",
     "Input events by type (a known event type, other, or unknown when it did not decode) "
     "and outcome: applied, redelivered (Redis had it), dead (to the DLQ), rekeyed (re-sent "
-    "keyed by user id)",
+    "keyed by user id, or to the identity partition), forgotten (under a forgotten id, "
+    "older than the forget: ignored)",
     ["type", "outcome"],
 )
 BATCHES = Counter(
@@ -90,6 +91,11 @@ AGGREGATE_SKIPPED_VALUES = Counter(
     "Event values an aggregate skipped because they are of the wrong type (a sum or avg "
     "given text, a distinct given an object), by aggregate name",
     ["aggregate"],
+)
+ALERTS_SUPPRESSED = Counter(
+    "tagger_alerts_suppressed_total",
+    "Alerts not sent because the person opted out of marketing, by alert name",
+    ["name"],
 )
 DEAD_LETTERS = Counter(
     "tagger_dead_letters_total",

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds an event's ts may be after it was sent; later ones go to the DLQ",
     )
+    max_ids: int = Field(
+        default=64,
+        ge=2,
+        le=10_000,
+        description="The most ids one person may have; an identify making more is a dead letter",
+    )
     sweep_interval: float = Field(
         default=1.0, gt=0, description="Seconds between timer sweeps of due deadlines (wall clock)"
     )

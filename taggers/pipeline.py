@@ -36,18 +36,23 @@ import orjson
 from taggers.clock import MAX_FUTURE_SKEW_MS, EventClock, future_error
 from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, BehaviourEvent, EventError, decode_event
+from taggers.identity import DEFAULT_MAX_IDS, IDENTITY_EVENTS, Change, Identity, IdentityError, Target, targets
 from taggers.outputs import Output
 from taggers.profile import Profile
 from taggers.redaction import withheld
 from taggers.replay import ENGINE_ERROR, fire_due
 from taggers.sources import EVENTS, Headers, InputSource, Origin, origin_of
-from taggers.store import ProfileStore
+from taggers.store import ProfileStore, StoreConflictError
 
 log = logging.getLogger(__name__)
 
 
 BAD_ORIGIN = "bad_origin"  # the DLQ reason of a re-keyed record whose origin is unreadable
 UNDECODED = "unknown"  # the type of an event that went to the DLQ
+IDENTITY_KEY = "{identity}"
+"""The key identify and forget events are re-keyed by: one partition runs every identity
+change, one at a time, so that no two race (braces: no user id can be it)."""
+FORGOTTEN = "forgotten"  # the outcome of an event under a forgotten id, older than the forget
 
 
 def type_label(event_type: str) -> str:
@@ -150,6 +155,13 @@ class Prepared:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     # aggregate name -> values of the wrong type it skipped (a sum given a string)
     skipped: Counter[str] = field(default_factory=Counter)
+    # alert name -> alerts not sent because the person opted out of marketing
+    suppressed: Counter[str] = field(default_factory=Counter)
+    # An identity change (a batch of one identify or forget): saved by ``change.apply``.
+    change: Change | None = None
+    # How many of the records given were taken: a batch stops before an identity event
+    # (which is a batch of its own), so that it reads what the events before it saved.
+    taken: int = 0
 
     def add_dead(self, dead: DeadLetter) -> None:
         """Send a record to the DLQ (counted as an undecoded event)."""
@@ -177,6 +189,7 @@ class Pipeline:
         *,
         max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
         wall_clock: Callable[[], float] = time.time,
+        max_ids: int = DEFAULT_MAX_IDS,
     ) -> None:
         if not store.hands_out_copies:  # prepare() undoes a failed event by reading again
             raise ValueError("the pipeline needs a store that hands out copies")
@@ -186,6 +199,7 @@ class Pipeline:
         self.max_future_skew_ms = max_future_skew_ms
         self.wall_clock = wall_clock
         self.clocks: dict[int, EventClock] = {}  # partition -> its time on the event clock
+        self.max_ids = max_ids
 
     def watermark(self, partition: int) -> int | None:
         """How far a partition's events have moved its event clock, if at all."""
@@ -224,6 +238,7 @@ class Pipeline:
                 )
                 failed[failure.offset] = failure.message
             else:
+                batch.suppressed = self.engine.drain_suppressed()
                 return batch
 
     def _read(
@@ -235,7 +250,8 @@ class Pipeline:
         # A message is never sent after now: a producer whose clock is ahead cannot
         # stretch the skew allowed to its events.
         now = int(self.wall_clock() * 1000)
-        for record in records:
+        for index, record in enumerate(records):
+            batch.taken = index + 1
             try:
                 origin = origin_of(record.headers) if source.reads_origin else None
             except ValueError as error:
@@ -250,9 +266,18 @@ class Pipeline:
             except EventError as error:
                 batch.add_dead(DeadLetter(record, error.reason, error.message, source, origin))
                 continue
-            if source.rekeys and record.key != event.user_id.encode():
+            if event.type in IDENTITY_EVENTS and not source.rekeys:
+                if events:  # a batch of its own, once what comes before it is saved
+                    batch.taken = index
+                else:
+                    self._identity(batch, record, event, source, origin)
+                break
+            if source.rekeys and (
+                event.type in IDENTITY_EVENTS or record.key != event.user_id.encode()
+            ):
+                key = IDENTITY_KEY if event.type in IDENTITY_EVENTS else event.user_id
                 at = Origin(record.partition, record.offset)
-                batch.rekey.append(Copy(event.user_id, record.value or b"", at, record.timestamp))
+                batch.rekey.append(Copy(key, record.value or b"", at, record.timestamp))
                 batch.outcomes[type_label(event.type), "rekeyed"] += 1
             elif origin is None:
                 own = source.watermark(record.partition)
@@ -260,6 +285,34 @@ class Pipeline:
             else:
                 events.append(_Guarded(record, event, origin.watermark, origin.offset))
         return events
+
+    def _identity(
+        self,
+        batch: Prepared,
+        record: Record,
+        event: BehaviourEvent,
+        source: InputSource,
+        origin: Origin | None,
+    ) -> None:
+        """An identify or forget: its change (step 1 done) goes into ``batch``, or the
+        event to the DLQ when it cannot be done."""
+        at = origin or Origin(record.partition, record.offset)
+        try:
+            identity = Identity(self.engine, self.store, self.max_ids)
+            change = identity.change(event, f"i:{at.partition}:{at.offset}")
+        except IdentityError as error:
+            batch.add_dead(DeadLetter(record, error.reason, error.message, source, origin))
+            return
+        except StoreConflictError:
+            raise
+        except Exception as error:  # a bug: the partition must not stop for it
+            raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
+        if change.recovered:
+            batch.taken -= 1  # the event itself comes next, in a batch of its own
+        else:
+            batch.outcomes[type_label(event.type), "applied"] += 1
+        batch.change = change
+        batch.outputs.extend(change.outputs)
 
     def _event(self, record: Record, now: int) -> BehaviourEvent:
         """The event a record holds; EventError if it goes to the DLQ instead."""
@@ -271,42 +324,80 @@ class Pipeline:
         return event
 
     def _apply(self, batch: Prepared, events: list[_Guarded]) -> None:
-        """Apply the events past their watermarks to their users' stored profiles."""
+        """Apply the events past their watermarks to their persons' stored profiles."""
+        if not events:
+            return
         wanted: dict[str, set[str]] = {}
         for guarded in events:
             wanted.setdefault(guarded.event.user_id, set()).add(guarded.watermark)
-        profiles, applied = self.store.load_applied(wanted)
+        profiles, applied, found = self._load(wanted)
         clock = self.clocks.setdefault(batch.partition, EventClock())
-        for record, event, guard, offset in events:
+        for record, event, watermark, offset in events:
             # Seen, even if Redis has it already: a worker that takes over a partition
             # whose last events were all applied must still sweep up to their time.
             clock.observe(event.user_id, event.ts)
             user = event.user_id
-            marks = applied.setdefault(user, {})
+            target = found.get(user) or Target(user)
+            person = target.person
+            # Guarded per id it came under: each such watermark has one path here.
+            guard = watermark if person == user else f"{watermark}@{user}"
+            marks = applied.setdefault(person, {})
             if offset <= marks.get(guard, -1):
                 batch.outcomes[type_label(event.type), "redelivered"] += 1
                 continue
-            profile = profiles.get(user)
+            profile = profiles.get(person)
             if profile is None:
-                profile = profiles[user] = self.engine.new_profile(user)
+                profile = profiles[person] = self.engine.new_profile(person)
+                if target.forgotten_at is not None and person == user:
+                    profile.reborn = target.forgotten_at
+            if target.ignores(event.ts) or (
+                profile.reborn is not None and event.ts <= profile.reborn
+            ):
+                batch.outcomes[type_label(event.type), FORGOTTEN] += 1
+                continue
             try:
                 batch.outputs.extend(self.engine.apply(profile, event, skipped=batch.skipped))
             except Exception as error:  # any bug: the partition must not stop for it
                 raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
             marks[guard] = offset  # a later copy of it in this batch is a redelivery too
-            batch.profiles[user] = profile
-            batch.offsets.setdefault(user, {})[guard] = offset
+            batch.profiles[person] = profile
+            batch.offsets.setdefault(person, {})[guard] = offset
             batch.outcomes[type_label(event.type), "applied"] += 1
+
+    def _load(
+        self, wanted: dict[str, set[str]]
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]], dict[str, Target]]:
+        """The profiles and applied offsets of the persons the wanted ids lead to, and
+        where each id that has no profile leads (a link's person; a forget's time)."""
+        profiles, applied = self.store.load_applied(wanted)
+        if len(profiles) == len(wanted):
+            return profiles, applied, {}  # the usual case: every id is a person
+        found = targets(self.store, [u for u in wanted if u not in profiles])
+        via: dict[str, set[str]] = {}
+        for user, target in found.items():
+            if target.person != user:
+                via.setdefault(target.person, set()).update(f"{w}@{user}" for w in wanted[user])
+        if via:
+            more, more_applied = self.store.load_applied(via)
+            profiles.update(more)
+            for person, marks in more_applied.items():
+                applied.setdefault(person, {}).update(marks)
+        return profiles, applied, found
 
     def sweep(self, partition: int, now: int, limit: int = 1000) -> Prepared:
         """Fire the deadlines of one partition's users that are due by ``now``."""
         outputs, profiles = fire_due(
             self.engine, self.store, now, partition=partition, limit=limit, on_error=_timer_failed
         )
-        return Prepared(partition, outputs=outputs, profiles=profiles)
+        suppressed = self.engine.drain_suppressed()
+        return Prepared(partition, outputs=outputs, profiles=profiles, suppressed=suppressed)
 
     def save(self, batch: Prepared) -> dict[str, str]:
-        """Save a prepared batch's profiles (with their offsets) in one round trip."""
+        """Save a prepared batch's profiles (with their offsets) in one round trip; an
+        identity change, step by step (``Change.apply``)."""
+        if batch.change is not None:
+            batch.change.apply(self.store)
+            return {}
         if not batch.profiles:
             return {}
         return self.store.save(

@@ -16,7 +16,15 @@ from typing import Final
 
 from taggers.clock import MAX_FUTURE_SKEW_MS, EventClock, future_error
 from taggers.engine import Engine
-from taggers.events import MAX_EVENT_BYTES, EventError, decode_event
+from taggers.events import MAX_EVENT_BYTES, BehaviourEvent, EventError, decode_event
+from taggers.identity import (
+    DEFAULT_MAX_IDS,
+    IDENTITY_EVENTS,
+    Identity,
+    IdentityError,
+    person_profile,
+    targets,
+)
 from taggers.outputs import Output
 from taggers.profile import Profile
 from taggers.store import MemoryStore, ProfileStore
@@ -97,6 +105,9 @@ class Replay:
     max_future_skew_ms: int = MAX_FUTURE_SKEW_MS
     event_clock: EventClock = field(default_factory=EventClock)
 
+    forgotten: int = 0  # events under forgotten ids, older than the forget: ignored
+    max_ids: int = DEFAULT_MAX_IDS
+
     @property
     def clock(self) -> int:
         """The stream's time: how far every user's deadlines have been fired."""
@@ -127,9 +138,14 @@ class Replay:
                     continue
             if self.event_clock.observe(event.user_id, event.ts):
                 yield from sweep(engine, store, self.clock)
-            profile = store.load([event.user_id]).get(event.user_id)
-            if profile is None:
-                profile = engine.new_profile(event.user_id)
+            if event.type in IDENTITY_EVENTS:
+                yield from self._identity(number, event)
+                continue
+            target = targets(store, [event.user_id])[event.user_id]
+            profile = person_profile(engine, store, target, event.user_id)
+            if target.ignores(event.ts) or (profile.reborn or -1) >= event.ts:
+                self.forgotten += 1  # left behind by a forget: it changes nothing
+                continue
             # An event the engine fails on (a bug, not bad input) is a bad line, and the
             # replay goes on; the profile is not saved. (A store that hands out copies, as
             # Redis does, keeps it as before the event, like the worker; the memory store
@@ -148,3 +164,17 @@ class Replay:
             self.event_clock.time = until
         if flush:
             yield from sweep(engine, store, self.clock)
+
+    def _identity(self, number: int, event: BehaviourEvent) -> Iterator[Output | BadLine]:
+        """An identify or forget, done as the worker does it (outputs, then the store)."""
+        identity = Identity(self.engine, self.store, self.max_ids)
+        while True:
+            try:
+                change = identity.change(event, f"e:{event.event_id}")
+            except IdentityError as error:
+                yield BadLine(number, error.reason, error.message)
+                return
+            yield from change.outputs
+            change.apply(self.store)
+            if not change.recovered:
+                return

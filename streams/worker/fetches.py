@@ -86,21 +86,29 @@ class FetchHandling:
 
     async def apply(self, fetch: Fetch) -> None:
         """Prepare each partition's batch, send all their outputs at once, then save each
-        batch (the caller holds the lock)."""
+        batch (the caller holds the lock). A batch that stops short (before an identity
+        change, which is a batch of its own) is finished before the rest is prepared."""
         started = time.perf_counter()
-        ready: dict[TP, Prepared] = {}
+        ready: list[tuple[TP, Prepared, list[Message]]] = []
         touched: set[str] = set()  # users of the batches in ready
         for tp, messages in fetch.parts.items():
-            batch = await redis_call(self.prepare, tp, messages)
-            if not touched.isdisjoint(batch.profiles):
-                # A user of an earlier batch again (a re-keyed user, say): this batch read
-                # the profile before that one's changes. Finish those, then read again.
-                await self._finish(fetch, ready)
-                ready, touched = {}, set()
-                batch = await redis_call(self.prepare, tp, messages)
-            ready[tp] = batch
-            touched.update(batch.profiles)
-        await self._finish(fetch, ready)
+            rest = messages
+            while rest:
+                batch = await redis_call(self.prepare, tp, rest)
+                if not touched.isdisjoint(batch.profiles):
+                    # A user of an earlier batch again (a re-keyed user, say): this batch
+                    # read the profile before that one's changes. Finish those, then read
+                    # again.
+                    await self._finish(ready)
+                    ready, touched = [], set()
+                    batch = await redis_call(self.prepare, tp, rest)
+                taken, rest = rest[: batch.taken], rest[batch.taken :]
+                ready.append((tp, batch, taken))
+                touched.update(batch.profiles)
+                if rest or batch.change is not None:
+                    await self._finish(ready)
+                    ready, touched = [], set()
+        await self._finish(ready)
         metrics.FETCH_SECONDS.observe(time.perf_counter() - started)
 
     def prepare(self, tp: TP, messages: list[Message]) -> Prepared:
@@ -111,36 +119,44 @@ class FetchHandling:
         ]
         return self.pipeline.prepare(tp.partition, records, source=self.topics.source_of(tp.topic))
 
-    async def _finish(self, fetch: Fetch, ready: dict[TP, Prepared]) -> None:
-        await self.sender.send(*ready.values())
-        for tp, first in ready.items():
-            batch = await self.save(tp, first, fetch.parts[tp])
-            count_batch(tp.topic, fetch.parts[tp], batch)
+    async def _finish(self, ready: list[tuple[TP, Prepared, list[Message]]]) -> None:
+        if not ready:
+            return
+        await self.sender.send(*(batch for _, batch, _ in ready))
+        for tp, first, messages in ready:
+            batch = await self.save(tp, first, messages)
+            count_batch(tp.topic, messages, batch)
             log.debug(
                 "batch applied",
                 extra={
                     "topic": tp.topic,
                     "partition": tp.partition,
-                    "events": len(fetch.parts[tp]),
+                    "events": len(messages),
                     "outputs": len(batch.outputs),
                     "dead": len(batch.dead),
                 },
             )
 
     async def save(self, tp: TP, batch: Prepared, messages: list[Message]) -> Prepared:
-        """Save a prepared (and sent) batch; if another writer changed its profiles first,
-        prepare it again, send that, and save it; the batch saved."""
+        """Save a prepared (and sent) batch of these messages; if another writer changed
+        its profiles first, prepare it again, send that, and save it; the batch saved."""
         for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
             try:
                 await redis_call(self.pipeline.save, batch)
-                return batch
             except StoreConflictError as conflict:
-                # Another writer (a worker that lost this partition) got there first:
-                # read again and redo; what Redis already has is skipped by offset.
+                # Another writer (a worker that lost this partition, or one applying an
+                # event under a linked id) got there first: read again and redo; what
+                # Redis already has is skipped by offset.
                 metrics.STORE_CONFLICTS.inc()
                 log.warning("batch conflict, attempt %d: %s", attempt, conflict)
-                batch = await redis_call(self.prepare, tp, messages)
-                await self.sender.send(batch)
+            else:
+                if batch.taken >= len(messages):
+                    return batch
+                # Done again, it first finished an identity change a crash had stopped
+                # (a batch that takes nothing): now the messages themselves.
+                messages = messages[batch.taken :]
+            batch = await redis_call(self.prepare, tp, messages)
+            await self.sender.send(batch)
         raise RuntimeError(f"{tp}: profiles keep changing under us")
 
 
@@ -153,6 +169,8 @@ def count_batch(topic: str, messages: list[Message], batch: Prepared) -> None:
         metrics.EVENTS.labels(event_type, outcome).inc(count)
     for aggregate, count in batch.skipped.items():
         metrics.AGGREGATE_SKIPPED_VALUES.labels(aggregate).inc(count)
+    for alert, count in batch.suppressed.items():
+        metrics.ALERTS_SUPPRESSED.labels(alert).inc(count)
     saved = time.time()
     for message in messages:
         metrics.EVENT_TO_REDIS_SECONDS.observe(max(0.0, saved - message.timestamp))

@@ -54,6 +54,8 @@ class Timers:
         if not batch.profiles:
             return False
         metrics.DEADLINES_FIRED.inc(len(batch.profiles))
+        for alert, count in batch.suppressed.items():
+            metrics.ALERTS_SUPPRESSED.labels(alert).inc(count)
         await self.sender.send(batch)
         try:
             await redis_call(self.pipeline.save, batch)

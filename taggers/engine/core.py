@@ -17,19 +17,28 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Final
 
+from dataclasses import replace
+
 from taggers.engine import alerts, lifecycle, tags
+from taggers.engine.absorbing import absorb_state, later_consent
 from taggers.engine.deadlines import next_deadline
 from taggers.engine.folding import expire, fold_event, fold_time
 from taggers.engine.plan import Plan
 from taggers.engine.presentation import aggregate_values, describe
 from taggers.engine.step import Step, Values
-from taggers.events import BehaviourEvent
-from taggers.outputs import Output
+from taggers.events import OPT_IN, OPT_OUT, BehaviourEvent
+from taggers.outputs import Alert, IdentityMerge, Output, Reason, Transition, output_id
 from taggers.profile import Profile
 from taggers.ruleset import RuleSet
 
 MAX_DEADLINES_PER_ADVANCE: Final = 100_000
 RECENT_EVENT_IDS: Final = 32  # a retry comes soon after the original: 32 ids is ample
+_CONSENT: Final = {OPT_OUT: "out", OPT_IN: "in"}
+
+
+def opted_out(profile: Profile) -> bool:
+    """Whether the person has said no to marketing (their latest consent event)."""
+    return profile.consent is not None and profile.consent[1] == "out"
 
 
 class Engine:
@@ -39,6 +48,9 @@ class Engine:
         self.rules = rules
         self.version = rules.version
         self.plan = Plan(rules)
+        # Alerts not sent because the person opted out, by alert name: callers that
+        # report them (the worker's metrics) read and clear it.
+        self.suppressed: Counter[str] = Counter()
 
     def new_profile(self, user_id: str) -> Profile:
         """An empty profile for a user the engine has not seen."""
@@ -77,6 +89,9 @@ class Engine:
         now = max(event.ts, profile.clock)
         profile.clock = now
         profile.events += 1
+        if event.type in _CONSENT:
+            said = [event.ts, _CONSENT[event.type]]
+            profile.consent = later_consent(profile.consent, said)
         plan = self.plan
         values = Values(plan.readers, profile, now, event)
         cause = cause or f"e:{event.event_id}"
@@ -96,7 +111,7 @@ class Engine:
         # Recomputing the next deadline is costly; most events (views) cannot move it.
         if moves_deadline or step.renewed or len(outputs) > before:
             profile.due = next_deadline(plan, step)
-        return outputs
+        return self._consented(profile, outputs)
 
     def advance(self, profile: Profile, until: int) -> list[Output]:
         """Fire every deadline of this user at or before ``until``, each as of its due time."""
@@ -106,7 +121,69 @@ class Engine:
             if due is None or due > until:
                 break
             self._deadline(profile, max(due, profile.clock), outputs)
-        return outputs
+        return self._consented(profile, outputs)
+
+    def absorb(self, survivor: Profile, absorbed: Profile, now: int, cause: str) -> list[Output]:
+        """Merge ``absorbed`` (another profile of the same person) into ``survivor``, as
+        of ``now``: both are advanced to it, their states combine (``absorbing``), and the
+        rules decide again. Outputs: what the advance fired, the survivor's net tag
+        changes, at most one transition (from the survivor's stage), and one
+        ``identity_merge``. ``absorbed`` is left as it was advanced; the caller links it.
+        """
+        now = max(now, survivor.clock, absorbed.clock)
+        outputs = self.advance(survivor, now) + self.advance(absorbed, now)
+        stage_before = survivor.stage
+        had = {name: record["since"] for name, record in absorbed.tags.items()}
+        absorb_state(self.plan, survivor, absorbed, now)
+        step = self._step(survivor, now, cause, None)
+        rules_lifecycle = self.rules.lifecycle
+        if rules_lifecycle is not None and survivor.stage not in rules_lifecycle.stages:
+            survivor.stage = None  # neither had a stage these rules know
+        if rules_lifecycle is not None and survivor.events:
+            if survivor.stage is None:
+                lifecycle.enter_initial(step, rules_lifecycle.initial)
+            lifecycle.on_time(self.plan, step, every_condition=True)
+        self._evaluate(step, self.plan.every_name)
+        alerts.timer_alerts(self.plan, step)
+        for output in step.outputs:  # a tag the absorbed profile held is held since then
+            if output.kind == "tag_change" and output.op == "add" and output.tag in had:
+                survivor.tags[output.tag]["since"] = had[output.tag]
+        outputs += _one_transition(step, stage_before)
+        survivor.due = next_deadline(self.plan, step)
+        ids = (survivor.user_id, *survivor.ids)
+        merge_id = output_id(survivor.user_id, cause, self.version, "merge", absorbed.user_id)
+        why = Reason("identity", self.version, {}, f"{absorbed.user_id} joined {ids[0]}")
+        outputs.append(
+            IdentityMerge(
+                id=merge_id,
+                user_id=survivor.user_id,
+                person_id=survivor.user_id,
+                absorbed=absorbed.user_id,
+                ids=ids,
+                at=now,
+                reason=why,
+            )
+        )
+        return self._consented(survivor, outputs)
+
+    def drain_suppressed(self) -> Counter[str]:
+        """The alerts suppressed since the last call, by name (and start counting anew)."""
+        drained, self.suppressed = self.suppressed, Counter()
+        return drained
+
+    def _consented(self, profile: Profile, outputs: list[Output]) -> list[Output]:
+        """The outputs a marketing system may act on: none of an opted-out person's alerts
+        (counted in ``suppressed``; their state moved all the same, so opting in again
+        does not set off a burst of them)."""
+        if not outputs or not opted_out(profile):
+            return outputs
+        kept: list[Output] = []
+        for output in outputs:
+            if isinstance(output, Alert):
+                self.suppressed[output.name] += 1
+            else:
+                kept.append(output)
+        return kept
 
     def recompute(self, profile: Profile) -> list[Output]:
         """Re-evaluate a stored profile under this rule set with no event, as of the user's
@@ -175,3 +252,19 @@ class Engine:
             tags.evaluate_tags(self.plan, step, affected.tags, affected.groups)
         if affected.alerts:
             alerts.edge_alerts(step, affected.alerts)
+
+
+def _one_transition(step: Step, stage_before: str | None) -> list[Output]:
+    """A merge's outputs with at most one transition: from the survivor's stage before
+    the merge to the merged person's stage (none if they are the same)."""
+    moves = [o for o in step.outputs if isinstance(o, Transition)]
+    others: list[Output] = [o for o in step.outputs if not isinstance(o, Transition)]
+    stage = step.profile.stage
+    if stage is None or stage == stage_before:
+        return others
+    if moves:
+        return [replace(moves[-1], from_stage=stage_before), *others]
+    user = step.profile.user_id
+    why = Reason("identity", step.version, {}, "the stage of the profile active last")
+    move_id = output_id(user, step.cause, step.version, "transition", "identity")
+    return [Transition(move_id, user, user, stage_before, stage, step.now, why), *others]

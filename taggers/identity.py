@@ -1,0 +1,237 @@
+"""One person across ids: linking ids (``identify``), merging their profiles, and
+forgetting a person (``forget``), over any ``ProfileStore``.
+
+Each id is, in a store, unknown, a person (it has a profile), a link to another id (the
+chain leads to the person) or forgotten (a tombstone). Events under a linked id apply to
+its person. An identify or forget changes several ids, and no store can change ids of
+different Redis slots in one atomic step, so each change is a sequence of steps that are
+each atomic on one id and safe to run again:
+
+1. each absorbed id becomes a link to the survivor, its profile kept beside the link as a
+   *transfer* (a write refused if the id changed since it was read);
+2. the survivor absorbs each transfer it has not absorbed yet (its ``ids`` say which) and
+   is saved (refused likewise);
+3. the transfers are settled (dropped).
+
+The outputs are sent before step 2 is saved, as for any event. A crash after any step
+leaves the state of before the identify, or one from which running the same identify
+again (the worker redoes a batch it did not commit) finishes it exactly once: it first
+completes what step 1 began, from the transfers, with the same output ids. Identity changes run one at
+a time (the worker sends them all to one partition), so no two of them race; events under
+the ids do, and each step's version check makes a raced step start over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from taggers.engine import Engine
+from taggers.events import FORGET, IDENTIFY, BehaviourEvent
+from taggers.outputs import Forgotten, Output, Reason, output_id
+from taggers.profile import Profile
+from taggers.store import ProfileStore
+
+IDENTITY_EVENTS: Final = frozenset({IDENTIFY, FORGET})
+"""The event types that change who is who, rather than what a person did."""
+DEFAULT_MAX_IDS: Final = 64
+"""The most ids one person may have (the person's own included) unless set otherwise."""
+
+
+class IdentityError(Exception):
+    """An identity event that cannot be done: a dead letter with ``reason``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where an event under an id applies: the person's id, and since when the id was
+    forgotten, if it was (``forgotten_at``: events at or before it change nothing)."""
+
+    person: str
+    forgotten_at: int | None = None
+
+    def ignores(self, ts: int) -> bool:
+        """Whether an event of this time is one the forget left behind."""
+        return self.forgotten_at is not None and ts <= self.forgotten_at
+
+
+def targets(store: ProfileStore, user_ids: Sequence[str]) -> dict[str, Target]:
+    """Where events under each id apply (a person or a link: its person; otherwise the
+    id itself), with the forget time of forgotten ids."""
+    linked = store.resolve(user_ids)
+    found: dict[str, Target] = {}
+    unlinked = [u for u in user_ids if u not in linked]
+    tombs = store.tombstones(unlinked) if unlinked else {}
+    for user in user_ids:
+        found[user] = Target(linked.get(user, user), tombs.get(user))
+    return found
+
+
+def person_profile(engine: Engine, store: ProfileStore, target: Target, user_id: str) -> Profile:
+    """The stored profile of the person an event applies to, or a new one (which remembers
+    a forget of the id before it: ``reborn``)."""
+    stored = store.load([target.person]).get(target.person)
+    if stored is not None:
+        return stored
+    profile = engine.new_profile(target.person)
+    if target.forgotten_at is not None and user_id == target.person:
+        profile.reborn = target.forgotten_at
+    return profile
+
+
+@dataclass(slots=True)
+class Change:
+    """What an identity event does, in the order to do it: send ``outputs``, then save
+    ``profiles`` (each with the deadline index it was stored with), then ``forget`` ids
+    (with the time), then ``settle`` transfers. Step 1 (the links) is done by then."""
+
+    outputs: list[Output] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
+    forget: tuple[list[str], int] | None = None
+    settle: list[str] = field(default_factory=list)
+    # the absorbed ids' watermarks, as the survivor keeps them (``carried``)
+    offsets: dict[str, dict[str, int]] = field(default_factory=dict)
+    recovered: bool = False  # it finished an earlier change: run the event again after
+
+    def apply(self, store: ProfileStore) -> None:
+        """Do the store's part of the change (after the outputs are sent)."""
+        for profile in self.profiles:
+            offsets = self.offsets.get(profile.user_id)
+            store.save(
+                [profile],
+                partition=_partition(profile),
+                offsets={profile.user_id: offsets} if offsets else None,
+            )
+        if self.forget is not None:
+            ids, at = self.forget
+            store.forget(ids, at)
+        if self.settle:
+            store.settle(self.settle)
+
+
+class Identity:
+    """Runs identify and forget events over a store, with one engine."""
+
+    def __init__(self, engine: Engine, store: ProfileStore, max_ids: int = DEFAULT_MAX_IDS):
+        self.engine = engine
+        self.store = store
+        self.max_ids = max_ids
+
+    def change(self, event: BehaviourEvent, cause: str) -> Change:
+        """The change an identify or forget event makes, with step 1 done; the caller
+        sends its outputs, then ``Change.apply``. IdentityError if it cannot be done.
+        Running it again after a crash at any point finishes it once."""
+        recovered = self._settle_transfers([event.user_id, *_linked_ids(event)], cause)
+        if recovered.recovered:
+            return recovered  # finish the change a crash stopped first; then this one
+        if event.type == FORGET:
+            return self._forget(event, cause)
+        return self._identify(event, cause)
+
+    def _identify(self, event: BehaviourEvent, cause: str) -> Change:
+        ids = [event.user_id, *_linked_ids(event)]
+        found = targets(self.store, ids)
+        ids = [i for i in ids if not found[i].ignores(event.ts)]
+        if not ids:
+            return Change()
+        persons = list(dict.fromkeys(found[i].person for i in ids))
+        profiles = self.store.load(persons)
+        survivor_id = next((p for p in persons if p in profiles), persons[0])
+        survivor = profiles.get(survivor_id) or self.engine.new_profile(survivor_id)
+        joining = self._joining(persons, profiles, survivor)
+        if not joining:
+            return Change()
+        carried: dict[str, int] = {}
+        for joined in joining:  # step 1
+            carried |= self.store.absorb(joined, survivor_id)
+        change = Change(profiles=[survivor], settle=[j.user_id for j in joining])
+        for joined in joining:  # step 2, saved by the caller
+            change.outputs += self._take(survivor, joined, event.ts, cause)
+        change.offsets[survivor_id] = carried
+        return change
+
+    def _joining(
+        self, persons: list[str], profiles: dict[str, Profile], survivor: Profile
+    ) -> list[Profile]:
+        """The profiles (new ones for ids never seen) that join the survivor."""
+        joining = [profiles.get(p) or self.engine.new_profile(p) for p in persons]
+        joining = [j for j in joining if j.user_id != survivor.user_id]
+        new_ids = {survivor.user_id, *survivor.ids}
+        for joined in joining:
+            new_ids |= {joined.user_id, *joined.ids}
+        if len(new_ids) > self.max_ids:
+            raise IdentityError(
+                "too_many_ids",
+                f"linking would give {survivor.user_id!r} {len(new_ids)} ids, "
+                f"more than the {self.max_ids} a person may have",
+            )
+        return joining
+
+    def _take(self, survivor: Profile, joined: Profile, now: int, cause: str) -> list[Output]:
+        """Step 2 for one joined profile (nothing if the survivor has it already)."""
+        if joined.user_id in survivor.ids:
+            return []
+        if not joined.events and not joined.ids:  # an id never seen: a link, no merge
+            survivor.ids.append(joined.user_id)
+            return []
+        return self.engine.absorb(survivor, joined, now, f"{cause}:{joined.user_id}")
+
+    def _settle_transfers(self, ids: Sequence[str], cause: str) -> Change:
+        """The rest of a change that stopped after step 1 for any of these ids."""
+        change = Change(recovered=True)
+        pending = self.store.transfers(ids)
+        if not pending:
+            return Change()
+        survivors: dict[str, Profile] = {}
+        for absorbed, (profile, offsets) in pending.items():
+            person = targets(self.store, [absorbed])[absorbed].person
+            if person not in survivors:
+                loaded = self.store.load([person]).get(person)
+                survivors[person] = loaded or self.engine.new_profile(person)
+            survivor = survivors[person]
+            if absorbed not in survivor.ids:
+                change.offsets.setdefault(person, {}).update(offsets)
+            now = max(profile.clock, survivor.clock)
+            change.outputs += self._take(survivor, profile, now, cause)
+            change.settle.append(absorbed)
+        change.profiles = list(survivors.values())
+        return change
+
+    def _forget(self, event: BehaviourEvent, cause: str) -> Change:
+        """Delete the person of the event's user id and every id of it, leaving tombstones
+        at the event's time; one ``forgotten`` output (none if it was done already)."""
+        target = targets(self.store, [event.user_id])[event.user_id]
+        if target.ignores(event.ts):
+            return Change()  # forgotten at this time or later already
+        person = target.person
+        profile = self.store.load([person]).get(person)
+        ids = list(dict.fromkeys([person, *(profile.ids if profile else ()), event.user_id]))
+        version = self.engine.version
+        why = Reason("identity", version, {}, "the person asked to be forgotten")
+        gone = Forgotten(
+            id=output_id(person, cause, version, "forgotten"),
+            user_id=event.user_id,
+            person_id=person,
+            ids=tuple(ids),
+            at=event.ts,
+            reason=why,
+        )
+        return Change(outputs=[gone], forget=(ids, event.ts))
+
+
+def _linked_ids(event: BehaviourEvent) -> list[str]:
+    """The other ids an identify names (none for other events)."""
+    if event.type != IDENTIFY:
+        return []
+    return [i for i in event.props.get("ids", ()) if i != event.user_id]
+
+
+def _partition(profile: Profile | None) -> int:
+    """The deadline index a profile was stored with (a new one: 0)."""
+    return profile.stored.partition if profile is not None and profile.stored else 0
