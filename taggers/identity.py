@@ -73,6 +73,13 @@ def targets(store: ProfileStore, user_ids: Sequence[str]) -> dict[str, Target]:
     return found
 
 
+def load_person(store: ProfileStore, user_id: str) -> Profile | None:
+    """The profile of the person an id is (or leads to), if there is one: what reading a
+    profile by any linked id finds."""
+    person = store.resolve([user_id]).get(user_id, user_id)
+    return store.load([person]).get(person)
+
+
 def person_profile(engine: Engine, store: ProfileStore, target: Target, user_id: str) -> Profile:
     """The stored profile of the person an event applies to, or a new one (which remembers
     a forget of the id before it: ``reborn``)."""

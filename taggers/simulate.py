@@ -54,6 +54,11 @@ class SimulationConfig:
     seed: int = 1
     start_ms: int = field(default_factory=lambda: to_epoch_ms(DEFAULT_START))
     malformed: float = 0.0
+    # Shares of users met under a second id first and then identified (``wx`` + index),
+    # who ask to be forgotten (their events stop then), and who opt out of marketing.
+    identities: float = 0.0
+    forgets: float = 0.0
+    opt_outs: float = 0.0
 
 
 class _User:
@@ -111,6 +116,39 @@ class _User:
         if roll < 0.55:
             return moment.astimezone(_SHANGHAI).isoformat(timespec="milliseconds")
         return format_ts(ts)
+
+    def emit_at(self, type_: str, ts: int, **props: Any) -> None:
+        """Add an event at an exact time (an identity or consent event)."""
+        self.count += 1
+        event = {
+            "event_id": f"{self.id}-{self.config.seed}-{self.count}",
+            "user_id": self.id,
+            "type": type_,
+            "ts": self.timestamp(ts),
+            "channel": self.channel,
+            "props": props,
+        }
+        self.events.append((ts, event))
+
+    def identity(self, rng: random.Random) -> None:
+        """Who the user is, over time: first met under a second id as well (then linked
+        by an identify), opting out of marketing, asking to be forgotten. Drawn from its
+        own ``rng``, so that a config without them gives the stream it always gave."""
+        config = self.config
+        times = sorted(ts for ts, _ in self.events)
+        if len(times) >= 2 and rng.random() < config.identities:
+            other = f"wx{self.index:06d}"
+            linked = times[len(times) // 2] + 1
+            for ts, event in self.events:
+                if ts < linked and rng.random() < 0.5:
+                    event["user_id"] = other
+            self.emit_at("identify", linked, ids=[other])
+        if times and rng.random() < config.opt_outs:
+            self.emit_at("marketing_opt_out", rng.choice(times) + 2)
+        if len(times) >= 2 and rng.random() < config.forgets:
+            gone = times[-1 - len(times) // 4] + 3
+            self.events = [(ts, e) for ts, e in self.events if ts < gone]
+            self.emit_at("forget", gone)
 
     def category(self) -> str:
         return self.favourite if self.rng.random() < 0.6 else self.rng.choice(CATEGORIES)
@@ -285,6 +323,7 @@ def simulate(config: SimulationConfig) -> Iterator[str]:
     of extra bad lines is mixed in; every good event is still there.
     """
     rng = random.Random(config.seed)
+    who = random.Random(config.seed ^ 0x1D)
     personas = [p for p, _ in PERSONAS]
     weights = [w for _, w in PERSONAS]
     events: list[tuple[int, int, dict[str, Any]]] = []
@@ -295,6 +334,7 @@ def simulate(config: SimulationConfig) -> Iterator[str]:
         user.emit("view", start - 0.3, category=user.favourite, sku="sku-0")
         persona(user, start, config.days)
         user.habits(start)
+        user.identity(who)
         events.extend((ts, index, event) for ts, event in user.events)
     events.sort(key=lambda item: (item[0], item[1]))
     bad = random.Random(config.seed ^ 0x5EED)

@@ -15,6 +15,7 @@ from taggers.display import display_zone, format_value, format_values
 from taggers.engine import Engine
 from taggers.events import event_json_schema
 from taggers.expr import TIMESTAMP
+from taggers.identity import load_person
 from taggers.rulefile import RuleFile
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     where = redacted(settings.redis_url)
     try:
         store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
-        profile = store.load([args.user_id]).get(args.user_id)
+        profile = load_person(store, args.user_id)
     except redis.RedisError as error:  # its text names host and port, never the password
         print(f"error: cannot read from Redis at {where}: {error}", file=sys.stderr)
         return 1

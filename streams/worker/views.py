@@ -11,6 +11,7 @@ from streams import metrics
 from streams.redis_retry import REDIS_DOWN
 from streams.web import DataAccess
 from streams.worker.routing import Topics
+from taggers.identity import load_person
 from taggers.pipeline import Pipeline
 from taggers.store import OperationsStore
 
@@ -80,7 +81,7 @@ class DataViews:
         if (refused := self.access.check(view, request)) is not None:
             return refused
         try:
-            found = self.store.load([user_id]).get(user_id)
+            found = load_person(self.store, user_id)
         except REDIS_DOWN:
             return view.json(REDIS_UNREACHABLE, status=503)
         if found is None:
