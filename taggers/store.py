@@ -137,9 +137,10 @@ class ProfileStore(Protocol):
         A store that hands out copies compares each profile with the version it was read
         at (``Profile.stored``; a profile never read is new, and refused if the user was
         stored meanwhile, or is a link): the others of the batch are written, then
-        StoreConflictError names the refused ones (profiles and links), which are left
-        exactly as stored. A store of references refuses nothing: a profile saved for a
-        link makes the id a person again.
+        StoreConflictError names the refused ones, which are left exactly as stored. If a
+        profile is refused no link is written (a merge whose survivor moved is not half
+        done); a refused link leaves the profiles written. A store of references refuses
+        nothing: a profile saved for a link makes the id a person again.
         """
         ...
 
@@ -323,21 +324,27 @@ class MemoryStore:
                 self._profiles[user] = kept
             else:
                 self._profiles[user] = profile
+        if conflicts:
+            raise StoreConflictError(conflicts)
+        if refused := self._link(links, absorbed):
+            raise StoreConflictError(refused)
+        return results | {user: LINKED for user in links}
+
+    def _link(self, links: Mapping[str, str], absorbed: Iterable[Profile]) -> list[str]:
+        """Turn ids into links (see ProfileStore.save); the ones refused."""
         read = {p.user_id: p.stored for p in absorbed}
+        refused: list[str] = []
         for user, person in links.items():
             if self._copies and user in read:
                 was = read[user]
                 if ("0" if was is None else was.version) != str(self._versions.get(user, 0)):
-                    conflicts.append(user)
+                    refused.append(user)
                     continue
             self._remove(user)
             self._links[user] = person
             if self._copies:  # a writer that read the profile is refused from now on
                 self._versions[user] = self._versions.get(user, 0) + 1
-            results[user] = LINKED
-        if conflicts:
-            raise StoreConflictError(conflicts)
-        return results
+        return refused
 
     def _is_current(self, profile: Profile) -> bool:
         """Whether a profile was read at the user's stored version (new: never stored)
