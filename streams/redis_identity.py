@@ -15,7 +15,7 @@ before anything else goes, so events older than it change nothing from then on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,7 +23,7 @@ import orjson
 import redis
 
 from taggers.profile import Profile
-from taggers.store import MAX_HOPS, StoreConflictError, tombstone_hash
+from taggers.store import MAX_HOPS, Lookup, StoreConflictError, tombstone_hash
 
 if TYPE_CHECKING:
     from streams.redis_store import RedisStore
@@ -156,11 +156,29 @@ class RedisIdentities:
         replies = pipe.execute()[-len(held) :] if held else []
         return dict(zip(held, replies, strict=True))
 
+    def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
+        """See ProfileStore.lookup: each id's hash, link and tombstone in one round trip,
+        and one more per hop of a chain of links."""
+        users = list(sources)
+        pipe = self.store.client.pipeline(transaction=False)
+        for user in users:
+            pipe.get(self.keys.link(user))
+            pipe.get(self.keys.tombstone(tombstone_hash(user)))
+        profiles, applied, replies = self.store.read(users, sources, pipe)
+        links = {u: t.decode() for u, t in zip(users, replies[::2], strict=True) if t}
+        links |= self.follow(links)
+        tombs = {u: int(at) for u, at in zip(users, replies[1::2], strict=True) if at}
+        return Lookup(profiles, applied, links, tombs)
+
     def restore(self, user_ids: Sequence[str]) -> None:
         """Set the index entries of ids whose removal was refused from what they hold
         (the removal went first, from a read that turned out stale)."""
-        stored = self.store.load(user_ids)
         pipe = self.store.client.pipeline(transaction=False)
+        self.queue_restore(pipe, self.store.load(user_ids))
+        pipe.execute()
+
+    def queue_restore(self, pipe: Any, stored: Mapping[str, Profile]) -> None:
+        """Queue the audience, stage and deadline entries of these stored profiles."""
         for user, profile in stored.items():
             for tag in profile.tags:
                 pipe.zadd(self.keys.audience(tag), {user: 0})
@@ -168,7 +186,6 @@ class RedisIdentities:
                 pipe.zadd(self.keys.stage(profile.stage), {user: 0})
             if profile.due is not None and profile.stored is not None:
                 pipe.zadd(self.keys.deadlines(profile.stored.partition), {user: profile.due})
-        pipe.execute()
 
     def follow(self, frontier: dict[str, str]) -> dict[str, str]:
         """From each id (key) at an id of its chain (value), the id the chain ends at: one

@@ -54,7 +54,6 @@ from taggers.store import (
     Lookup,
     StoreConflictError,
     check_links,
-    tombstone_hash,
 )
 
 # The contract's names (taggers.store) are also exported from here: what a writer catches.
@@ -189,12 +188,8 @@ class RedisStore:
         self.keys = Keys(prefix)
         self.tombstone_ms = tombstone_days * 86_400_000
         self.identities = RedisIdentities(self)
+        self.on_cluster = isinstance(client, RedisCluster)  # a pipeline runs per node
         self.load_functions()
-
-    @property
-    def on_cluster(self) -> bool:
-        """Whether the client is a Redis Cluster's (a pipeline then runs per node)."""
-        return isinstance(self.client, RedisCluster)
 
     @property
     def hands_out_copies(self) -> bool:
@@ -224,18 +219,8 @@ class RedisStore:
         return self._load(list(sources), sources)
 
     def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
-        """See ProfileStore.lookup: one round trip (each id's hash, link and tombstone),
-        and one more per hop of a chain of links."""
-        users = list(sources)
-        pipe = self.client.pipeline(transaction=False)
-        for user in users:
-            pipe.get(self.keys.link(user))
-            pipe.get(self.keys.tombstone(tombstone_hash(user)))
-        profiles, applied, replies = self._read(users, sources, pipe)
-        links = {u: t.decode() for u, t in zip(users, replies[::2], strict=True) if t}
-        links |= self.identities.follow(links)
-        tombs = {u: int(at) for u, at in zip(users, replies[1::2], strict=True) if at}
-        return Lookup(profiles, applied, links, tombs)
+        """See RedisIdentities.lookup (one round trip, and one per hop of a chain)."""
+        return self.identities.lookup(sources)
 
     def resolve(self, user_ids: Sequence[str]) -> dict[str, str]:
         """See ProfileStore.resolve: one round trip per hop."""
@@ -252,14 +237,14 @@ class RedisStore:
     def _load(
         self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None
     ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
-        found, applied, _ = self._read(user_ids, sources, self.client.pipeline(transaction=False))
+        found, applied, _ = self.read(user_ids, sources, self.client.pipeline(transaction=False))
         return found, applied
 
-    def _read(
+    def read(
         self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None, pipe: Any
     ) -> tuple[dict[str, Profile], dict[str, dict[str, int]], list[Any]]:
-        """The profiles and applied offsets of these users, read after what ``pipe``
-        holds already (whose replies come back as they are)."""
+        """The profiles and applied offsets (of ``sources``) of these users, read after
+        the commands ``pipe`` holds already, whose replies come back as they are."""
         ahead = len(pipe)
         wanted = {user: list(sources.get(user, ())) if sources else [] for user in user_ids}
         for user in user_ids:
@@ -358,16 +343,11 @@ class RedisStore:
             have = frozenset() if current is None else frozenset(current.tags)
             for tag in (before | frozenset(profile.tags)) - have:
                 pipe.zrem(self.keys.audience(tag), user)
-            for tag in have:
-                pipe.zadd(self.keys.audience(tag), {user: 0})
             stage = None if current is None else current.stage
             before_stage = None if profile.stored is None else profile.stored.stage
             for gone in {before_stage, profile.stage} - {None, stage}:
                 pipe.zrem(self.keys.stage(str(gone)), user)
-            if stage is not None:
-                pipe.zadd(self.keys.stage(stage), {user: 0})
-            if current is not None and current.due is not None and current.stored is not None:
-                pipe.zadd(self.keys.deadlines(current.stored.partition), {user: current.due})
+        self.identities.queue_restore(pipe, stored)
         pipe.execute()
 
     def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
