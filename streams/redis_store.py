@@ -19,11 +19,11 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
 
 A user's write is one Redis Function call on that user's hash, so it is atomic. Every
 command names one key or a user's own keys, which share one hash slot, so the store runs
-unchanged on Redis Cluster. The function refuses a write whose offset is not past the stored one (a
-redelivery) or whose version moved since the profile was read (another writer, such as a
-zombie worker after a rebalance), or whose user is a link. A batch of users is one
-pipeline: one round trip (two on a cluster, below). Links and forgets are in
-``streams.redis_identity``.
+unchanged on Redis Cluster. The function refuses a write whose offset is not past the
+stored one (a redelivery), whose version moved since the profile was read (another
+writer, such as a zombie worker after a rebalance), or whose user is a link. A batch of
+users is one pipeline: one round trip (two on a cluster, below). Links and forgets are
+in ``streams.redis_identity``.
 
 Audience, stage and deadline updates go before the profile writes, so a profile is never
 newer than its indexes: on one Redis server the pipeline runs in order; a cluster client
