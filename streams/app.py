@@ -68,7 +68,11 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
     which it watches for changes)."""
     topics = Topics.from_settings(settings)
     app = new_app(settings, topics)
-    store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
+    store = RedisStore(
+        client_for(settings),
+        prefix=settings.redis_prefix,
+        tombstone_days=settings.tombstone_days,
+    )
     metrics.REDIS_UP.set(1)  # the store has just loaded its functions into Redis
     pipeline = Pipeline(
         Engine(rules),

@@ -9,17 +9,21 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
   copies, by the input partition they came from, at its offsets; ``r0``...: records
   produced by hand on the re-keyed topic, at its offsets), ``d`` the partition whose
   deadline set holds the user.
+- ``P:link:{USER}``: the id a linked user leads to (a string; a link has no hash).
+- ``P:tomb:{HASH}``: a forgotten id's tombstone, ``HASH`` its ``tombstone_hash`` (no id
+  is kept): the time of the forget, expiring after the tombstone lifetime.
 - ``P:tag:{TAG}``: a tag's audience, a sorted set of user ids (score 0: ordered by id, so
   pages are stable); ``P:tags`` the set of tag names that ever had an audience.
 - ``P:stage:{STAGE}``: the users in a lifecycle stage, likewise.
 - ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
 
 A user's write is one Redis Function call on that user's hash, so it is atomic. Every
-command names one key, and a user's keys share one hash slot, so the store runs unchanged
-on Redis Cluster. The function refuses a write whose offset is not past the stored one (a
-redelivery) or whose version moved since the profile was read (another writer, such as a
-zombie worker after a rebalance). A batch of users is one pipeline: one round trip (two on
-a cluster, below).
+command names one key or a user's own keys, which share one hash slot, so the store runs
+unchanged on Redis Cluster. The function refuses a write whose offset is not past the
+stored one (a redelivery), whose version moved since the profile was read (another
+writer, such as a zombie worker after a rebalance), or whose user is a link. A batch of
+users is one pipeline: one round trip (two on a cluster, below). Links and forgets are
+in ``streams.redis_identity``.
 
 Audience, stage and deadline updates go before the profile writes, so a profile is never
 newer than its indexes: on one Redis server the pipeline runs in order; a cluster client
@@ -39,9 +43,18 @@ import orjson
 import redis
 from redis.cluster import RedisCluster
 
+from streams.redis_identity import RedisIdentities, with_functions
 from streams.settings import Settings, revealed
 from taggers.profile import Profile, StoredAs
-from taggers.store import MAX_AUDIENCE_GAUGES, REDELIVERED, SAVED, StoreConflictError
+from taggers.store import (
+    LINKED,
+    MAX_AUDIENCE_GAUGES,
+    REDELIVERED,
+    SAVED,
+    Lookup,
+    StoreConflictError,
+    check_links,
+)
 
 # The contract's names (taggers.store) are also exported from here: what a writer catches.
 __all__ = [
@@ -62,12 +75,14 @@ local function offset_is_newer(stored, offset)
   return offset > stored
 end
 
--- KEYS[1]: the user's hash. ARGV: profile JSON, expected version, deadline partition,
--- then pairs of source and offset (none: a write with no offset, such as a timer sweep).
+-- KEYS[1]: the user's hash, KEYS[2]: the user's link (the previous release sends no
+-- KEYS[2]). ARGV: profile JSON, expected version, deadline partition, then pairs of
+-- source and offset (none: a write with no offset, such as a timer sweep).
 local function save_profile_at(keys, args)
   local key = keys[1]
   local version = redis.call('HGET', key, 'v') or '0'
   if version ~= args[2] then return -1 end
+  if keys[2] and redis.call('EXISTS', keys[2]) == 1 then return -1 end
   for i = 4, #args, 2 do
     if not offset_is_newer(redis.call('HGET', key, 'o:' .. args[i]), args[i + 1]) then
       return 0
@@ -90,8 +105,37 @@ local function save_profile(keys, args)
   return save_profile_at(keys, at)
 end
 
+-- KEYS[1]: the id's hash, KEYS[2]: its link. ARGV: the id it links to, the version it
+-- was read at. The profile and offsets go, the link is written.
+local function link(keys, args)
+  if (redis.call('HGET', keys[1], 'v') or '0') ~= args[2] then return -1 end
+  redis.call('DEL', keys[1])
+  redis.call('SET', keys[2], args[1])
+  return 1
+end
+
+-- KEYS[1]: the id's hash, KEYS[2]: its link. ARGV: the version it was read at.
+local function forget(keys, args)
+  if (redis.call('HGET', keys[1], 'v') or '0') ~= args[1] then return -1 end
+  redis.call('DEL', keys[1], keys[2])
+  return 1
+end
+
+-- KEYS[1]: a tombstone. ARGV: the forget time, the lifetime in ms. The later time stays.
+local function tombstone(keys, args)
+  local kept = redis.call('GET', keys[1])
+  if not kept or tonumber(kept) < tonumber(args[1]) then
+    redis.call('SET', keys[1], args[1])
+  end
+  redis.call('PEXPIRE', keys[1], args[2])
+  return 1
+end
+
 redis.register_function('tagger_save_profile_at', save_profile_at)
 redis.register_function('tagger_save_profile', save_profile)
+redis.register_function('tagger_link', link)
+redis.register_function('tagger_forget', forget)
+redis.register_function('tagger_tombstone', tombstone)
 """
 CONFLICT: Final = "conflict"
 
@@ -106,6 +150,12 @@ class Keys:
 
     def user(self, user_id: str) -> str:
         return f"{self.prefix}:u:{{{user_id}}}"
+
+    def link(self, user_id: str) -> str:
+        return f"{self.prefix}:link:{{{user_id}}}"
+
+    def tombstone(self, hashed: str) -> str:
+        return f"{self.prefix}:tomb:{{{hashed}}}"
 
     def audience(self, tag: str) -> str:
         return f"{self.prefix}:tag:{{{tag}}}"
@@ -128,11 +178,17 @@ class RedisStore:
     (carried in ``Profile.stored``, so the store keeps nothing per user); ``offsets``
     (user -> offset of a source) make a redelivered write a no-op. ``client`` is public
     for what shares the Redis but is not a store: the rules board (``streams.rules_board``).
+    Tombstones live ``tombstone_days`` (``TAGGER_TOMBSTONE_DAYS``) from their last forget.
     """
 
-    def __init__(self, client: Client, *, prefix: str = "tagger") -> None:
+    def __init__(
+        self, client: Client, *, prefix: str = "tagger", tombstone_days: int = 400
+    ) -> None:
         self.client = client
         self.keys = Keys(prefix)
+        self.tombstone_ms = tombstone_days * 86_400_000
+        self.identities = RedisIdentities(self)
+        self.on_cluster = isinstance(client, RedisCluster)  # a pipeline runs per node
         self.load_functions()
 
     @property
@@ -162,17 +218,42 @@ class RedisStore:
         """See ProfileStore.load_applied: one round trip for all of them."""
         return self._load(list(sources), sources)
 
+    def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
+        """See RedisIdentities.lookup (one round trip, and one per hop of a chain)."""
+        return self.identities.lookup(sources)
+
+    def resolve(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """See ProfileStore.resolve: one round trip per hop."""
+        return self.identities.follow({user: user for user in user_ids})
+
+    def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
+        """See ProfileStore.forget: three round trips (four on a cluster) for all of them."""
+        with_functions(self, lambda: self.identities.forget(user_ids, at, partition))
+
+    def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """See ProfileStore.tombstones (one round trip)."""
+        return self.identities.tombstones(user_ids)
+
     def _load(
         self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None
     ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
-        pipe = self.client.pipeline(transaction=False)
+        found, applied, _ = self.read(user_ids, sources, self.client.pipeline(transaction=False))
+        return found, applied
+
+    def read(
+        self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None, pipe: Any
+    ) -> tuple[dict[str, Profile], dict[str, dict[str, int]], list[Any]]:
+        """The profiles and applied offsets (of ``sources``) of these users, read after
+        the commands ``pipe`` holds already, whose replies come back as they are."""
+        ahead = len(pipe)
         wanted = {user: list(sources.get(user, ())) if sources else [] for user in user_ids}
         for user in user_ids:
             fields = [f"o:{source}" for source in wanted[user]]
             pipe.hmget(self.keys.user(user), "p", "v", "d", *fields)
         found: dict[str, Profile] = {}
         applied: dict[str, dict[str, int]] = {}
-        for user, reply in zip(user_ids, pipe.execute(), strict=True):
+        replies = pipe.execute()
+        for user, reply in zip(user_ids, replies[ahead:], strict=True):
             data, version, partition, *offsets = reply
             have = {s: int(o) for s, o in zip(wanted[user], offsets, strict=True) if o is not None}
             if have:
@@ -187,7 +268,7 @@ class RedisStore:
                 profile.stage,
             )
             found[user] = profile
-        return found, applied
+        return found, applied, replies[:ahead]
 
     def offsets(self, user_id: str) -> dict[str, int]:
         """See ProfileStore.offsets (one round trip)."""
@@ -204,22 +285,32 @@ class RedisStore:
         *,
         partition: int = 0,
         offsets: Mapping[str, Mapping[str, int]] | None = None,
+        links: Mapping[str, str] | None = None,
+        absorbed: Iterable[Profile] = (),
     ) -> dict[str, str]:
         """See ProfileStore.save: profiles, their audiences and deadlines in one round
-        trip (two on a cluster). Raises StoreConflictError if any profile changed since
-        it was read, after the others are written."""
+        trip (two on a cluster); links after them, in two more (one to read the ids not
+        in ``absorbed``). Raises StoreConflictError if any profile or absorbed id changed
+        since it was read, after the others are written."""
         batch = list(profiles)
-        if not batch:
-            return {}
-        try:
-            replies = self._write(batch, partition, offsets)
-        except redis.ResponseError as error:
-            if "Function not found" not in str(error):
-                raise
-            # Redis restarted and lost its functions: load them and send the batch again
-            # (every write in it is idempotent, and the refused profile writes did nothing).
-            self.load_functions()
-            replies = self._write(batch, partition, offsets)
+        links = check_links(batch, links)
+        results = self._save(batch, partition, offsets) if batch else {}
+        refused: list[str] = []
+        if links:
+            read = list(absorbed)
+            refused = with_functions(self, lambda: self.identities.link(links, read, partition))
+            results |= {user: LINKED for user in links if user not in refused}
+        if refused:
+            raise StoreConflictError(refused)
+        return results
+
+    def _save(
+        self,
+        batch: list[Profile],
+        partition: int,
+        offsets: Mapping[str, Mapping[str, int]] | None,
+    ) -> dict[str, str]:
+        replies = with_functions(self, lambda: self._write(batch, partition, offsets))
         results: dict[str, str] = {}
         conflicts: list[str] = []
         for profile, reply in zip(batch, replies, strict=True):
@@ -252,16 +343,11 @@ class RedisStore:
             have = frozenset() if current is None else frozenset(current.tags)
             for tag in (before | frozenset(profile.tags)) - have:
                 pipe.zrem(self.keys.audience(tag), user)
-            for tag in have:
-                pipe.zadd(self.keys.audience(tag), {user: 0})
             stage = None if current is None else current.stage
             before_stage = None if profile.stored is None else profile.stored.stage
             for gone in {before_stage, profile.stage} - {None, stage}:
                 pipe.zrem(self.keys.stage(str(gone)), user)
-            if stage is not None:
-                pipe.zadd(self.keys.stage(stage), {user: 0})
-            if current is not None and current.due is not None and current.stored is not None:
-                pipe.zadd(self.keys.deadlines(current.stored.partition), {user: current.due})
+        self.identities.queue_restore(pipe, stored)
         pipe.execute()
 
     def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
@@ -302,8 +388,9 @@ class RedisStore:
             positions = {} if offsets is None else offsets.get(user) or {}
             pipe.fcall(
                 "tagger_save_profile_at",
-                1,
+                2,
                 self.keys.user(user),
+                self.keys.link(user),
                 orjson.dumps(profile.to_dict()),
                 "0" if profile.stored is None else profile.stored.version,
                 str(partition),

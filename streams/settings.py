@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between refreshes of the stage and audience gauges; 0: none",
     )
+    tombstone_days: int = Field(
+        default=400,
+        ge=1,
+        description="Days a forgotten id's tombstone is kept; longer than any topic's retention",
+    )
     web_port: int = Field(
         default=6066, description="HTTP port: /metrics, /healthz, /readyz, /profiles, /tags"
     )

@@ -45,6 +45,12 @@ class Profile:
     ``clock`` the latest time applied to this user; ``due`` the next deadline, if any;
     ``recent_ids`` the ids of the user's latest events, so that a producer's retry of one
     of them (the same ``event_id`` in a new message) is not applied twice.
+
+    Identity (docs/identity.md): ``ids`` the person's other ids in the order they joined
+    (never its own ``user_id``); ``consent`` the latest consent event, ``[ts, "out"]`` or
+    ``[ts, "in"]``; ``reborn`` the forget time of an earlier person under this id, so
+    events older than it change nothing. Their defaults let profiles stored before these
+    fields existed load unchanged.
     """
 
     user_id: str
@@ -58,6 +64,9 @@ class Profile:
     due: int | None = None
     events: int = 0
     recent_ids: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    consent: list[Any] | None = None
+    reborn: int | None = None
     # The store's bookkeeping, carried with the profile rather than kept by the store for
     # every user it ever saw; not part of the profile's data.
     stored: StoredAs | None = field(default=None, compare=False, repr=False)

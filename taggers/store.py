@@ -19,14 +19,23 @@ contract over both, over Redis and over a Redis Cluster.
 
 User ids are the ones events accept (``taggers.events``: 1-128 characters, no braces, no
 control characters); any such id is a valid key in every store.
+
+Each id is, in a store, exactly one of: unknown; a person (it has a profile); a link (it
+leads to another id, chains followed by ``resolve``); forgotten (a tombstone: the hash of
+the id, ``tombstone_hash``, and the time of the forget). ``save(..., links=...)`` turns ids
+into links and ``forget`` forgets them, each removing every trace of the id (profile,
+offsets, audiences, stage, deadlines); ``lookup`` tells a worker what each id of its
+batch is in one round trip. docs/identity.md says what this is for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import orjson
@@ -35,7 +44,31 @@ from taggers.profile import Profile, StoredAs
 
 SAVED: Final = "saved"
 REDELIVERED: Final = "redelivered"
+LINKED: Final = "linked"
 MAX_AUDIENCE_GAUGES: Final = 1000  # tags reported by population(); families can grow
+MAX_HOPS: Final = 64  # links a chain is followed through (a person has at most this many ids)
+TOMBSTONE_SALT: Final = "tagger-forget:"
+
+
+def tombstone_hash(user_id: str) -> str:
+    """What a tombstone is kept under: the SHA-256 (hex) of ``TOMBSTONE_SALT`` and the id,
+    so that the store holds no id of a forgotten person, yet finds the tombstone of any id
+    an event names. (The salt only keeps these hashes apart from other hashes of ids.)"""
+    return hashlib.sha256((TOMBSTONE_SALT + user_id).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What a store holds of some ids, as one read: ``load_applied``'s profiles and
+    applied offsets, plus ``links`` (each id that is a link -> the person it leads to, as
+    ``resolve`` gives it) and ``tombstones`` (each forgotten id -> the time of its forget).
+    An id is in at most one of ``profiles`` and ``links``; a forgotten id may have a
+    profile again (a new event after the forget recreated it)."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    applied: dict[str, dict[str, int]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    tombstones: dict[str, int] = field(default_factory=dict)
 
 
 class StoreConflictError(Exception):
@@ -78,6 +111,8 @@ class ProfileStore(Protocol):
         *,
         partition: int = 0,
         offsets: Mapping[str, Mapping[str, int]] | None = None,
+        links: Mapping[str, str] | None = None,
+        absorbed: Iterable[Profile] = (),
     ) -> dict[str, str]:
         """Store each profile, its tag memberships, stage and next deadline, atomically per
         user; a store that hands out copies keeps a copy (later changes to the profile are
@@ -89,11 +124,49 @@ class ProfileStore(Protocol):
         redelivery and changes nothing. Users left out of ``offsets`` are written with no
         offset (a timer sweep). Returns ``saved`` or ``redelivered`` per user.
 
+        Each ``links`` entry ``id -> person`` turns that id into a link to the person,
+        atomically per id: its profile, offsets, audience memberships, stage membership
+        and deadline entries (of the partition it was saved with) go, and the link is
+        written (returned as ``linked``); an id with no profile just gets the link. An id
+        is either saved or linked by one call, never both, and never linked to itself.
+        ``absorbed`` are the linked ids' profiles as the caller read them: a store that
+        hands out copies links such an id only if it is still at the version it was read
+        at (so no event applied to it meanwhile is lost); an id linked without its profile
+        there is linked whatever it holds.
+
         A store that hands out copies compares each profile with the version it was read
         at (``Profile.stored``; a profile never read is new, and refused if the user was
-        stored meanwhile): the others of the batch are written, then StoreConflictError
-        names the refused ones, which are left exactly as stored.
+        stored meanwhile, or is a link): the others of the batch are written, then
+        StoreConflictError names the refused ones, which are left exactly as stored. If a
+        profile is refused no link is written (a merge whose survivor moved is not half
+        done); a refused link leaves the profiles written. A store of references refuses
+        nothing: a profile saved for a link makes the id a person again.
         """
+        ...
+
+    def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
+        """``load_applied`` of these users plus which of them are links (to whom) and
+        which are forgotten (when): all a worker needs to route and apply its batch, in
+        one round trip (one more per link whose person is itself a link)."""
+        ...
+
+    def resolve(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """For each of these ids that is a link, the id it leads to: chains followed, at
+        most MAX_HOPS links (a longer chain, or a cycle, which no caller makes, stops
+        there). Persons, unknown and forgotten ids are left out. The id led to is the
+        person (or, if it was since forgotten, an unknown id)."""
+        ...
+
+    def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
+        """Forget each id (a person and all its ids): its profile, link, offsets, audience
+        and stage memberships and deadlines (in ``partition`` and the one it was saved
+        with) go, atomically per id, and it gets a tombstone holding only
+        ``tombstone_hash(id)`` and ``at`` (the later one if it has one already), kept
+        for the store's tombstone lifetime. Forgetting again is harmless (a redelivery)."""
+        ...
+
+    def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """The time of the forget of each of these ids that has a tombstone."""
         ...
 
     def offsets(self, user_id: str) -> dict[str, int]:
@@ -104,7 +177,8 @@ class ProfileStore(Protocol):
         self, sources: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
         """``load`` of the users ``sources`` names, plus each one's last applied offset
-        of each source named for them (those it has; users with none are left out)."""
+        of each source named for them (those it has; users with none are left out).
+        Links and forgotten ids have no profile here: ``lookup`` tells them apart."""
         ...
 
     def drop_deadlines(self, user_ids: Sequence[str], *, partition: int = 0) -> None:
@@ -124,7 +198,7 @@ class ProfileStore(Protocol):
         ...
 
     def users(self) -> Iterator[str]:
-        """Every stored user id."""
+        """Every user with a stored profile (no link, no tombstone)."""
         ...
 
 
@@ -141,15 +215,17 @@ class OperationsStore(ProfileStore, Protocol):
         ...
 
     def population(self, stages: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
-        """Users per stage (of ``stages``) and per tag (audience sizes). The tags are those
-        that ever had an audience, at most MAX_AUDIENCE_GAUGES of them by name; a tag
-        whose audience emptied is there with 0."""
+        """Users per stage (of ``stages``) and per tag (audience sizes), of persons only
+        (links and forgotten ids are in neither). The tags are those that ever had an
+        audience, at most MAX_AUDIENCE_GAUGES of them by name; a tag whose audience
+        emptied is there with 0."""
         ...
 
     def users_page(self, cursor: str, count: int) -> tuple[str, list[str]]:
-        """One step of a scan over the stored users: the next cursor ("0": done; start
-        with "0") and about ``count`` user ids. A user stored for the whole scan is
-        returned at least once; the cursor is text that may be kept and resumed later."""
+        """One step of a scan over the users with a profile (no link, no tombstone): the
+        next cursor ("0": done; start with "0") and about ``count`` user ids. A user stored
+        for the whole scan is returned at least once; the cursor is text that may be kept
+        and resumed later."""
         ...
 
     def ping(self) -> None:
@@ -161,7 +237,7 @@ class MemoryStore:
     """An in-memory OperationsStore. By default profiles are kept and handed out by
     reference (no copy: what replays can afford); with ``copies`` they are kept as JSON
     round trips of what was saved, handed out as copies and written under the version
-    they were read at, as the Redis store does."""
+    they were read at, as the Redis store does. Tombstones are kept forever."""
 
     def __init__(self, *, copies: bool = False) -> None:
         self._copies = copies
@@ -172,6 +248,12 @@ class MemoryStore:
         self._due_of: dict[int, dict[str, int]] = {}  # partition -> user -> deadline
         self._offsets: dict[str, dict[str, int]] = {}
         self._versions: dict[str, int] = {}  # with copies: the writes of each user
+        self._links: dict[str, str] = {}  # id -> the id it links to
+        self._tombstones: dict[str, int] = {}  # tombstone_hash(id) -> forget time
+        # users_page's scan: users in the order they gained a profile; None where one
+        # lost it (linked, forgotten), so that no position moves and no id stays.
+        self._order: list[str | None] = []
+        self._position: dict[str, int] = {}
 
     @property
     def hands_out_copies(self) -> bool:
@@ -207,11 +289,15 @@ class MemoryStore:
         *,
         partition: int = 0,
         offsets: Mapping[str, Mapping[str, int]] | None = None,
+        links: Mapping[str, str] | None = None,
+        absorbed: Iterable[Profile] = (),
     ) -> dict[str, str]:
         """See ProfileStore.save."""
+        batch = list(profiles)
+        links = check_links(batch, links)
         results: dict[str, str] = {}
         conflicts: list[str] = []
-        for profile in profiles:
+        for profile in batch:
             user = profile.user_id
             if self._copies and not self._is_current(profile):
                 conflicts.append(user)
@@ -224,7 +310,11 @@ class MemoryStore:
                     continue
                 applied.update(positions)
             results[user] = SAVED
+            self._links.pop(user, None)  # (with copies, a link was refused above)
             self._index(profile, partition)
+            if user not in self._position:
+                self._position[user] = len(self._order)
+                self._order.append(user)
             if self._copies:
                 version = self._versions[user] = self._versions.get(user, 0) + 1
                 stored = StoredAs(str(version), frozenset(profile.tags), partition, profile.stage)
@@ -236,24 +326,37 @@ class MemoryStore:
                 self._profiles[user] = profile
         if conflicts:
             raise StoreConflictError(conflicts)
-        return results
+        if refused := self._link(links, absorbed):
+            raise StoreConflictError(refused)
+        return results | {user: LINKED for user in links}
+
+    def _link(self, links: Mapping[str, str], absorbed: Iterable[Profile]) -> list[str]:
+        """Turn ids into links (see ProfileStore.save); the ones refused."""
+        read = {p.user_id: p.stored for p in absorbed}
+        refused: list[str] = []
+        for user, person in links.items():
+            if self._copies and user in read:
+                was = read[user]
+                if ("0" if was is None else was.version) != str(self._versions.get(user, 0)):
+                    refused.append(user)
+                    continue
+            self._remove(user)
+            self._links[user] = person
+            if self._copies:  # a writer that read the profile is refused from now on
+                self._versions[user] = self._versions.get(user, 0) + 1
+        return refused
 
     def _is_current(self, profile: Profile) -> bool:
-        """Whether a profile was read at the user's stored version (new: never stored)."""
+        """Whether a profile was read at the user's stored version (new: never stored)
+        and the user is not a link."""
         read = "0" if profile.stored is None else profile.stored.version
-        return read == str(self._versions.get(profile.user_id, 0))
+        user = profile.user_id
+        return read == str(self._versions.get(user, 0)) and user not in self._links
 
     def _index(self, profile: Profile, partition: int) -> None:
         """Audiences and the deadline index, as of a profile being written."""
         user = profile.user_id
-        tags = frozenset(profile.tags)
-        before = self._tags_of.get(user, frozenset())
-        if tags != before:
-            for tag in before - tags:
-                self._audiences[tag].discard(user)
-            for tag in tags - before:
-                self._audiences.setdefault(tag, set()).add(user)
-            self._tags_of[user] = tags
+        self._retag(user, frozenset(profile.tags))
         due_of = self._due_of.get(partition)
         if due_of is None:
             due_of = self._due_of[partition] = {}
@@ -263,6 +366,61 @@ class MemoryStore:
             # Old heap entries are left behind and skipped when met (lazy delete).
             due_of[user] = profile.due
             heapq.heappush(self._deadlines.setdefault(partition, []), (profile.due, user))
+
+    def _retag(self, user: str, tags: frozenset[str]) -> None:
+        """The user's audience memberships made those of ``tags``."""
+        before = self._tags_of.get(user, frozenset())
+        if tags != before:
+            for tag in before - tags:
+                self._audiences[tag].discard(user)
+            for tag in tags - before:
+                self._audiences.setdefault(tag, set()).add(user)
+            self._tags_of[user] = tags
+
+    def _remove(self, user: str) -> None:
+        """Every trace of an id but its link and tombstone: profile, offsets, audiences,
+        deadlines (a stage is counted over the profiles, so it goes with the profile)."""
+        self._profiles.pop(user, None)
+        if (position := self._position.pop(user, None)) is not None:
+            self._order[position] = None
+        self._offsets.pop(user, None)
+        self._retag(user, frozenset())
+        self._tags_of.pop(user, None)
+        for due_of in self._due_of.values():  # heap entries are skipped when met
+            due_of.pop(user, None)
+
+    def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
+        """See ProfileStore.lookup."""
+        profiles, applied = self.load_applied(sources)
+        users = list(sources)
+        return Lookup(profiles, applied, self.resolve(users), self.tombstones(users))
+
+    def resolve(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """See ProfileStore.resolve."""
+        found: dict[str, str] = {}
+        for user in user_ids:
+            at = user
+            for _ in range(MAX_HOPS):
+                if (next_id := self._links.get(at)) is None:
+                    break
+                at = next_id
+            if at != user:
+                found[user] = at
+        return found
+
+    def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
+        """See ProfileStore.forget."""
+        for user in user_ids:
+            key = tombstone_hash(user)
+            self._tombstones[key] = max(at, self._tombstones.get(key, at))
+            self._remove(user)
+            self._links.pop(user, None)
+            self._versions.pop(user, None)  # as Redis, whose hash goes with its version
+
+    def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """See ProfileStore.tombstones."""
+        kept = self._tombstones
+        return {u: kept[key] for u in user_ids if (key := tombstone_hash(u)) in kept}
 
     def offsets(self, user_id: str) -> dict[str, int]:
         """See ProfileStore.offsets."""
@@ -317,11 +475,11 @@ class MemoryStore:
 
     def users_page(self, cursor: str, count: int) -> tuple[str, list[str]]:
         """See OperationsStore.users_page: the cursor is a position in the order users
-        were first stored (no user is ever removed, so each is returned once)."""
-        users = list(self._profiles)
+        gained their profile (a user removed, linked or forgotten, moves no other)."""
         start = int(cursor)
         end = start + max(1, count)
-        return ("0" if end >= len(users) else str(end)), users[start:end]
+        page = [user for user in self._order[start:end] if user is not None]
+        return ("0" if end >= len(self._order) else str(end)), page
 
     def ping(self) -> None:
         """See OperationsStore.ping: memory always answers."""
@@ -329,6 +487,18 @@ class MemoryStore:
     def users(self) -> Iterator[str]:
         """See ProfileStore.users."""
         return iter(list(self._profiles))
+
+
+def check_links(profiles: Sequence[Profile], links: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The links of a save (none: ``{}``), refused (ValueError) if an id would be saved
+    and linked at once, or linked to itself: a caller's bug, not a store's state."""
+    if not links:
+        return {}
+    if both := {p.user_id for p in profiles} & set(links):
+        raise ValueError(f"saved and linked at once: {sorted(both)[0]!r}")
+    if loops := [user for user, person in links.items() if user == person]:
+        raise ValueError(f"linked to itself: {loops[0]!r}")
+    return links
 
 
 def _json_copy(profile: Profile) -> Profile:

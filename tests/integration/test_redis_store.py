@@ -25,7 +25,7 @@ from taggers.pipeline import Pipeline
 from taggers.profile import Profile
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
-from taggers.store import SAVED
+from taggers.store import SAVED, tombstone_hash
 from tests.support.core import make_event, tag_record
 from tests.support.values import EVENTS as VALUE_EVENTS
 from tests.support.values import RULES as VALUE_RULES
@@ -54,11 +54,57 @@ def test_the_keys_are_as_the_module_docstring_lays_them_out(redis_client: redis.
     assert redis_client.smembers("shop:tags") == {b"vip"}
 
 
+def test_a_link_is_one_key_in_the_ids_slot_and_a_forget_leaves_no_id(
+    redis_client: redis.Redis,
+) -> None:
+    store = RedisStore(redis_client, prefix="shop", tombstone_days=30)
+    tags = {"vip": tag_record(rule="vip")}
+    store.save([Profile("用户q", stage="new", tags=tags, due=90)], partition=2)
+    store.save([Profile("p1", stage="new", tags=tags, due=90)], partition=4)
+    store.save([], links={"用户q": "p1"}, absorbed=list(store.load(["用户q"]).values()))
+    assert redis_client.get("shop:link:{用户q}") == b"p1"
+    assert not redis_client.exists("shop:u:{用户q}")
+    assert redis_client.zrange("shop:due:{p2}", 0, -1) == []
+    assert redis_client.zrange("shop:stage:{new}", 0, -1) == [b"p1"]
+
+    store.forget(["p1", "用户q"], 1_700_000_000_000, partition=4)
+    hashed = [tombstone_hash(user) for user in ("p1", "用户q")]
+    kept = sorted(redis_client.keys())
+    assert kept == sorted(
+        [b"shop:tags", *(f"shop:tomb:{{{h}}}".encode() for h in hashed)]
+    )  # (audiences, stages and deadline sets that emptied are gone with their last id)
+    for key in kept[1:]:
+        assert redis_client.get(key) == b"1700000000000"
+        assert 30 * 86_400_000 - 60_000 < redis_client.pttl(key) <= 30 * 86_400_000
+    values = [redis_client.get(key) for key in kept[1:]]
+    everything = " ".join(v.decode() if isinstance(v, bytes) else str(v) for v in kept + values)
+    assert "用户q" not in everything and "p1" not in everything
+    assert redis_client.smembers("shop:tags") == {b"vip"}  # a tag name, not a person
+
+
+def test_a_profile_stored_before_the_identity_fields_loads(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client)
+    stored = Profile("u1", events=3).to_dict()
+    for name in ("ids", "consent", "reborn"):
+        del stored[name]
+    redis_client.hset(store.keys.user("u1"), mapping={"p": orjson.dumps(stored), "v": 4})
+    loaded = store.load(["u1"])["u1"]
+    assert (loaded.ids, loaded.consent, loaded.reborn, loaded.events) == ([], None, None, 3)
+    loaded.ids.append("u2")
+    assert store.save([loaded]) == {"u1": SAVED}
+    assert RedisStore(redis_client).load(["u1"])["u1"].ids == ["u2"]
+
+
 def test_functions_lost_by_a_restart_are_loaded_again(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client)
     redis_client.function_flush()
     profile = Engine(RULES).new_profile("u1")
     assert store.save([profile]) == {"u1": SAVED}
+    redis_client.function_flush()
+    store.forget(["u1"], 5)
+    assert store.tombstones(["u1"]) == {"u1": 5}
+    redis_client.function_flush()
+    assert store.save([], links={"u2": "u3"}) == {"u2": "linked"}
 
 
 def test_tagger_profile_prints_a_stored_profile(

@@ -168,6 +168,8 @@ class CuedStore(MemoryStore):
         *,
         partition: int = 0,
         offsets: Mapping[str, Mapping[str, int]] | None = None,
+        links: Mapping[str, str] | None = None,
+        absorbed: Iterable[Profile] = (),
     ) -> dict[str, str]:
         """See MemoryStore.save; refused on cue."""
         self._reach("save")
@@ -179,7 +181,13 @@ class CuedStore(MemoryStore):
             self.rival = []
             raise StoreConflictError([profile.user_id for profile in profiles])
         self.saves += 1
-        return super().save(copy.deepcopy(profiles), partition=partition, offsets=offsets)
+        return super().save(
+            copy.deepcopy(profiles),
+            partition=partition,
+            offsets=offsets,
+            links=links,
+            absorbed=absorbed,
+        )
 
     def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
         """See MemoryStore.due."""

@@ -8,6 +8,7 @@ is in tests/integration/test_redis_store.py.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -25,6 +26,8 @@ from taggers.replay import BadLine, Replay
 from taggers.ruleset import load_rules
 from taggers.simulate import SimulationConfig, simulate
 from taggers.store import (
+    LINKED,
+    MAX_HOPS,
     REDELIVERED,
     SAVED,
     MemoryStore,
@@ -318,6 +321,239 @@ def test_every_id_events_accept_is_a_key_every_store_keeps(
 
 def test_ping_answers(store_kind: StoreKind) -> None:
     store_kind.open().ping()
+
+
+# --- identity: links, forgets, tombstones ---------------------------------------------------
+
+
+def scanned(store: OperationsStore) -> list[str]:
+    """Every user a full paged scan returns, sorted."""
+    cursor, seen = "0", set[str]()
+    while True:
+        cursor, page = store.users_page(cursor, 3)
+        seen.update(page)
+        if cursor == "0":
+            return sorted(seen)
+
+
+def assert_no_trace(store: OperationsStore, *gone: str, partitions: tuple[int, ...] = (0,)) -> None:
+    """None of these ids is a person anywhere a reader or the gauges look."""
+    assert store.load(list(gone)) == {}
+    assert not set(gone) & set(store.users()) and not set(gone) & set(scanned(store))
+    for tag in ("vip", "new"):
+        assert not set(gone) & set(store.tag_members(tag))
+    for partition in partitions:
+        assert not set(gone) & set(store.due(10**15, partition=partition))
+    assert all(store.offsets(user) == {} for user in gone)
+
+
+def stored_stage_counts(store: OperationsStore) -> dict[str, int]:
+    return store.population(["active", "lapsed"])[0]
+
+
+def test_a_link_removes_every_trace_of_the_id_it_replaces(store_kind: StoreKind) -> None:
+    store = store_kind.open()
+    store.save(
+        [profile("q", tags=("vip",), stage="active", due=100, events=2)],
+        partition=2,
+        offsets={"q": {"2": 5}},
+    )
+    store.save([profile("p", tags=("vip", "new"), stage="active", due=90)])
+    survivor, absorbed = read(store, "p"), read(store, "q")
+    survivor.events = 2
+    # Saved with partition 0: q's deadline, saved with partition 2, goes too.
+    got = store.save([survivor], links={"q": "p"}, absorbed=[absorbed])
+    assert got == {"p": SAVED, "q": LINKED}
+    store = store_kind.open()
+    assert_no_trace(store, "q", partitions=(0, 2))
+    assert sorted(store.users()) == ["p"] == scanned(store)
+    assert store.tag_members("vip") == ["p"] and store.due(100) == ["p"]
+    assert store.population(["active"]) == ({"active": 1}, {"new": 1, "vip": 1})
+    assert store.resolve(["q", "p", "nobody"]) == {"q": "p"}
+    found = store.lookup({"q": ["2"], "p": ["0"], "nobody": []})
+    assert (found.links, found.applied, found.tombstones) == ({"q": "p"}, {}, {})
+    assert set(found.profiles) == {"p"} and read(store, "p").events == 2
+
+
+def test_a_link_for_an_id_without_a_profile_just_writes_the_link(
+    store_kind: StoreKind,
+) -> None:
+    store = store_kind.open()
+    store.save([profile("p", tags=("vip",))])
+    assert store.save([], links={"x": "p", "y": "p"}) == {"x": LINKED, "y": LINKED}
+    assert store.resolve(["x", "y", "p"]) == {"x": "p", "y": "p"}
+    assert sorted(store.users()) == ["p"] == scanned(store)
+    assert store.tag_members("vip") == ["p"]
+
+
+def test_chains_of_links_lead_to_the_person(store_kind: StoreKind) -> None:
+    store = store_kind.open()
+    store.save([profile("a", events=1)])
+    store.save([profile("c", events=2)], links={"b": "c"})
+    store.save([], links={"a": "b"}, absorbed=list(store.load(["a"]).values()))
+    store.save([], links={"z": "a"})  # a link to a link: the chain z -> a -> b -> c
+    fresh = store_kind.open()
+    assert fresh.resolve(["a", "b", "c", "z"]) == {"a": "c", "b": "c", "z": "c"}
+    assert fresh.lookup({"z": [], "a": [], "c": []}).links == {"a": "c", "z": "c"}
+    assert sorted(fresh.users()) == ["c"]
+    # A cycle (no caller makes one) stops after MAX_HOPS links rather than hanging.
+    store.save([], links={"x": "y"})
+    store.save([], links={"y": "x"})
+    assert set(fresh.resolve(["x"]).values()) <= {"x", "y"}
+    chain = [f"n{i}" for i in range(MAX_HOPS + 3)]
+    store.save([], links=dict(itertools.pairwise(chain)))
+    assert fresh.resolve([chain[0]]) == {chain[0]: chain[MAX_HOPS]}
+
+
+def test_an_id_is_never_saved_and_linked_at_once_nor_linked_to_itself(
+    store_kind: StoreKind,
+) -> None:
+    store = store_kind.open()
+    with pytest.raises(ValueError, match="saved and linked"):
+        store.save([profile("p")], links={"p": "q"})
+    with pytest.raises(ValueError, match="itself"):
+        store.save([], links={"q": "q"})
+    assert list(store.users()) == [] and store.resolve(["p", "q"]) == {}
+
+
+def test_a_link_from_a_stale_read_is_refused_and_the_id_stays_as_stored(
+    copying_store_kind: StoreKind,
+) -> None:
+    store, other = copying_store_kind.open(), copying_store_kind.open()
+    store.save([profile("q", tags=("vip",), due=100, events=1)], partition=2)
+    store.save([profile("p")])
+    stale = read(store, "q")
+    moved = read(other, "q")  # another writer applies an event to q meanwhile
+    moved.events, moved.tags["new"] = 2, tag_record(rule="new")
+    other.save([moved], partition=2)
+    with pytest.raises(StoreConflictError) as caught:
+        store.save([read(store, "p")], links={"q": "p"}, absorbed=[stale])
+    assert caught.value.user_ids == ["q"]
+    assert read(store, "q").events == 2 and store.resolve(["q"]) == {}
+    assert store.tag_members("vip") == ["q"] == store.tag_members("new")
+    assert store.due(100, partition=2) == ["q"]
+
+
+def test_a_refused_profile_writes_no_link(copying_store_kind: StoreKind) -> None:
+    store, other = copying_store_kind.open(), copying_store_kind.open()
+    store.save([profile("p"), profile("q", tags=("vip",))])
+    stale = read(store, "p")
+    other.save([read(other, "p")])
+    with pytest.raises(StoreConflictError) as caught:
+        store.save([stale], links={"q": "p"}, absorbed=[read(store, "q")])
+    assert caught.value.user_ids == ["p"]
+    assert store.resolve(["q"]) == {} and store.tag_members("vip") == ["q"]
+
+
+def test_a_linked_id_takes_no_profile_from_a_writer_that_read_it_before(
+    copying_store_kind: StoreKind,
+) -> None:
+    store = copying_store_kind.open()
+    store.save([profile("p"), profile("q", events=1)])
+    stale = read(store, "q")
+    store.save([], links={"q": "p"}, absorbed=[read(store, "q")])
+    stale.events = 5
+    with pytest.raises(StoreConflictError):
+        copying_store_kind.open().save([stale])
+    with pytest.raises(StoreConflictError):  # nor a new profile: the id is a link
+        copying_store_kind.open().save([profile("q", tags=("vip",))])
+    assert store.resolve(["q"]) == {"q": "p"} and store.tag_members("vip") == []
+    assert_no_trace(store, "q")
+
+
+def test_a_forget_removes_every_trace_and_leaves_a_tombstone(store_kind: StoreKind) -> None:
+    store = store_kind.open()
+    store.save(
+        [profile("p", tags=("vip", "new"), stage="active", due=100)],
+        partition=1,
+        offsets={"p": {"1": 7}},
+    )
+    store.save([profile("q", tags=("vip",), stage="lapsed", due=80)], partition=2)
+    store.save([], links={"q": "p"}, absorbed=[read(store, "q")])
+    store.save([], links={"r": "p"})
+    store.save([profile("other", tags=("vip",), stage="active", due=100)])
+    store.forget(["p", "q", "r"], 500, partition=3)
+    fresh = store_kind.open()
+    assert_no_trace(fresh, "p", "q", "r", partitions=(0, 1, 2, 3))
+    assert fresh.resolve(["p", "q", "r"]) == {}
+    assert sorted(fresh.users()) == ["other"] == scanned(fresh)
+    assert fresh.population(["active", "lapsed"]) == (
+        {"active": 1, "lapsed": 0},
+        {"new": 0, "vip": 1},
+    )
+    assert fresh.tombstones(["p", "q", "r", "other"]) == {"p": 500, "q": 500, "r": 500}
+    found = fresh.lookup({"p": ["1"], "q": [], "other": []})
+    assert found.tombstones == {"p": 500, "q": 500} and found.links == {}
+    assert set(found.profiles) == {"other"} and found.applied == {}
+    store.forget(["p"], 500)  # a redelivered forget changes nothing
+    assert fresh.tombstones(["p"]) == {"p": 500}
+
+
+def test_a_tombstone_keeps_the_later_forget_time(store_kind: StoreKind) -> None:
+    store = store_kind.open()
+    store.forget(["p"], 500)
+    store.forget(["p"], 300)
+    assert store.tombstones(["p"]) == {"p": 500}
+    store.forget(["p", "q"], 900)
+    assert store.tombstones(["p", "q", "x"]) == {"p": 900, "q": 900}
+
+
+def test_a_forgotten_id_may_become_a_person_again(store_kind: StoreKind) -> None:
+    store = store_kind.open()
+    store.save([profile("p", events=4)])
+    stale = read(store, "p")
+    store.forget(["p"], 500)
+    if store.hands_out_copies:  # a write read before the forget does not bring it back
+        stale.events = 5
+        with pytest.raises(StoreConflictError):
+            store.save([stale])
+    reborn = profile("p", tags=("vip",), events=1)
+    reborn.reborn = 500
+    assert store.save([reborn]) == {"p": SAVED}
+    found = store_kind.open().lookup({"p": []})
+    assert found.tombstones == {"p": 500} and found.profiles["p"].reborn == 500
+    assert store.tag_members("vip") == ["p"] and list(store.users()) == ["p"]
+
+
+def test_a_scan_meets_every_user_that_stays_while_others_are_linked_or_forgotten(
+    store_kind: StoreKind,
+) -> None:
+    store = store_kind.open()
+    users = [f"u{n:02}" for n in range(40)]
+    store.save([profile(user) for user in users])
+    cursor, page = store.users_page("0", 7)
+    seen = list(page)
+    # Mid-scan, two ids already met and two not yet go, one of each linked, one forgotten.
+    met, ahead = seen[:2], [user for user in users if user not in seen][-2:]
+    store.save([], links={met[0]: ahead[-1] + "x", ahead[0]: met[-1] + "x"})
+    store.forget([met[1], ahead[1]], 5)
+    while cursor != "0":
+        cursor, page = store.users_page(cursor, 7)
+        seen += page
+    gone = {*met, *ahead}
+    assert set(users) - gone <= set(seen)
+    assert not set(ahead) & set(seen)  # removed before the scan reached them
+    assert sorted(store.users()) == sorted(set(users) - gone)
+
+
+def test_odd_ids_link_and_are_forgotten(store_kind: StoreKind) -> None:
+    store = store_kind.open()
+    store.save([profile(user, tags=("vip",), due=10) for user in ODD_IDS], partition=1)
+    person, *others = ODD_IDS
+    store.save([], links=dict.fromkeys(others, person), absorbed=list(store.load(others).values()))
+    assert store.resolve(ODD_IDS) == dict.fromkeys(others, person)
+    assert list(store.users()) == [person] == store.tag_members("vip")
+    store.forget(ODD_IDS, 7)
+    assert_no_trace(store_kind.open(), *ODD_IDS, partitions=(0, 1))
+    assert store.tombstones(ODD_IDS) == dict.fromkeys(ODD_IDS, 7)
+
+
+def test_a_profile_stored_before_the_identity_fields_loads_with_their_defaults() -> None:
+    stored = orjson.loads(orjson.dumps(profile("u1", events=3).to_dict()))
+    for name in ("ids", "consent", "reborn"):
+        del stored[name]
+    loaded = Profile.from_dict(stored)
+    assert (loaded.ids, loaded.consent, loaded.reborn, loaded.events) == ([], None, None, 3)
 
 
 # --- the core over each store ----------------------------------------------------------------
