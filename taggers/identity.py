@@ -219,6 +219,10 @@ class Identity:
         person = target.person
         profile = self.store.load([person]).get(person)
         ids = list(dict.fromkeys([person, *(profile.ids if profile else ()), event.user_id]))
+        # The ids the event names last: until they are forgotten, running the forget again
+        # (after a crash midway) still finds the person, and with it the other ids.
+        order = [i for i in ids if i not in (person, event.user_id)]
+        order += list(dict.fromkeys([person, event.user_id]))
         version = self.engine.version
         why = Reason("identity", version, {}, "the person asked to be forgotten")
         gone = Forgotten(
@@ -229,7 +233,7 @@ class Identity:
             at=event.ts,
             reason=why,
         )
-        return Change(outputs=[gone], forget=(ids, event.ts))
+        return Change(outputs=[gone], forget=(order, event.ts))
 
 
 def _linked_ids(event: BehaviourEvent) -> list[str]:

@@ -299,7 +299,7 @@ class Pipeline:
         at = origin or Origin(record.partition, record.offset)
         try:
             identity = Identity(self.engine, self.store, self.max_ids)
-            change = identity.change(event, f"i:{at.partition}:{at.offset}")
+            change = identity.change(event, f"e:{event.event_id}")
         except IdentityError as error:
             batch.add_dead(DeadLetter(record, error.reason, error.message, source, origin))
             return
