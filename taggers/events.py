@@ -517,6 +517,17 @@ def _decode(raw: bytes | str, max_bytes: int, max_depth: int) -> BehaviourEvent:
     return event
 
 
+def forget_event(user_id: str, ts: int, event_id: str) -> bytes:
+    """The ``forget`` event of ``user_id`` at ``ts`` (epoch ms) as its message value (what
+    ``tagger forget`` sends); EventError (``schema``) naming what is wrong with an id."""
+    data = {"event_id": event_id, "user_id": user_id, "type": FORGET, "ts": ts}
+    try:
+        event = BehaviourEvent.model_validate(data)
+        return event.model_dump_json(exclude={"props", "channel"}).encode()
+    except ValidationError as error:
+        raise EventError("schema", _describe(error)) from None
+
+
 def event_json_schema() -> dict[str, Any]:
     """The JSON Schema of BehaviourEvent, with the known types' props documented."""
     schema = BehaviourEvent.model_json_schema()

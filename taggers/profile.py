@@ -58,6 +58,7 @@ class Profile:
     due: int | None = None
     events: int = 0
     recent_ids: list[str] = field(default_factory=list)
+    consent: list[Any] | None = None  # the latest [ts, "out" | "in"] (docs/identity.md)
     # The store's bookkeeping, carried with the profile rather than kept by the store for
     # every user it ever saw; not part of the profile's data.
     stored: StoredAs | None = field(default=None, compare=False, repr=False)
