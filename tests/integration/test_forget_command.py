@@ -53,8 +53,8 @@ def test_tagger_forget_sends_one_forget_event_keyed_by_the_id(
 ) -> None:
     settings = pipeline_settings(broker, redis_server)
     ensure_topics(settings)
-    for name, value in settings.to_environment().items():
-        monkeypatch.setenv(name, value)
+    for name, setting in settings.to_environment().items():
+        monkeypatch.setenv(name, setting)
     assert main(["forget", "wecom:wmXyz", "--at", "2026-03-01T10:00:00+08:00"]) == 0
     assert main(["forget", "a}b"]) == 2  # refused: nothing sent
     before = int(time.time() * 1000)
