@@ -294,7 +294,8 @@ def _stream(
                     if kind_named(data["kind"]).everywhere and record.topic != first_topic:
                         continue
                     tally.add(data)
-                    last_user = data["user_id"]
+                    if data["kind"] != "forgotten":  # profiles are under the person's id
+                        last_user = data.get("person_id", data["user_id"])
                     if shown < options.show:
                         print(describe_output(data, rules.types, display_zone(rules)), file=out)
                         shown += 1

@@ -91,6 +91,8 @@ def test_replay_json_prints_kinds_errors_and_profiles(
     code, out, _ = run(capsys, "replay", str(events), "--json")
     assert code == 0
     records = [orjson.loads(line) for line in out.splitlines()]
+    outputs = [r for r in records if r["kind"] in ("tag_change", "transition", "alert")]
+    assert {(r["user_id"], r["person_id"]) for r in outputs} == {("u1", "u1"), ("u2", "u2")}
     errors = [r for r in records if r["kind"] == "error"]
     assert [(e["line"], e["reason"]) for e in errors] == [(2, "invalid_json"), (3, "schema")]
     assert "props of purchase: amount" in errors[1]["message"]
@@ -100,6 +102,10 @@ def test_replay_json_prints_kinds_errors_and_profiles(
     assert (alert["user_id"], alert["name"]) == ("u2", "sensitive_message")
     profiles = {r["user_id"]: r for r in records if r["kind"] == "profile"}
     assert records[-2:] == [profiles["u1"], profiles["u2"]]
+    # The text summary counts every kind, a rare one (identity merges) only when there are.
+    code, _, err = run(capsys, "replay", str(events), "-q")
+    counts = [line.split(":")[0].strip() for line in err.splitlines() if line.startswith("   ")]
+    assert counts[:4] == ["tag_change", "transition", "alert", "bad lines"]
     assert profiles["u1"]["stage"] == "new"
     assert {"high_value", "source_wecom"} <= set(profiles["u1"]["tags"])
     assert profiles["u1"]["aggregates"]["orders"] == 1
