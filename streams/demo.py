@@ -38,6 +38,7 @@ from streams.settings import Settings
 from streams.topics import ensure_topics, output_topics
 from taggers.bundled import BUNDLED_RULES
 from taggers.display import OutputTally, describe_output, display_zone
+from taggers.outputs import kind_named
 from taggers.ruleset import RuleSet
 from taggers.simulate import SimulationConfig, simulate
 
@@ -265,6 +266,8 @@ def _stream(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
     )
+    # An output sent to every output topic (a forgotten person) is counted and shown once.
+    first_topic = next(iter(output_topics(settings).values()))
     tally, dead_letters = OutputTally(), 0
     started = time.monotonic()
     next_summary = started + SUMMARY_EVERY_SECONDS
@@ -288,8 +291,11 @@ def _stream(
                     if record.topic == settings.dlq_topic:
                         dead_letters += 1
                         continue
+                    if kind_named(data["kind"]).everywhere and record.topic != first_topic:
+                        continue
                     tally.add(data)
-                    last_user = data["user_id"]
+                    if data["kind"] != "forgotten":  # profiles are under the person's id
+                        last_user = data.get("person_id", data["user_id"])
                     if shown < options.show:
                         print(describe_output(data, rules.types, display_zone(rules)), file=out)
                         shown += 1

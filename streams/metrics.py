@@ -156,7 +156,9 @@ def count_output(output: Output) -> None:
     """Count one output sent, by kind and by what it says."""
     kind = kind_of(output)
     OUTPUTS.labels(kind.name).inc()
-    OUTPUTS_BY_KIND[kind.name].labels(*kind.metric_labels(output)).inc()
+    counter = OUTPUTS_BY_KIND[kind.name]
+    # A kind whose counter has no labels (identity merges) counts on the counter itself.
+    (counter.labels(*kind.metric_labels(output)) if kind.metric.labels else counter).inc()
 
 
 def exposition() -> bytes:

@@ -9,7 +9,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from streams.kafka_auth import client_options
 from streams.settings import Settings
-from taggers.outputs import OUTPUT_KINDS
+from taggers.outputs import TOPIC_KINDS
 from taggers.sources import EVENTS, INPUT_SOURCES, REKEYED, InputSource
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,9 @@ def input_topics(settings: Settings) -> dict[InputSource, str]:
 
 
 def output_topics(settings: Settings) -> dict[str, str]:
-    """Each output kind's topic, by kind name: the setting its declaration names."""
-    return {kind.name: getattr(settings, kind.topic_setting) for kind in OUTPUT_KINDS}
+    """Each output topic, by the name of the kind it is of: the setting its declaration
+    names. The kinds sent ``everywhere`` have none of their own: they go to all of these."""
+    return {kind.name: getattr(settings, str(kind.topic_setting)) for kind in TOPIC_KINDS}
 
 
 def topic_names(settings: Settings) -> list[str]:

@@ -1,4 +1,5 @@
-"""The tagging engine as pure logic: events in, tag changes, transitions and alerts out.
+"""The tagging engine as pure logic: events in, tag changes, transitions, alerts, identity
+merges and forgotten people out.
 
 No I/O here, and a test holds it to that (tests/lint/test_import_contract.py): no Kafka,
 Redis, HTTP, Prometheus or environment variables. The engine is a function of (profile,
@@ -9,7 +10,16 @@ surface.
 
 from taggers.engine import Engine
 from taggers.events import BehaviourEvent, EventError, decode_event, event_json_schema
-from taggers.outputs import Alert, Output, Reason, TagChange, Transition, output_to_dict
+from taggers.outputs import (
+    Alert,
+    Forgotten,
+    IdentityMerge,
+    Output,
+    Reason,
+    TagChange,
+    Transition,
+    output_to_dict,
+)
 from taggers.pipeline import DeadLetter, Pipeline, Prepared, Record
 from taggers.profile import Profile
 from taggers.replay import BadLine, Replay, sweep
@@ -25,6 +35,8 @@ __all__ = [
     "DeadLetter",
     "Engine",
     "EventError",
+    "Forgotten",
+    "IdentityMerge",
     "MemoryStore",
     "OperationsStore",
     "Output",

@@ -122,7 +122,13 @@ def describe_output(record: Mapping[str, Any], types: Mapping[str, Type], tz: tz
         what += "  with " + format_values(details, {**EXTRA_DETAIL_TYPES, **types}, tz)
     values = format_values(record["reason"]["values"], types, tz)
     because = f"  because {values}" if values else ""
-    return f"{format_value(record['at'], TIMESTAMP, tz)}  {record['user_id']}  {what}{because}"
+    return f"{format_value(record['at'], TIMESTAMP, tz)}  {_who(record)}  {what}{because}"
+
+
+def _who(record: Mapping[str, Any]) -> str:
+    """The id the event came under, and the person's when it is another (a linked id)."""
+    user, person = record["user_id"], record.get("person_id", record["user_id"])
+    return user if person == user else f"{user} (person {person})"
 
 
 @dataclass
@@ -144,8 +150,13 @@ class OutputTally:
         return sorted(self.split.get(kind.name, Counter()).items())
 
     def line(self) -> str:
-        """Every kind's count: ``tag changes 3  transitions 1  alerts 2 (vip=2)``."""
-        return "  ".join(self._kind(kind) for kind in OUTPUT_KINDS)
+        """Every kind's count: ``tag changes 3  transitions 1  alerts 2 (vip=2)`` (a rare
+        kind, such as identity merges, only when there are some)."""
+        return "  ".join(
+            self._kind(kind)
+            for kind in OUTPUT_KINDS
+            if kind.summary_when_none or self.kinds[kind.name]
+        )
 
     def _kind(self, kind: OutputKind[Any]) -> str:
         text = f"{kind.plural} {self.kinds[kind.name]}"

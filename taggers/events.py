@@ -23,6 +23,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from taggers.calendars import is_birthday
 
@@ -38,9 +39,26 @@ MAX_INTEGER: Final = 2**64 - 1
 _MIN_TS_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
 _MAX_TS_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 
-REASONS: Final = ("too_large", "not_utf8", "invalid_json", "too_deep", "schema", "future")
+REASONS: Final = (
+    "too_large",
+    "not_utf8",
+    "invalid_json",
+    "too_deep",
+    "schema",
+    "bad_identify",
+    "future",
+)
 """Every value ``EventError.reason`` can take (a bounded label set for metrics); ``future``
 is decided against when the event was sent (``taggers.clock``), not by ``decode_event``."""
+
+# The event types of identity and consent (docs/identity.md), which the engine reads by name.
+IDENTIFY: Final = "identify"
+FORGET: Final = "forget"
+OPT_OUT: Final = "marketing_opt_out"
+OPT_IN: Final = "marketing_opt_in"
+MAX_IDS_PER_EVENT: Final = 32
+"""The most ids one ``identify`` event may name in ``props.ids``."""
+MAX_ID_LENGTH: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +167,7 @@ _TS_SCHEMA: Final = {
     ]
 }
 Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHEMA)]
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=_ID_PATTERN)]
 """An id: 1-128 characters, no braces (a user id is the Redis Cluster hash tag of its
 keys) and no control characters."""
 
@@ -265,6 +283,15 @@ class StoreVisitProps(_Props):
     store_id: str | None = None
 
 
+class IdentifyProps(_Props):
+    # Checked against the event's user_id by BehaviourEvent (a bad_identify dead letter).
+    ids: list[Id] = Field(
+        min_length=1,
+        max_length=MAX_IDS_PER_EVENT,
+        description=f"the person's other ids, 1 to {MAX_IDS_PER_EVENT}, none the user_id",
+    )
+
+
 EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
     "view": (ViewProps, "viewed a product page"),
     "add_to_cart": (ViewProps, "added a product to the cart"),
@@ -284,6 +311,10 @@ EVENT_TYPES: Final[dict[str, tuple[type[_Props], str]]] = {
     "referral": (ReferralProps, "referred a new user"),
     "survey": (SurveyProps, "answered the NPS survey (score 0-10)"),
     "store_visit": (StoreVisitProps, "visited a physical store"),
+    IDENTIFY: (IdentifyProps, "showed that props.ids are the same person (links them)"),
+    FORGET: (_Props, "asked to be forgotten: the person and all its ids are deleted"),
+    OPT_OUT: (_Props, "opted out of marketing: the person's alerts are held back"),
+    OPT_IN: (_Props, "opted in to marketing again"),
 }
 """Known event types: props model and meaning. Other types are accepted as they are."""
 
@@ -299,6 +330,48 @@ _CONVERTED_PROPS: Final = {
     for name, (model, _) in EVENT_TYPES.items()
 }
 """The props of each known type that validation converts (timestamps, numbers)."""
+
+_ID_RE: Final = re.compile(_ID_PATTERN)
+
+
+def identify_ids(ids: object, user_id: str) -> list[str]:
+    """The ids an ``identify`` event under ``user_id`` links, from its ``props.ids``:
+    duplicates dropped, keeping the first of each. Raises ValueError saying what is wrong
+    (not a list, none or more than ``MAX_IDS_PER_EVENT``, an entry that is not a valid id,
+    the event's own ``user_id``); never echoes an id, which is personal data."""
+    if ids is None:
+        raise ValueError("ids is required: a list of the person's other ids")
+    if not isinstance(ids, list):
+        raise ValueError(f"ids must be a list of ids, not {_json_type(ids)}")
+    if not ids:
+        raise ValueError("ids must name at least one other id")
+    if len(ids) > MAX_IDS_PER_EVENT:
+        raise ValueError(f"ids has {len(ids)} entries, more than {MAX_IDS_PER_EVENT}")
+    for index, item in enumerate(ids):
+        problem = _linked_id_problem(item, user_id)
+        if problem is not None:
+            raise ValueError(f"ids[{index}] {problem}")
+    return list(dict.fromkeys(ids))
+
+
+def _linked_id_problem(item: object, user_id: str) -> str | None:
+    if not isinstance(item, str):
+        return f"must be an id (a string), not {_json_type(item)}"
+    if not 1 <= len(item) <= MAX_ID_LENGTH:
+        return f"must be 1-{MAX_ID_LENGTH} characters, not {len(item)}"
+    if not _ID_RE.match(item):
+        return _id_problem(item)
+    if item == user_id:
+        return "is the event's own user_id (list the person's other ids)"
+    return None
+
+
+def _json_type(value: object) -> str:
+    """What a JSON value is, as JSON names it."""
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names |= {list: "a list", dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
 
 CHANNELS: Final = ("wecom", "official_account", "mini_program", "app", "store", "sms")
 
@@ -325,6 +398,15 @@ class BehaviourEvent(BaseModel):
 
     @model_validator(mode="after")
     def _check_props(self) -> BehaviourEvent:
+        if self.type == IDENTIFY:
+            try:
+                self.props["ids"] = identify_ids(self.props.get("ids"), self.user_id)
+            except ValueError as problem:
+                # Its own error type, so that decode_event gives it its own reason.
+                raise PydanticCustomError(
+                    "bad_identify", "props of identify: {problem}", {"problem": str(problem)}
+                ) from None
+            return self
         known = EVENT_TYPES.get(self.type)
         if known is not None and known[0] is not _Props:
             try:
@@ -426,11 +508,24 @@ def _decode(raw: bytes | str, max_bytes: int, max_depth: int) -> BehaviourEvent:
             raise EventError("invalid_json", _describe(error)) from None
         if "model_type" in kinds and not data.lstrip().startswith(b"{"):
             raise EventError("invalid_json", "an event must be a JSON object") from None
+        if kinds == {"bad_identify"}:
+            raise EventError("bad_identify", _describe(error)) from None
         raise EventError("schema", _describe(error)) from None
     problem = _props_problem(event.props, "props", 1, max_depth) if event.props else None
     if problem is not None:
         raise problem
     return event
+
+
+def forget_event(user_id: str, ts: int, event_id: str) -> bytes:
+    """The ``forget`` event of ``user_id`` at ``ts`` (epoch ms) as its message value (what
+    ``tagger forget`` sends); EventError (``schema``) naming what is wrong with an id."""
+    data = {"event_id": event_id, "user_id": user_id, "type": FORGET, "ts": ts}
+    try:
+        event = BehaviourEvent.model_validate(data)
+        return event.model_dump_json(exclude={"props", "channel"}).encode()
+    except ValidationError as error:
+        raise EventError("schema", _describe(error)) from None
 
 
 def event_json_schema() -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""What the engine emits: tag changes, lifecycle transitions and alerts.
+"""What the engine emits: tag changes, lifecycle transitions, alerts, identity merges and
+forgotten people.
 
-Every output carries a deterministic ``id`` derived from its cause (user, rule, the event
-or timer deadline that caused it), so a subscriber can drop duplicates after a replay.
+Every output carries a deterministic ``id`` derived from its cause (person, rule, the event
+or timer deadline that caused it), so a subscriber can drop duplicates after a replay. It
+names the id the event came under (``user_id``) and the person whose profile it is
+(``person_id``): they differ for an event under a linked id (docs/identity.md).
 
 Each output kind is declared once, here, by an ``OutputKind``: its name, the setting that
 names its topic, its metric, its JSON shape and serialisation, and its one-line display.
@@ -9,8 +12,8 @@ The worker's routing and metrics, the command line and the demo read these decla
 ``kind_of`` maps an output to its declaration with a ``match`` that mypy proves exhaustive,
 so a kind added to ``Output`` without one is a type error, not a run-time fall-through.
 Adding a kind: its dataclass, its member of ``Output``, its ``OutputKind`` in
-``OUTPUT_KINDS`` and ``kind_of``, its topic setting (in Settings), and its rows in the
-docs; ``tests/test_outputs.py`` says which is missing.
+``OUTPUT_KINDS`` and ``kind_of``, its topic setting (in Settings) or ``everywhere``, and
+its rows in the docs; ``tests/unit/test_outputs.py`` says which is missing.
 """
 
 from __future__ import annotations
@@ -33,30 +36,40 @@ class Reason:
     note: str = ""
 
 
+# Every output's ``user_id`` is the id the event came under (for a deadline or a merge,
+# the person's id) and ``person_id`` the person whose profile it is.
+
+
 @dataclass(frozen=True, slots=True)
 class TagChange:
-    """A tag added to or removed from a user."""
+    """A tag added to or removed from a person; ``opted_out``: whether the person had
+    opted out of marketing then."""
 
     id: str
     user_id: str
+    person_id: str
     tag: str
     op: Literal["add", "remove"]
     display: str | None
     at: int
     reason: Reason
+    opted_out: bool
     kind: Literal["tag_change"] = "tag_change"
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A user moved from one lifecycle stage to another (``from_stage`` None: first seen)."""
+    """A person moved from one lifecycle stage to another (``from_stage`` None: first
+    seen); ``opted_out``: whether the person had opted out of marketing then."""
 
     id: str
     user_id: str
+    person_id: str
     from_stage: str | None
     to_stage: str
     at: int
     reason: Reason
+    opted_out: bool
     kind: Literal["transition"] = "transition"
 
 
@@ -66,6 +79,7 @@ class Alert:
 
     id: str
     user_id: str
+    person_id: str
     name: str
     severity: str
     display: str | None
@@ -75,12 +89,40 @@ class Alert:
     kind: Literal["alert"] = "alert"
 
 
-Output = TagChange | Transition | Alert
+@dataclass(frozen=True, slots=True)
+class IdentityMerge:
+    """The profile of ``absorbed`` merged into the person's (``person_id``, the survivor);
+    ``ids``: every id of the person after the merge, the person's first."""
+
+    id: str
+    user_id: str
+    person_id: str
+    absorbed: str
+    ids: tuple[str, ...]
+    at: int
+    reason: Reason
+    kind: Literal["identity_merge"] = "identity_merge"
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """A person deleted on request; ``ids``: every id deleted, the person's first."""
+
+    id: str
+    user_id: str
+    person_id: str
+    ids: tuple[str, ...]
+    at: int
+    reason: Reason
+    kind: Literal["forgotten"] = "forgotten"
+
+
+Output = TagChange | Transition | Alert | IdentityMerge | Forgotten
 
 OutputT = TypeVar("OutputT", bound=Output)
 
 # The JSON keys every output has, around its kind's own (``OutputKind.fields``).
-HEAD_KEYS = ("kind", "id", "user_id")
+HEAD_KEYS = ("kind", "id", "user_id", "person_id")
 TAIL_KEYS = ("at", "reason")
 
 
@@ -102,7 +144,9 @@ class OutputKind(Generic[OutputT]):
 
     name: str  # the JSON "kind", and the label of tagger_outputs_total{kind}
     cls: type[OutputT]
-    topic_setting: str  # the field of the worker's Settings naming its topic
+    # The field of the worker's Settings naming its topic; None for a kind sent to
+    # ``everywhere``, every other kind's topic (a subscriber of any of them must see it).
+    topic_setting: str | None
     plural: str  # how summaries name its outputs: "tag changes"
     fields: tuple[str, ...]  # its own JSON keys, in order, between the common ones
     body: Callable[[OutputT], dict[str, Any]]  # those keys' values
@@ -110,6 +154,13 @@ class OutputKind(Generic[OutputT]):
     metric_labels: Callable[[OutputT], tuple[str, ...]]  # an output's values of metric.labels
     describe: Callable[[Mapping[str, Any]], str]  # the JSON form, as "tag +vip (VIP)"
     tally: str | None = None  # a JSON key by which summaries also count its outputs
+    everywhere: bool = False  # sent once to each output topic (of the kinds that have one)
+    # Whether summaries name it when there is none (rare kinds: only when there are some).
+    summary_when_none: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.topic_setting is None) != self.everywhere:
+            raise ValueError(f"{self.name}: a topic of its own, or everywhere: exactly one")
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -121,13 +172,25 @@ def _label(record: Mapping[str, Any]) -> str:
     return f" ({record['display']})" if record.get("display") else ""
 
 
+def _opted_out(record: Mapping[str, Any]) -> str:
+    return " (opted out)" if record.get("opted_out") else ""
+
+
 def _describe_tag_change(record: Mapping[str, Any]) -> str:
     sign = "+" if record["op"] == "add" else "-"
-    return f"tag {sign}{record['tag']}{_label(record)}"
+    return f"tag {sign}{record['tag']}{_label(record)}{_opted_out(record)}"
 
 
 def _describe_transition(record: Mapping[str, Any]) -> str:
-    return f"stage {record['from'] or '-'} -> {record['to']}"
+    return f"stage {record['from'] or '-'} -> {record['to']}{_opted_out(record)}"
+
+
+def _describe_identity_merge(record: Mapping[str, Any]) -> str:
+    return f"MERGE {record['absorbed']} into {record['survivor']} ({len(record['ids'])} ids)"
+
+
+def _describe_forgotten(record: Mapping[str, Any]) -> str:
+    return f"FORGOTTEN ({len(record['ids'])} ids deleted)"
 
 
 def _describe_alert(record: Mapping[str, Any]) -> str:
@@ -139,8 +202,8 @@ TAG_CHANGE = OutputKind(
     cls=TagChange,
     topic_setting="tag_changes_topic",
     plural="tag changes",
-    fields=("tag", "op", "display"),
-    body=lambda o: {"tag": o.tag, "op": o.op, "display": o.display},
+    fields=("tag", "op", "display", "opted_out"),
+    body=lambda o: {"tag": o.tag, "op": o.op, "display": o.display, "opted_out": o.opted_out},
     # A tag family counts under its rule's name (interest, not interest_美妆): bounded.
     metric=OutputMetric(
         "tagger_tag_changes_total",
@@ -155,8 +218,8 @@ TRANSITION = OutputKind(
     cls=Transition,
     topic_setting="transitions_topic",
     plural="transitions",
-    fields=("from", "to"),
-    body=lambda o: {"from": o.from_stage, "to": o.to_stage},
+    fields=("from", "to", "opted_out"),
+    body=lambda o: {"from": o.from_stage, "to": o.to_stage, "opted_out": o.opted_out},
     metric=OutputMetric(
         "tagger_transitions_total",
         "Lifecycle transitions sent, by stage from (none: first seen) and to",
@@ -183,8 +246,45 @@ ALERT = OutputKind(
     tally="name",
 )
 
+IDENTITY_MERGE = OutputKind(
+    name="identity_merge",
+    cls=IdentityMerge,
+    topic_setting=None,
+    everywhere=True,
+    plural="identity merges",
+    fields=("absorbed", "survivor", "ids"),
+    body=lambda o: {"absorbed": o.absorbed, "survivor": o.person_id, "ids": list(o.ids)},
+    metric=OutputMetric(
+        "tagger_identity_merges_total", "Identity merges sent (two profiles became one)", ()
+    ),
+    metric_labels=lambda o: (),
+    describe=_describe_identity_merge,
+    summary_when_none=False,
+)
+FORGOTTEN = OutputKind(
+    name="forgotten",
+    cls=Forgotten,
+    topic_setting=None,
+    everywhere=True,
+    plural="forgotten",
+    fields=("ids",),
+    body=lambda o: {"ids": list(o.ids)},
+    metric=OutputMetric("tagger_forgotten_total", "People forgotten (deleted on request)", ()),
+    metric_labels=lambda o: (),
+    describe=_describe_forgotten,
+    summary_when_none=False,
+)
+
 # Every kind, in the order topics, metrics and summaries list them.
-OUTPUT_KINDS: tuple[OutputKind[Any], ...] = (TAG_CHANGE, TRANSITION, ALERT)
+OUTPUT_KINDS: tuple[OutputKind[Any], ...] = (
+    TAG_CHANGE,
+    TRANSITION,
+    ALERT,
+    IDENTITY_MERGE,
+    FORGOTTEN,
+)
+TOPIC_KINDS: tuple[OutputKind[Any], ...] = tuple(k for k in OUTPUT_KINDS if not k.everywhere)
+"""The kinds with a topic of their own (whose topics the ``everywhere`` kinds go to)."""
 _BY_NAME: dict[str, OutputKind[Any]] = {kind.name: kind for kind in OUTPUT_KINDS}
 
 
@@ -197,6 +297,10 @@ def kind_of(output: Output) -> OutputKind[Any]:
             return TRANSITION
         case Alert():
             return ALERT
+        case IdentityMerge():
+            return IDENTITY_MERGE
+        case Forgotten():
+            return FORGOTTEN
         case _:
             assert_never(output)
 
@@ -210,10 +314,10 @@ def kind_named(name: str) -> OutputKind[Any]:
         raise ValueError(f"unknown output kind {name!r} (known: {known})") from None
 
 
-def output_id(user_id: str, cause: str, version: str, *parts: str) -> str:
-    """A stable id for an output: the same user, cause (event or deadline), rule-set version
-    and rule parts give the same id; a new rule-set version gives new ids."""
-    text = "\x1f".join((user_id, cause, version, *parts))
+def output_id(person_id: str, cause: str, version: str, *parts: str) -> str:
+    """A stable id for an output: the same person, cause (event or deadline), rule-set
+    version and rule parts give the same id; a new rule-set version gives new ids."""
+    text = "\x1f".join((person_id, cause, version, *parts))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
@@ -227,7 +331,12 @@ def _reason(reason: Reason) -> dict[str, Any]:
 def output_to_dict(output: Output) -> dict[str, Any]:
     """The JSON form of an output, as written to topics and by ``tagger replay --json``:
     the keys of its kind's ``keys``, in that order."""
-    data: dict[str, Any] = {"kind": output.kind, "id": output.id, "user_id": output.user_id}
+    data: dict[str, Any] = {
+        "kind": output.kind,
+        "id": output.id,
+        "user_id": output.user_id,
+        "person_id": output.person_id,
+    }
     data |= kind_of(output).body(output)
     data["at"] = format_ts(output.at)
     data["reason"] = _reason(output.reason)

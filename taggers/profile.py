@@ -65,7 +65,7 @@ class Profile:
     events: int = 0
     recent_ids: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    consent: list[Any] | None = None
+    consent: list[Any] | None = None  # the latest [ts, "out" | "in"] (docs/identity.md)
     reborn: int | None = None
     # The store's bookkeeping, carried with the profile rather than kept by the store for
     # every user it ever saw; not part of the profile's data.

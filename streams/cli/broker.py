@@ -1,4 +1,5 @@
-"""``tagger run``, ``tagger produce`` and ``tagger demo``: the commands that use a broker.
+"""``tagger run``, ``tagger produce``, ``tagger forget`` and ``tagger demo``: the commands
+that use a broker.
 
 Their imports (Faust, kafka-python, the worker) are heavy, so each command imports what
 it needs when it runs, and the other commands start without them."""
@@ -7,18 +8,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streams.cli.common import RULES_HELP, input_lines, load_or_report, positive, rules_dir
+from streams.cli.common import (
+    RULES_HELP,
+    input_lines,
+    load_or_report,
+    moment,
+    positive,
+    rules_dir,
+)
 from streams.settings import load_settings, unknown_variables
+from taggers.events import EventError, forget_event
 
 if TYPE_CHECKING:
     from streams.cli.common import Commands
 
 
 def register(commands: Commands) -> None:
-    """Add ``tagger run``, ``tagger produce`` and ``tagger demo``."""
+    """Add ``tagger run``, ``tagger produce``, ``tagger forget`` and ``tagger demo``."""
     run = commands.add_parser("run", help="run the streaming worker (Kafka in, Redis, Kafka out)")
     run.add_argument("--rules", help=RULES_HELP)
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -32,6 +43,17 @@ def register(commands: Commands) -> None:
         "--rate", type=positive, help="events per second at most (default: as fast as it can)"
     )
     send.set_defaults(func=cmd_produce)
+
+    forget = commands.add_parser(
+        "forget", help="delete a person everywhere: send a forget event for one of their ids"
+    )
+    forget.add_argument("id", help="any id of the person (its own, or one linked to it)")
+    forget.add_argument(
+        "--at",
+        help="when the person asked (ISO-8601 with a time zone, or epoch ms; default: now): "
+        "their events up to then change nothing",
+    )
+    forget.set_defaults(func=cmd_forget)
 
     demo = commands.add_parser(
         "demo", help="run everything locally (broker, Redis, worker, simulator) and watch"
@@ -112,6 +134,44 @@ def cmd_produce(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"sent {sent} events to {settings.events_topic}")
+    return 0
+
+
+def forget_record(person: str, at: str | None) -> bytes:
+    """The value ``tagger forget`` sends: a ``forget`` event for ``person`` with a fresh
+    event id, at ``at`` (as the command line gives it) or now. ValueError for a bad time,
+    EventError for an invalid id."""
+    ts = int(time.time() * 1000) if at is None else moment(at)
+    return forget_event(person, ts, f"forget-{uuid.uuid4().hex}")
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Send a ``forget`` event for an id to the events topic, keyed by that id: the worker
+    deletes the person and all its ids (docs/identity.md)."""
+    try:
+        value = forget_record(args.id, args.at)
+    except ValueError as error:
+        print(f"tagger forget: --at: {error}", file=sys.stderr)
+        return 2
+    except EventError as error:
+        problem = error.message.removeprefix("user_id: ")
+        print(f"tagger forget: not a valid id: {problem}", file=sys.stderr)
+        return 2
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    from streams.produce import produce_lines  # noqa: PLC0415
+    from streams.redis_store import redacted  # noqa: PLC0415
+
+    settings = load_settings()
+    try:
+        produce_lines(settings, [value])
+    except KafkaError as error:
+        print(
+            f"tagger forget: cannot use the broker ({redacted(settings.broker_url)}): {error}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"sent a forget event for {args.id} to {settings.events_topic}")
     return 0
 
 

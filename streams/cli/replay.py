@@ -179,7 +179,8 @@ def _summary(
     tags = Counter(t for p in users for t in p.tags)
     print(f"\n== {len(users)} users, rules version {rules.version}", file=sys.stderr)
     for kind in OUTPUT_KINDS:
-        print(f"   {kind.name}: {tally.kinds[kind.name]}", file=sys.stderr)
+        if kind.summary_when_none or tally.kinds[kind.name]:
+            print(f"   {kind.name}: {tally.kinds[kind.name]}", file=sys.stderr)
     print(f"   bad lines: {bad_lines}", file=sys.stderr)
     for kind in OUTPUT_KINDS:
         for value, count in tally.by(kind):

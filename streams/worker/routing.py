@@ -1,9 +1,10 @@
 """Output routing: which topic each thing a batch gives goes to, and how it is written.
 
 A batch gives dead letters (to the DLQ), re-keyed copies (to the re-keyed input topic,
-keyed by user, with their origin) and outputs (each kind to its topic). The topics of the
-input sources (``taggers.sources``) and of the output kinds (``taggers.outputs``) are the
-settings their declarations name (``streams.topics``).
+keyed by user, with their origin) and outputs (each kind to its topic, keyed by person; a
+kind declared ``everywhere``, as identity merges and forgotten people, to every output
+topic once). The topics of the input sources (``taggers.sources``) and of the output kinds
+(``taggers.outputs``) are the settings their declarations name (``streams.topics``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from faust.types import TP
 
 from streams.settings import Settings
 from streams.topics import input_topics, output_topics
-from taggers.outputs import Output, output_to_dict
+from taggers.outputs import Output, kind_of, output_to_dict
 from taggers.pipeline import Prepared
 from taggers.sources import REKEYED, InputSource
 
@@ -37,7 +38,7 @@ class Topics:
     """The worker's topics: its input sources', each output kind's, and the DLQ."""
 
     inputs: Mapping[InputSource, str]
-    outputs: Mapping[str, str]  # output kind -> topic
+    outputs: Mapping[str, str]  # output kind (with a topic of its own) -> topic
     dlq: str
     _sources: dict[str, InputSource] = field(init=False, repr=False, compare=False)
 
@@ -67,9 +68,12 @@ class Topics:
         return sorted(tp for tp in assignment if tp.topic in names)
 
 
-def output_topic(output: Output, topics: Topics) -> str:
-    """The topic an output goes to."""
-    return topics.outputs[output.kind]
+def output_topics_of(output: Output, topics: Topics) -> tuple[str, ...]:
+    """The topics an output goes to: its kind's, or (a kind sent everywhere, such as a
+    forgotten person) each output topic once."""
+    if kind_of(output).everywhere:
+        return tuple(dict.fromkeys(topics.outputs.values()))
+    return (topics.outputs[output.kind],)
 
 
 def routed(batch: Prepared, topics: Topics) -> Iterator[Outgoing]:
@@ -84,5 +88,8 @@ def routed(batch: Prepared, topics: Topics) -> Iterator[Outgoing]:
         key, headers = copy.user_id.encode(), [copy.origin.header()]
         yield Outgoing(topics.inputs[REKEYED], key, copy.value, sent, headers)
     for output in batch.outputs:
-        value = orjson.dumps(output_to_dict(output))
-        yield Outgoing(output_topic(output, topics), output.user_id.encode(), value)
+        # Keyed by person: a subscriber reads all of one person's outputs in order,
+        # whichever of the person's ids their events came under.
+        key, value = output.person_id.encode(), orjson.dumps(output_to_dict(output))
+        for topic in output_topics_of(output, topics):
+            yield Outgoing(topic, key, value)

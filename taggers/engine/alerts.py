@@ -35,11 +35,12 @@ def raise_alert(
             if alert.when is not None
             else Reason(alert.name, step.version, {})
         )
-    user = step.profile.user_id
+    person = step.person_id
     step.outputs.append(
         Alert(
-            output_id(user, step.cause, step.version, "alert", alert.name, extra_id),
-            user,
+            output_id(person, step.cause, step.version, "alert", alert.name, extra_id),
+            step.came_under,
+            person,
             alert.name,
             alert.severity,
             alert.display,

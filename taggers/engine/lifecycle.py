@@ -24,12 +24,14 @@ def enter_initial(step: Step, initial: str, old: str | None = None) -> None:
     why = Reason("lifecycle.initial", step.version, {}, note)
     step.outputs.append(
         Transition(
-            output_id(profile.user_id, step.cause, step.version, "transition", "initial"),
-            profile.user_id,
+            output_id(step.person_id, step.cause, step.version, "transition", "initial"),
+            step.came_under,
+            step.person_id,
             old,
             initial,
             step.now,
             why,
+            step.opted_out,
         )
     )
 
@@ -48,12 +50,14 @@ def move(
     step.moved = True
     step.outputs.append(
         Transition(
-            output_id(profile.user_id, step.cause, step.version, "transition", rule.rule),
-            profile.user_id,
+            output_id(step.person_id, step.cause, step.version, "transition", rule.rule),
+            step.came_under,
+            step.person_id,
             old,
             rule.to,
             step.now,
             why,
+            step.opted_out,
         )
     )
     if rule.alert is not None:

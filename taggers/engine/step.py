@@ -58,6 +58,24 @@ class Step:
     dues: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # by id(timer)
     types: Mapping[str, Type] = field(default_factory=dict)  # of the names rules read
 
+    @property
+    def person_id(self) -> str:
+        """The person whose profile this step changes (outputs' ``person_id``)."""
+        return self.profile.user_id
+
+    @property
+    def came_under(self) -> str:
+        """The id the step's event came under (a linked id of the person, or the person's
+        own); for a deadline, the person's id. Outputs' ``user_id``."""
+        event = self.values.event
+        return self.profile.user_id if event is None else event.user_id
+
+    @property
+    def opted_out(self) -> bool:
+        """Whether the person has opted out of marketing (their latest consent event)."""
+        consent = self.profile.consent
+        return consent is not None and consent[1] == "out"
+
 
 def truth(expression: CompiledExpr, values: Values) -> bool:
     """Whether a condition holds (null and errors are not true)."""

@@ -174,16 +174,17 @@ def add_tag(step: Step, tag: Tag, name: str, display: str | None, decider: Compi
         values=why.values,
         when=decider.source,
     )
-    user = step.profile.user_id
     step.outputs.append(
         TagChange(
-            output_id(user, step.cause, step.version, "tag", name, "add"),
-            user,
+            output_id(step.person_id, step.cause, step.version, "tag", name, "add"),
+            step.came_under,
+            step.person_id,
             name,
             "add",
             display,
             step.now,
             why,
+            step.opted_out,
         )
     )
 
@@ -191,16 +192,17 @@ def add_tag(step: Step, tag: Tag, name: str, display: str | None, decider: Compi
 def remove_tag(step: Step, name: str, why: Reason) -> None:
     """Take a tag from the user, with why."""
     record = step.profile.tags.pop(name)
-    user = step.profile.user_id
     step.outputs.append(
         TagChange(
-            output_id(user, step.cause, step.version, "tag", name, "remove"),
-            user,
+            output_id(step.person_id, step.cause, step.version, "tag", name, "remove"),
+            step.came_under,
+            step.person_id,
             name,
             "remove",
             record.get("display"),
             step.now,
             why,
+            step.opted_out,
         )
     )
 

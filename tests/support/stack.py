@@ -77,7 +77,11 @@ def pipeline_settings(
     broker: TansuBroker, redis_server: RedisServer | LocalRedisCluster, **overrides: Any
 ) -> Settings:
     name = uuid.uuid4().hex[:8]
-    outputs = {kind.topic_setting: f"{kind.name}-{name}" for kind in OUTPUT_KINDS}
+    outputs = {
+        kind.topic_setting: f"{kind.name}-{name}"
+        for kind in OUTPUT_KINDS
+        if kind.topic_setting is not None  # not a kind sent to every output topic
+    }
     return Settings(
         app_id=f"tagger-{name}",
         broker_url=broker.url,

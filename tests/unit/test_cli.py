@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from streams.cli import main
-from streams.settings import unknown_variables
+from streams.produce import user_key
+from streams.settings import Settings, unknown_variables
 from taggers.bundled import BUNDLED_RULES
 from taggers.durations import DAY_MS
 from taggers.events import decode_event, to_epoch_ms
@@ -90,6 +91,8 @@ def test_replay_json_prints_kinds_errors_and_profiles(
     code, out, _ = run(capsys, "replay", str(events), "--json")
     assert code == 0
     records = [orjson.loads(line) for line in out.splitlines()]
+    outputs = [r for r in records if r["kind"] in ("tag_change", "transition", "alert")]
+    assert {(r["user_id"], r["person_id"]) for r in outputs} == {("u1", "u1"), ("u2", "u2")}
     errors = [r for r in records if r["kind"] == "error"]
     assert [(e["line"], e["reason"]) for e in errors] == [(2, "invalid_json"), (3, "schema")]
     assert "props of purchase: amount" in errors[1]["message"]
@@ -99,6 +102,10 @@ def test_replay_json_prints_kinds_errors_and_profiles(
     assert (alert["user_id"], alert["name"]) == ("u2", "sensitive_message")
     profiles = {r["user_id"]: r for r in records if r["kind"] == "profile"}
     assert records[-2:] == [profiles["u1"], profiles["u2"]]
+    # The text summary counts every kind, a rare one (identity merges) only when there are.
+    code, _, err = run(capsys, "replay", str(events), "-q")
+    counts = [line.split(":")[0].strip() for line in err.splitlines() if line.startswith("   ")]
+    assert counts[:4] == ["tag_change", "transition", "alert", "bad lines"]
     assert profiles["u1"]["stage"] == "new"
     assert {"high_value", "source_wecom"} <= set(profiles["u1"]["tags"])
     assert profiles["u1"]["aggregates"]["orders"] == 1
@@ -174,7 +181,69 @@ def test_schema_events_lists_every_type(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0
     assert schema["required"] == ["event_id", "user_id", "type", "ts"]
     assert "amount" in schema["x-event-types"]["purchase"]["props"]
-    assert len(schema["x-event-types"]) == 18
+    assert len(schema["x-event-types"]) == 22
+    assert schema["x-event-types"]["identify"]["props"]["ids"]["maxItems"] == 32
+
+
+def test_forget_sends_a_forget_event_keyed_by_the_id(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[str, list[bytes]]] = []
+
+    def produce_lines(settings: Settings, lines: list[bytes]) -> int:
+        sent.append((settings.events_topic, list(lines)))
+        return len(lines)
+
+    monkeypatch.setattr("streams.produce.produce_lines", produce_lines)
+    monkeypatch.setenv("TAGGER_EVENTS_TOPIC", "in-events")
+    code, out, _ = run(capsys, "forget", "wecom:wmXyz", "--at", "2026-03-01T10:00:00+08:00")
+    assert (code, out) == (0, "sent a forget event for wecom:wmXyz to in-events\n")
+    before = int(time.time() * 1000)
+    assert run(capsys, "forget", "member:8812")[0] == 0
+    after = int(time.time() * 1000)
+    (topic, [first]), (_, [second]) = sent
+    assert topic == "in-events"
+    event = decode_event(first)
+    assert (event.user_id, event.type, event.ts) == ("wecom:wmXyz", "forget", 1_772_330_400_000)
+    assert user_key(first) == b"wecom:wmXyz"  # produce_lines keys it by the id
+    later = decode_event(second)
+    assert (later.user_id, later.type) == ("member:8812", "forget")
+    assert before <= later.ts <= after  # now, without --at
+    assert event.event_id != later.event_id  # a fresh id each time: never a retry's
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["a}b"], "tagger forget: not a valid id: must not contain { or }"),
+        (["a\x01b"], "tagger forget: not a valid id: must not contain control characters"),
+        (["x" * 129], "tagger forget: not a valid id: String should have at most 128"),
+        ([""], "tagger forget: not a valid id: String should have at least 1"),
+        (["u1", "--at", "yesterday"], "tagger forget: --at: not an ISO-8601 timestamp"),
+        (["u1", "--at", "1767225600"], "looks like seconds"),
+        (["u1", "--at", "2026-01-01T00:00:00"], "has no time zone"),
+    ],
+)
+def test_forget_refuses_a_bad_id_or_time_and_sends_nothing(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
+) -> None:
+    def produce_lines(settings: Settings, lines: list[bytes]) -> int:
+        raise AssertionError("nothing may be sent")
+
+    monkeypatch.setattr("streams.produce.produce_lines", produce_lines)
+    code, out, err = run(capsys, "forget", *argv)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_forget_needs_an_id(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["forget"])
+    assert exited.value.code == 2
+    assert "the following arguments are required: id" in capsys.readouterr().err
 
 
 def test_schema_rules(capsys: pytest.CaptureFixture[str]) -> None:

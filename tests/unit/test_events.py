@@ -9,7 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taggers.events import REASONS, EventError, decode_event, event_json_schema
+from taggers.events import (
+    EVENT_TYPES,
+    FORGET,
+    IDENTIFY,
+    MAX_IDS_PER_EVENT,
+    OPT_IN,
+    OPT_OUT,
+    REASONS,
+    EventError,
+    decode_event,
+    event_json_schema,
+)
 
 GOOD = {
     "event_id": "e1",
@@ -121,3 +132,98 @@ def test_json_schema_documents_every_known_type() -> None:
     assert set(schema["required"]) == {"event_id", "user_id", "type", "ts"}
     assert "amount" in schema["x-event-types"]["purchase"]["props"]
     assert "score" in schema["x-event-types"]["survey"]["props"]
+
+
+# --- identity and consent events ------------------------------------------------------
+
+IDENTIFY_EVENT = {"event_id": "e1", "user_id": "a", "type": "identify", "ts": 1_772_330_400_000}
+
+
+def identify(ids: object, **more: object) -> bytes:
+    return encode(IDENTIFY_EVENT | {"props": {"ids": ids}} | more)
+
+
+def test_the_identity_and_consent_types_are_known_types() -> None:
+    assert (IDENTIFY, FORGET, OPT_OUT, OPT_IN) == (
+        "identify",
+        "forget",
+        "marketing_opt_out",
+        "marketing_opt_in",
+    )
+    assert {IDENTIFY, FORGET, OPT_OUT, OPT_IN} <= set(EVENT_TYPES)
+    assert "bad_identify" in REASONS
+    for kind in (FORGET, OPT_OUT, OPT_IN):  # no props needed
+        assert decode_event(encode(IDENTIFY_EVENT | {"type": kind})).type == kind
+
+
+def test_identify_keeps_its_ids_in_order_without_duplicates() -> None:
+    event = decode_event(identify(["wecom:wmXyz", "member:8812", "wecom:wmXyz"]))
+    assert event.props["ids"] == ["wecom:wmXyz", "member:8812"]
+    assert decode_event(identify(["b"] * MAX_IDS_PER_EVENT)).props["ids"] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("props", "fragment"),
+    [
+        ({}, "ids is required"),
+        ({"ids": None}, "ids is required"),
+        ({"ids": "b"}, "ids must be a list of ids, not a string"),
+        ({"ids": {"b": 1}}, "ids must be a list of ids, not an object"),
+        ({"ids": []}, "at least one"),
+        ({"ids": ["b"] * (MAX_IDS_PER_EVENT + 1)}, f"33 entries, more than {MAX_IDS_PER_EVENT}"),
+        ({"ids": ["b", 7]}, "ids[1] must be an id (a string), not a number"),
+        ({"ids": [["b"]]}, "ids[0] must be an id (a string), not a list"),
+        ({"ids": [True]}, "ids[0] must be an id (a string), not a boolean"),
+        ({"ids": [None]}, "ids[0] must be an id (a string), not null"),
+        ({"ids": [""]}, "ids[0] must be 1-128 characters, not 0"),
+        ({"ids": ["x" * 129]}, "ids[0] must be 1-128 characters, not 129"),
+        ({"ids": ["b", "c}d"]}, "ids[1] must not contain { or }"),
+        ({"ids": ["{c"]}, "ids[0] must not contain { or }"),
+        ({"ids": ["c\nd"]}, "ids[0] must not contain control characters"),
+        ({"ids": ["c\x7f"]}, "ids[0] must not contain control characters"),
+        ({"ids": ["b", "a"]}, "ids[1] is the event's own user_id"),
+    ],
+)
+def test_a_bad_identify_is_a_dead_letter_naming_what_is_wrong(
+    props: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(EventError) as caught:
+        decode_event(encode(IDENTIFY_EVENT | {"props": props}))
+    assert caught.value.reason == "bad_identify"
+    assert caught.value.message.startswith("props of identify: ")
+    assert fragment in caught.value.message
+    assert "x" * 20 not in caught.value.message  # an id is personal data: never echoed
+
+
+def test_an_invalid_event_under_identify_is_still_a_schema_error() -> None:
+    with pytest.raises(EventError) as caught:
+        decode_event(identify(["b"], user_id="a}"))
+    assert caught.value.reason == "schema"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.lists(
+            st.one_of(st.text(max_size=130), st.sampled_from(["a", "b", "c"]), st.integers(0, 9)),
+            max_size=MAX_IDS_PER_EVENT + 2,
+        ),
+        st.text(max_size=5),
+        st.integers(0, 9),
+        st.none(),
+    )
+)
+def test_identify_either_links_valid_ids_or_is_a_bad_identify(ids: object) -> None:
+    try:
+        event = decode_event(identify(ids))
+    except EventError as error:
+        assert error.reason == "bad_identify", error
+        return
+    linked = event.props["ids"]
+    assert isinstance(ids, list)
+    assert linked == list(dict.fromkeys(ids))  # the producer's order, each id once
+    assert 1 <= len(linked) <= MAX_IDS_PER_EVENT
+    assert "a" not in linked
+    for item in linked:
+        assert isinstance(item, str) and 1 <= len(item) <= 128
+        assert not any(c in "{}\x7f" or ord(c) < 32 for c in item)

@@ -21,10 +21,14 @@ from prometheus_client import REGISTRY
 from streams import metrics
 from streams.settings import Settings
 from streams.topics import output_topics, topic_names
+from streams.worker.routing import Topics, routed
 from taggers.display import OutputTally, describe_output
 from taggers.outputs import (
     OUTPUT_KINDS,
+    TOPIC_KINDS,
     Alert,
+    Forgotten,
+    IdentityMerge,
     Output,
     Reason,
     TagChange,
@@ -48,7 +52,10 @@ def sample_value(name: str, hint: Any) -> Any:
         return sample_value(name, next(a for a in get_args(hint) if a is not type(None)))
     if origin is dict:
         return {"n": 1}
+    if origin is tuple:
+        return (f"{name}-1", f"{name}-2")
     simple: dict[Any, Any] = {
+        bool: True,
         str: f"{name}-1",
         int: AT,
         Reason: Reason("a_rule", "v1", {"orders": 2}, "orders >= 1"),
@@ -105,21 +112,51 @@ def test_serialisation_writes_the_declared_shape(output: Output) -> None:
     assert orjson.loads(orjson.dumps(data)) == data  # JSON as it is, nothing lost on the way
 
 
-def test_the_topic_is_a_setting_of_its_own() -> None:
+def own_topics() -> dict[str, str]:
+    """Each kind's topic setting, by kind, for the kinds with a topic of their own."""
+    return {k.name: k.topic_setting for k in OUTPUT_KINDS if k.topic_setting is not None}
+
+
+def test_the_topic_is_a_setting_of_its_own_or_every_topic() -> None:
     fields = Settings.model_fields
+    settings = own_topics()
     for kind in OUTPUT_KINDS:
-        assert kind.topic_setting in fields, f"{kind.name}: no setting {kind.topic_setting}"
-        assert fields[kind.topic_setting].annotation is str, kind.topic_setting
+        assert (kind.name in settings) != kind.everywhere, f"{kind.name}: own topic or everywhere"
+    for name, setting in settings.items():
+        assert setting in fields, f"{name}: no setting {setting}"
+        assert fields[setting].annotation is str, setting
     routed = output_topics(Settings())
-    assert list(routed) == [kind.name for kind in OUTPUT_KINDS]
+    assert list(routed) == [kind.name for kind in TOPIC_KINDS] == list(settings)
     assert len(set(routed.values())) == len(routed), f"two kinds share a topic: {routed}"
     assert set(routed.values()) <= set(topic_names(Settings())), "an output topic not created"
 
 
 def test_the_topic_follows_its_setting() -> None:
-    update = {kind.topic_setting: f"out-{kind.name}" for kind in OUTPUT_KINDS}
-    renamed = Settings().model_copy(update=update)
-    assert output_topics(renamed) == {kind.name: f"out-{kind.name}" for kind in OUTPUT_KINDS}
+    renamed = Settings().model_copy(update={s: f"out-{n}" for n, s in own_topics().items()})
+    assert output_topics(renamed) == {name: f"out-{name}" for name in own_topics()}
+
+
+def test_a_kind_is_declared_with_a_topic_or_everywhere_not_both() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        dataclasses.replace(kind_named("forgotten"), topic_setting="alerts_topic")
+    with pytest.raises(ValueError, match="exactly one"):
+        dataclasses.replace(kind_named("alert"), everywhere=True)
+
+
+def test_routing_sends_an_output_to_its_topics_keyed_by_person(output: Output) -> None:
+    """One record per topic it goes to: its kind's, or every output topic once; the key is
+    the person, whichever id the event came under."""
+    settings = Settings()
+    topics = Topics.from_settings(settings)
+    batch = types.SimpleNamespace(dead=[], rekey=[], outputs=[output])
+    sent = list(routed(batch, topics))  # type: ignore[arg-type]
+    kind = kind_of(output)
+    want = (
+        list(output_topics(settings).values()) if kind.everywhere else [topics.outputs[kind.name]]
+    )
+    assert [record.topic for record in sent] == want
+    assert {record.key for record in sent} == {output.person_id.encode()} != {b"user_id-1"}
+    assert {record.value for record in sent} == {orjson.dumps(output_to_dict(output))}
 
 
 def test_count_output_counts_by_kind_and_by_what_it_says(output: Output) -> None:
@@ -127,7 +164,7 @@ def test_count_output_counts_by_kind_and_by_what_it_says(output: Output) -> None
     labels = kind.metric_labels(output)
     assert len(labels) == len(kind.metric.labels)
     assert all(isinstance(value, str) for value in labels)
-    by_kind = dict(zip(kind.metric.labels, labels, strict=True))
+    by_kind = dict(zip(kind.metric.labels, labels, strict=True))  # {} for a kind with none
     total = ("tagger_outputs_total", {"kind": kind.name})
     named = (kind.metric.name, by_kind)
     before = [REGISTRY.get_sample_value(*series) or 0.0 for series in (total, named)]
@@ -143,18 +180,21 @@ def test_every_kind_has_a_counter_of_its_own() -> None:
     assert all(re.fullmatch(r"tagger_[a-z_]+_total", name) for name in names), names
 
 
-def test_display_is_one_line_naming_the_user(output: Output) -> None:
+def test_display_is_one_line_naming_the_id_and_the_person(output: Output) -> None:
     record = orjson.loads(orjson.dumps(output_to_dict(output)))  # as read off the topic
     line = describe_output(record, {})
     assert "\n" not in line
-    assert line.startswith(f"{record['at']}  {output.user_id}  ")
+    assert line.startswith(f"{record['at']}  {output.user_id} (person {output.person_id})  ")
     assert line.endswith("  because orders=2")
+    alone = record | {"person_id": record["user_id"]}  # an event under the person's own id
+    assert describe_output(alone, {}).startswith(f"{record['at']}  {output.user_id}  ")
 
 
 def test_a_tally_counts_every_kind(output: Output) -> None:
     kind = kind_of(output)
     assert kind.tally is None or kind.tally in kind.fields
     tally = OutputTally()
+    assert (kind.plural in OutputTally().line()) == kind.summary_when_none
     tally.add(output_to_dict(output))
     tally.add(output_to_dict(output))
     assert tally.kinds == {kind.name: 2}
@@ -164,13 +204,20 @@ def test_a_tally_counts_every_kind(output: Output) -> None:
 
 
 def test_the_docs_show_each_kinds_topic_and_json_shape() -> None:
-    """Each kind has its row in the topics table: its default topic, "kind": name, and its
-    keys in the order they are written."""
+    """Each kind has its row in the topics table: its default topic (or "every output
+    topic"), "kind": name, and its keys in the order they are written."""
     text = docs_text()
     for kind in OUTPUT_KINDS:
-        topic = Settings.model_fields[kind.topic_setting].default
-        rows = [line for line in text.splitlines() if line.startswith(f"| `{topic}` |")]
-        assert rows, f"{kind.name}: no row for its topic `{topic}` in README.md or docs/"
+        if kind.topic_setting is None:
+            start = "| every output topic |"
+        else:
+            start = f"| `{Settings.model_fields[kind.topic_setting].default}` |"
+        rows = [
+            line
+            for line in text.splitlines()
+            if line.startswith(start) and f'"kind": "{kind.name}"' in line
+        ]
+        assert rows, f"{kind.name}: no row {start} with its JSON in README.md or docs/"
         row = rows[0]
         assert f'"kind": "{kind.name}"' in row, row
         quoted = iter(re.findall(r'"([^"]+)"', row))
@@ -185,7 +232,8 @@ def test_the_docs_list_each_kinds_metrics() -> None:
     assert rows, "no row for tagger_outputs_total{kind}"
     for kind in OUTPUT_KINDS:
         assert f"`{kind.name}`" in rows[0], f"{kind.name}: not in {rows[0]}"
-        series = f"`{kind.metric.name}{{{','.join(kind.metric.labels)}}}`"
+        labels = f"{{{','.join(kind.metric.labels)}}}" if kind.metric.labels else ""
+        series = f"`{kind.metric.name}{labels}`"
         assert series in text, f"{kind.name}: its metric {series} is not documented"
 
 
@@ -199,7 +247,7 @@ def test_an_unknown_kind_is_an_error_not_a_fall_through() -> None:
         OutputTally().add(record)
 
 
-# The JSON and lines subscribers and people read: byte for byte as before ----------------
+# The JSON and lines subscribers and people read, byte for byte -------------------------
 
 REASON = Reason(
     "high_value",
@@ -208,57 +256,82 @@ REASON = Reason(
     "spend_90d >= high_value_spend",
 )
 EMPTY = Reason("lifecycle", "v2", {})
+MERGE = Reason("identify", "v2", {}, "identify")
+FORGET = Reason("forget", "v2", {}, "forget")
 GOLDEN: list[tuple[Output, str, str]] = [
     (
-        TagChange("id-t", "u1", "high_value", "add", "高价值客户", AT, REASON),
-        '{"kind":"tag_change","id":"id-t","user_id":"u1","tag":"high_value","op":"add",'
-        '"display":"高价值客户","at":"2026-01-01T00:00:00.000Z","reason":{"rule":"high_value",'
-        '"version":"a41c09e2b7d3","values":{"spend_90d":1100.5,"high_value_spend":1000},'
-        '"note":"spend_90d >= high_value_spend"}}',
+        TagChange("id-t", "u1", "u1", "high_value", "add", "高价值客户", AT, REASON, False),
+        '{"kind":"tag_change","id":"id-t","user_id":"u1","person_id":"u1","tag":"high_value",'
+        '"op":"add","display":"高价值客户","opted_out":false,"at":"2026-01-01T00:00:00.000Z",'
+        '"reason":{"rule":"high_value","version":"a41c09e2b7d3","values":{"spend_90d":1100.5,'
+        '"high_value_spend":1000},"note":"spend_90d >= high_value_spend"}}',
         "2026-01-01T00:00:00.000Z  u1  tag +high_value (高价值客户)"
         "  because spend_90d=1100.5, high_value_spend=1000",
     ),
     (
-        TagChange("id-r", "u1", "interest_美妆", "remove", None, AT + 1, EMPTY),
-        '{"kind":"tag_change","id":"id-r","user_id":"u1","tag":"interest_美妆","op":"remove",'
-        '"display":null,"at":"2026-01-01T00:00:00.001Z","reason":{"rule":"lifecycle",'
-        '"version":"v2","values":{}}}',
-        "2026-01-01T00:00:00.001Z  u1  tag -interest_美妆",
+        TagChange("id-r", "wecom:wm1", "u1", "interest_美妆", "remove", None, AT + 1, EMPTY, True),
+        '{"kind":"tag_change","id":"id-r","user_id":"wecom:wm1","person_id":"u1",'
+        '"tag":"interest_美妆","op":"remove","display":null,"opted_out":true,'
+        '"at":"2026-01-01T00:00:00.001Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
+        "2026-01-01T00:00:00.001Z  wecom:wm1 (person u1)  tag -interest_美妆 (opted out)",
     ),
     (
-        Transition("id-n", "u2", None, "prospect", AT, EMPTY),
-        '{"kind":"transition","id":"id-n","user_id":"u2","from":null,"to":"prospect",'
-        '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
+        Transition("id-n", "u2", "u2", None, "prospect", AT, EMPTY, False),
+        '{"kind":"transition","id":"id-n","user_id":"u2","person_id":"u2","from":null,'
+        '"to":"prospect","opted_out":false,"at":"2026-01-01T00:00:00.000Z",'
+        '"reason":{"rule":"lifecycle","version":"v2","values":{}}}',
         "2026-01-01T00:00:00.000Z  u2  stage - -> prospect",
     ),
     (
         Transition(
-            "id-m", "u2", "new", "dormant", AT, Reason("lifecycle", "v2", {"n": 5}, "idle 60d")
+            "id-m",
+            "u2",
+            "u2",
+            "new",
+            "dormant",
+            AT,
+            Reason("lifecycle", "v2", {"n": 5}, "idle 60d"),
+            True,
         ),
-        '{"kind":"transition","id":"id-m","user_id":"u2","from":"new","to":"dormant",'
-        '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2",'
-        '"values":{"n":5},"note":"idle 60d"}}',
-        "2026-01-01T00:00:00.000Z  u2  stage new -> dormant  because n=5",
+        '{"kind":"transition","id":"id-m","user_id":"u2","person_id":"u2","from":"new",'
+        '"to":"dormant","opted_out":true,"at":"2026-01-01T00:00:00.000Z",'
+        '"reason":{"rule":"lifecycle","version":"v2","values":{"n":5},"note":"idle 60d"}}',
+        "2026-01-01T00:00:00.000Z  u2  stage new -> dormant (opted out)  because n=5",
     ),
     (
-        Alert("id-a", "u3", "koc", "info", "KOC候选", AT, {"orders": 7}, EMPTY),
-        '{"kind":"alert","id":"id-a","user_id":"u3","name":"koc","severity":"info",'
-        '"display":"KOC候选","details":{"orders":7},"at":"2026-01-01T00:00:00.000Z",'
-        '"reason":{"rule":"lifecycle","version":"v2","values":{}}}',
+        Alert("id-a", "u3", "u3", "koc", "info", "KOC候选", AT, {"orders": 7}, EMPTY),
+        '{"kind":"alert","id":"id-a","user_id":"u3","person_id":"u3","name":"koc",'
+        '"severity":"info","display":"KOC候选","details":{"orders":7},'
+        '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
         "2026-01-01T00:00:00.000Z  u3  ALERT koc (KOC候选) [info]  with orders=7",
     ),
     (
-        Alert("id-b", "u3", "churn_risk", "warning", None, AT, {}, EMPTY),
-        '{"kind":"alert","id":"id-b","user_id":"u3","name":"churn_risk","severity":"warning",'
-        '"display":null,"details":{},"at":"2026-01-01T00:00:00.000Z",'
-        '"reason":{"rule":"lifecycle","version":"v2","values":{}}}',
-        "2026-01-01T00:00:00.000Z  u3  ALERT churn_risk [warning]",
+        Alert("id-b", "member:8812", "u3", "churn_risk", "warning", None, AT, {}, EMPTY),
+        '{"kind":"alert","id":"id-b","user_id":"member:8812","person_id":"u3",'
+        '"name":"churn_risk","severity":"warning","display":null,"details":{},'
+        '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
+        "2026-01-01T00:00:00.000Z  member:8812 (person u3)  ALERT churn_risk [warning]",
+    ),
+    (
+        IdentityMerge("id-i", "u4", "u4", "wecom:wm2", ("u4", "wecom:wm2", "member:9"), AT, MERGE),
+        '{"kind":"identity_merge","id":"id-i","user_id":"u4","person_id":"u4",'
+        '"absorbed":"wecom:wm2","survivor":"u4","ids":["u4","wecom:wm2","member:9"],'
+        '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"identify","version":"v2",'
+        '"values":{},"note":"identify"}}',
+        "2026-01-01T00:00:00.000Z  u4  MERGE wecom:wm2 into u4 (3 ids)",
+    ),
+    (
+        Forgotten("id-f", "wecom:wm2", "u4", ("u4", "wecom:wm2"), AT, FORGET),
+        '{"kind":"forgotten","id":"id-f","user_id":"wecom:wm2","person_id":"u4",'
+        '"ids":["u4","wecom:wm2"],"at":"2026-01-01T00:00:00.000Z",'
+        '"reason":{"rule":"forget","version":"v2","values":{},"note":"forget"}}',
+        "2026-01-01T00:00:00.000Z  wecom:wm2 (person u4)  FORGOTTEN (2 ids deleted)",
     ),
 ]
 
 
 @pytest.mark.parametrize(("given", "json", "line"), GOLDEN, ids=[g[0].id for g in GOLDEN])
-def test_json_and_line_are_as_before(given: Output, json: str, line: str) -> None:
+def test_json_and_line_are_exactly_these(given: Output, json: str, line: str) -> None:
     data = orjson.dumps(output_to_dict(given))
     assert data == json.encode()
     assert describe_output(orjson.loads(data), {}) == line
@@ -272,5 +345,8 @@ def test_the_summary_line_counts_each_kind() -> None:
     tally = OutputTally()
     for given, _, _ in GOLDEN:
         tally.add(output_to_dict(given))
-    assert tally.line() == "tag changes 2  transitions 2  alerts 2 (churn_risk=1, koc=1)"
+    assert tally.line() == (
+        "tag changes 2  transitions 2  alerts 2 (churn_risk=1, koc=1)  identity merges 1"
+        "  forgotten 1"
+    )
     assert OutputTally().line() == "tag changes 0  transitions 0  alerts 0 (-)"
