@@ -61,11 +61,17 @@ class RedisIdentities:
         self.keys = store.keys
 
     def link(
-        self, links: Mapping[str, str], absorbed: Sequence[Profile], partition: int
+        self,
+        links: Mapping[str, str],
+        absorbed: Sequence[Profile],
+        partition: int,
+        *,
+        keep: bool = False,
     ) -> list[str]:
-        """Turn each id into a link to its person; the ids refused (read in ``absorbed``
-        at a version since moved, or written throughout ``ATTEMPTS`` re-reads), their
-        index entries set again from what they hold."""
+        """Turn each id into a link to its person (with ``keep``, its profile and offsets
+        kept as its transfer); the ids refused (read in ``absorbed`` at a version since
+        moved, or written throughout ``ATTEMPTS`` re-reads), their index entries set
+        again from what they hold."""
         read = {p.user_id: Held.of(p) for p in absorbed}
         pending = list(links)
         refused: list[str] = []
@@ -74,8 +80,10 @@ class RedisIdentities:
             held |= self.held([u for u in pending if u not in read])
 
             def call(pipe: Any, user: str, had: Held) -> None:
-                keys = (self.keys.user(user), self.keys.link(user))
-                pipe.fcall("tagger_link", 2, *keys, links[user], had.version)
+                keys = [self.keys.user(user), self.keys.link(user)]
+                if keep:
+                    keys.append(self.keys.transfer(user))
+                pipe.fcall("tagger_link", len(keys), *keys, links[user], had.version)
 
             replies = self.remove_each(held, partition, call)
             again = [u for u in pending if replies[u] == REFUSED]

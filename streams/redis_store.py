@@ -53,6 +53,8 @@ from taggers.store import (
     SAVED,
     Lookup,
     StoreConflictError,
+    Transfer,
+    carried_offsets,
     check_links,
 )
 
@@ -105,10 +107,24 @@ local function save_profile(keys, args)
   return save_profile_at(keys, at)
 end
 
--- KEYS[1]: the id's hash, KEYS[2]: its link. ARGV: the id it links to, the version it
--- was read at. The profile and offsets go, the link is written.
+-- KEYS[1]: the id's hash, KEYS[2]: its link, KEYS[3] (a merge's step 1): its transfer.
+-- ARGV: the id it links to, the version it was read at. The profile and offsets go (kept
+-- as the transfer, JSON {p: profile JSON or '', o: {source: offset}}), the link is written.
 local function link(keys, args)
   if (redis.call('HGET', keys[1], 'v') or '0') ~= args[2] then return -1 end
+  if keys[3] then
+    local fields = redis.call('HGETALL', keys[1])
+    local offsets, profile = {}, ''
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 'o:' then
+        offsets[string.sub(fields[i], 3)] = fields[i + 1]
+      elseif fields[i] == 'p' then
+        profile = fields[i + 1]
+      end
+    end
+    if next(offsets) == nil then offsets = {_ = false} end
+    redis.call('SET', keys[3], cjson.encode({p = profile, o = offsets}))
+  end
   redis.call('DEL', keys[1])
   redis.call('SET', keys[2], args[1])
   return 1
@@ -153,6 +169,12 @@ class Keys:
 
     def link(self, user_id: str) -> str:
         return f"{self.prefix}:link:{{{user_id}}}"
+
+    def transfer(self, user_id: str) -> str:
+        return f"{self.prefix}:transfer:{{{user_id}}}"
+
+    def in_flight(self) -> str:
+        return f"{self.prefix}:transfers"
 
     def tombstone(self, hashed: str) -> str:
         return f"{self.prefix}:tomb:{{{hashed}}}"
@@ -229,10 +251,55 @@ class RedisStore:
     def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
         """See ProfileStore.forget: three round trips (four on a cluster) for all of them."""
         with_functions(self, lambda: self.identities.forget(user_ids, at, partition))
+        self.settle(list(user_ids))  # no transfer keeps personal data of a forgotten id
 
     def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:
         """See ProfileStore.tombstones (one round trip)."""
         return self.identities.tombstones(user_ids)
+
+    def absorb(self, profiles: Sequence[Profile], person: str, *, partition: int = 0) -> None:
+        """See ProfileStore.absorb: the ids noted in flight (``P:transfers``), then linked
+        as ``save`` links them, each keeping its transfer (``P:transfer:{ID}``) in the
+        same Function call."""
+        links = check_links([], {profile.user_id: person for profile in profiles})
+        if not links:
+            return
+        self.client.sadd(self.keys.in_flight(), *links)
+        read = list(profiles)
+        refused = with_functions(
+            self, lambda: self.identities.link(links, read, partition, keep=True)
+        )
+        if refused:
+            raise StoreConflictError(refused)
+
+    def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
+        """See ProfileStore.transfers (one round trip, two for every id in flight)."""
+        if user_ids is None:
+            user_ids = sorted(_text(u) for u in self.client.smembers(self.keys.in_flight()))
+        if not user_ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for user in user_ids:
+            pipe.get(self.keys.transfer(user))
+        found: dict[str, Transfer] = {}
+        for user, kept in zip(user_ids, pipe.execute(), strict=True):
+            if kept is None:
+                continue
+            data = orjson.loads(kept)
+            profile = Profile.from_dict(orjson.loads(data["p"])) if data["p"] else None
+            offsets = {s: int(o) for s, o in (data["o"] or {}).items() if s != "_"}
+            found[user] = (profile, carried_offsets(user, offsets))
+        return found
+
+    def settle(self, user_ids: Sequence[str]) -> None:
+        """See ProfileStore.settle: the transfers, then the note that they are in flight."""
+        if not user_ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for user in user_ids:
+            pipe.delete(self.keys.transfer(user))
+        pipe.execute()
+        self.client.srem(self.keys.in_flight(), *user_ids)
 
     def _load(
         self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None

@@ -31,12 +31,13 @@ from taggers.engine import Engine
 from taggers.events import FORGET, IDENTIFY, BehaviourEvent
 from taggers.outputs import Forgotten, Output, Reason, output_id
 from taggers.profile import Profile
-from taggers.store import ProfileStore
+from taggers.store import ProfileStore, StoreConflictError
 
 IDENTITY_EVENTS: Final = frozenset({IDENTIFY, FORGET})
 """The event types that change who is who, rather than what a person did."""
 DEFAULT_MAX_IDS: Final = 64
 """The most ids one person may have (the person's own included) unless set otherwise."""
+MAX_ATTEMPTS: Final = 20  # an identity change raced by events under its ids, read again
 
 
 class IdentityError(Exception):
@@ -133,13 +134,21 @@ class Identity:
     def change(self, event: BehaviourEvent, cause: str) -> Change:
         """The change an identify or forget event makes, with step 1 done; the caller
         sends its outputs, then ``Change.apply``. IdentityError if it cannot be done.
-        Running it again after a crash at any point finishes it once."""
-        recovered = self._settle_transfers([event.user_id, *_linked_ids(event)], cause)
-        if recovered.recovered:
-            return recovered  # finish the change a crash stopped first; then this one
-        if event.type == FORGET:
-            return self._forget(event, cause)
-        return self._identify(event, cause)
+        Running it again after a crash at any point finishes it once: a change a crash
+        stopped after step 1 is finished first (``recovered``: then run the event again).
+        """
+        for _ in range(MAX_ATTEMPTS):
+            recovered = self._complete(None, cause)
+            if recovered.settle:
+                recovered.recovered = True
+                return recovered
+            try:
+                if event.type == FORGET:
+                    return self._forget(event, cause)
+                return self._identify(event, cause)
+            except StoreConflictError:
+                continue  # an event under one of the ids moved it since read: again
+        raise StoreConflictError([event.user_id])
 
     def _identify(self, event: BehaviourEvent, cause: str) -> Change:
         ids = [event.user_id, *_linked_ids(event)]
@@ -154,14 +163,8 @@ class Identity:
         joining = self._joining(persons, profiles, survivor)
         if not joining:
             return Change()
-        carried: dict[str, int] = {}
-        for joined in joining:  # step 1
-            carried |= self.store.absorb(joined, survivor_id)
-        change = Change(profiles=[survivor], settle=[j.user_id for j in joining])
-        for joined in joining:  # step 2, saved by the caller
-            change.outputs += self._take(survivor, joined, event.ts, cause)
-        change.offsets[survivor_id] = carried
-        return change
+        self.store.absorb(joining, survivor_id, partition=_partition(survivor))  # step 1
+        return self._complete([j.user_id for j in joining], cause, event.ts)
 
     def _joining(
         self, persons: list[str], profiles: dict[str, Profile], survivor: Profile
@@ -180,54 +183,52 @@ class Identity:
             )
         return joining
 
-    def _take(self, survivor: Profile, joined: Profile, now: int, cause: str) -> list[Output]:
-        """Step 2 for one joined profile (nothing if the survivor has it already)."""
-        if joined.user_id in survivor.ids:
-            return []
-        if not joined.events and not joined.ids:  # an id never seen: a link, no merge
-            survivor.ids.append(joined.user_id)
-            return []
-        return self.engine.absorb(survivor, joined, now, f"{cause}:{joined.user_id}")
-
-    def _settle_transfers(self, ids: Sequence[str], cause: str) -> Change:
-        """The rest of a change that stopped after step 1 for any of these ids."""
-        change = Change(recovered=True)
-        pending = self.store.transfers(ids)
-        if not pending:
-            return Change()
+    def _complete(self, absorbed: Sequence[str] | None, cause: str, now: int = 0) -> Change:
+        """Step 2 (to send and save) and step 3 (to settle) for the transfers of these
+        ids (None: every one in flight, as a crash may have left them)."""
+        change = Change()
         survivors: dict[str, Profile] = {}
-        for absorbed, (profile, offsets) in pending.items():
-            person = targets(self.store, [absorbed])[absorbed].person
+        for user, (profile, offsets) in self.store.transfers(absorbed).items():
+            person = self.store.resolve([user]).get(user, user)
             if person not in survivors:
                 loaded = self.store.load([person]).get(person)
                 survivors[person] = loaded or self.engine.new_profile(person)
             survivor = survivors[person]
-            if absorbed not in survivor.ids:
-                change.offsets.setdefault(person, {}).update(offsets)
-            now = max(profile.clock, survivor.clock)
-            change.outputs += self._take(survivor, profile, now, cause)
-            change.settle.append(absorbed)
+            change.settle.append(user)
+            if user in survivor.ids or person == user:
+                continue  # absorbed before a crash (or a link since forgotten)
+            change.offsets.setdefault(person, {}).update(offsets)
+            if profile is None or (not profile.events and not profile.ids):
+                survivor.ids.append(user)  # an id with nothing to merge: a link
+                continue
+            at = max(now, profile.clock, survivor.clock)
+            change.outputs += self.engine.absorb(survivor, profile, at, f"{cause}:{user}")
         change.profiles = list(survivors.values())
         return change
 
     def _forget(self, event: BehaviourEvent, cause: str) -> Change:
         """Delete the person of the event's user id and every id of it, leaving tombstones
         at the event's time; one ``forgotten`` output (none if it was done already)."""
-        target = targets(self.store, [event.user_id])[event.user_id]
-        if target.ignores(event.ts):
-            return Change()  # forgotten at this time or later already
-        person = target.person
+        user = event.user_id
+        found = self.store.lookup({user: ()})
+        person = found.links.get(user, user)
         profile = self.store.load([person]).get(person)
-        ids = list(dict.fromkeys([person, *(profile.ids if profile else ()), event.user_id]))
+        forgotten = found.tombstones.get(user)
+        if forgotten is not None and forgotten >= event.ts and user not in found.links:
+            # Done already, unless a crash stopped it before the person went (a profile
+            # from before the forget, not one an event after it made anew).
+            if profile is None or (profile.reborn is not None and profile.reborn >= event.ts):
+                return Change()
+        ids = list(dict.fromkeys([person, *(profile.ids if profile else ()), user]))
         # The ids the event names last: until they are forgotten, running the forget again
         # (after a crash midway) still finds the person, and with it the other ids.
-        order = [i for i in ids if i not in (person, event.user_id)]
-        order += list(dict.fromkeys([person, event.user_id]))
+        order = [i for i in ids if i not in (person, user)]
+        order += list(dict.fromkeys([person, user]))
         version = self.engine.version
         why = Reason("identity", version, {}, "the person asked to be forgotten")
         gone = Forgotten(
             id=output_id(person, cause, version, "forgotten"),
-            user_id=event.user_id,
+            user_id=user,
             person_id=person,
             ids=tuple(ids),
             at=event.ts,

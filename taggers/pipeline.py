@@ -36,7 +36,15 @@ import orjson
 from taggers.clock import MAX_FUTURE_SKEW_MS, EventClock, future_error
 from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, BehaviourEvent, EventError, decode_event
-from taggers.identity import DEFAULT_MAX_IDS, IDENTITY_EVENTS, Change, Identity, IdentityError, Target, targets
+from taggers.identity import (
+    DEFAULT_MAX_IDS,
+    IDENTITY_EVENTS,
+    Change,
+    Identity,
+    IdentityError,
+    Target,
+    targets,
+)
 from taggers.outputs import Output
 from taggers.profile import Profile
 from taggers.redaction import withheld
@@ -296,7 +304,6 @@ class Pipeline:
     ) -> None:
         """An identify or forget: its change (step 1 done) goes into ``batch``, or the
         event to the DLQ when it cannot be done."""
-        at = origin or Origin(record.partition, record.offset)
         try:
             identity = Identity(self.engine, self.store, self.max_ids)
             change = identity.change(event, f"e:{event.event_id}")

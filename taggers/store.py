@@ -36,7 +36,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeAlias
 
 import orjson
 
@@ -55,6 +55,18 @@ def tombstone_hash(user_id: str) -> str:
     so that the store holds no id of a forgotten person, yet finds the tombstone of any id
     an event names. (The salt only keeps these hashes apart from other hashes of ids.)"""
     return hashlib.sha256((TOMBSTONE_SALT + user_id).encode()).hexdigest()
+
+
+Transfer: TypeAlias = tuple[Profile | None, dict[str, int]]
+"""An absorbed id's profile as it was stored (None: it had none) and its watermarks as
+the person keeps them (``carried_offsets``), kept beside its link until settled."""
+
+
+def carried_offsets(user_id: str, offsets: Mapping[str, int]) -> dict[str, int]:
+    """An absorbed id's watermarks as its person keeps them: its own (``3``, ``k3``)
+    named after it (``3@ID``), so that events still arriving under it are guarded where
+    they now apply; those it carried from ids it absorbed before keep their names."""
+    return {(w if "@" in w else f"{w}@{user_id}"): o for w, o in offsets.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +181,23 @@ class ProfileStore(Protocol):
         """The time of the forget of each of these ids that has a tombstone."""
         ...
 
+    def absorb(self, profiles: Sequence[Profile], person: str, *, partition: int = 0) -> None:
+        """Step 1 of a merge (``taggers.identity``): each id (its profile as read; a new
+        profile for an id never seen) becomes a link to ``person`` as ``save``'s links
+        do, atomically per id, its profile and watermarks kept as its *transfer* until
+        ``settle``. The ids are first noted as in flight, so that ``transfers()`` finds
+        them after a crash. StoreConflictError names the ids changed since read (left as
+        stored; the others are linked)."""
+        ...
+
+    def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
+        """The transfers kept for these ids (None: every id in flight)."""
+        ...
+
+    def settle(self, user_ids: Sequence[str]) -> None:
+        """Drop the transfers of these ids (their person has absorbed them)."""
+        ...
+
     def offsets(self, user_id: str) -> dict[str, int]:
         """The last applied offset of each source for a user (none: ``{}``)."""
         ...
@@ -249,6 +278,7 @@ class MemoryStore:
         self._offsets: dict[str, dict[str, int]] = {}
         self._versions: dict[str, int] = {}  # with copies: the writes of each user
         self._links: dict[str, str] = {}  # id -> the id it links to
+        self._transfers: dict[str, Transfer] = {}  # absorbed id -> its transfer
         self._tombstones: dict[str, int] = {}  # tombstone_hash(id) -> forget time
         # users_page's scan: users in the order they gained a profile; None where one
         # lost it (linked, forgotten), so that no position moves and no id stays.
@@ -415,12 +445,37 @@ class MemoryStore:
             self._tombstones[key] = max(at, self._tombstones.get(key, at))
             self._remove(user)
             self._links.pop(user, None)
+            self._transfers.pop(user, None)
             self._versions.pop(user, None)  # as Redis, whose hash goes with its version
 
     def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:
         """See ProfileStore.tombstones."""
         kept = self._tombstones
         return {u: kept[key] for u in user_ids if (key := tombstone_hash(u)) in kept}
+
+    def absorb(self, profiles: Sequence[Profile], person: str, *, partition: int = 0) -> None:
+        """See ProfileStore.absorb."""
+        kept: dict[str, Transfer] = {}
+        for profile in profiles:
+            user = profile.user_id
+            stored = self._profiles.get(user)
+            copied = stored if stored is None or not self._copies else self._copy_out(stored)
+            kept[user] = (copied, carried_offsets(user, self._offsets.get(user, {})))
+        refused = set(self._link(check_links([], {u: person for u in kept}), profiles))
+        self._transfers |= {u: t for u, t in kept.items() if u not in refused}
+        if refused:
+            raise StoreConflictError(sorted(refused))
+
+    def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
+        """See ProfileStore.transfers."""
+        kept = self._transfers
+        wanted = list(kept) if user_ids is None else user_ids
+        return {u: kept[u] for u in wanted if u in kept}
+
+    def settle(self, user_ids: Sequence[str]) -> None:
+        """See ProfileStore.settle."""
+        for user in user_ids:
+            self._transfers.pop(user, None)
 
     def offsets(self, user_id: str) -> dict[str, int]:
         """See ProfileStore.offsets."""

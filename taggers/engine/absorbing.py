@@ -26,9 +26,7 @@ def absorb_state(plan: Plan, survivor: Profile, absorbed: Profile, now: int) -> 
     The stage is the one of the profile active last (the later clock; ties: the
     survivor's): it reflects what the person did most recently."""
     survivor.aggs = merge_aggregates(plan, survivor.aggs, absorbed.aggs, now)
-    if absorbed.clock > survivor.clock and absorbed.stage is not None:
-        survivor.stage, survivor.stage_since = absorbed.stage, absorbed.stage_since
-    elif survivor.stage is None:
+    if (absorbed.clock > survivor.clock and absorbed.stage is not None) or survivor.stage is None:
         survivor.stage, survivor.stage_since = absorbed.stage, absorbed.stage_since
     survivor.clock = max(survivor.clock, absorbed.clock, now)
     survivor.events += absorbed.events

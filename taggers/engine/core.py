@@ -15,9 +15,8 @@ This module orchestrates one step; the jobs are in the modules beside it: ``fold
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Final
-
 from dataclasses import replace
+from typing import Any, Final
 
 from taggers.engine import alerts, lifecycle, tags
 from taggers.engine.absorbing import absorb_state, later_consent
@@ -267,4 +266,5 @@ def _one_transition(step: Step, stage_before: str | None) -> list[Output]:
     user = step.profile.user_id
     why = Reason("identity", step.version, {}, "the stage of the profile active last")
     move_id = output_id(user, step.cause, step.version, "transition", "identity")
-    return [Transition(move_id, user, user, stage_before, stage, step.now, why), *others]
+    moved = Transition(move_id, user, user, stage_before, stage, step.now, why, step.opted_out)
+    return [moved, *others]

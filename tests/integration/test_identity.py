@@ -5,7 +5,6 @@ in the middle of merges (docs/identity.md)."""
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ import orjson
 import pytest
 import redis
 
-from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker
+from streams.local_stack import RedisServer, TansuBroker, free_port
 from streams.redis_store import RedisStore
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -31,13 +30,11 @@ from taggers.ruleset import load_rules
 from taggers.store import MemoryStore
 from tests.support.core import START_MS
 from tests.support.stack import (
-    PARTITIONS,
     partition_of,
     pipeline_settings,
     produce,
     read_topics,
     running_worker,
-    stop_worker,
     wait_for,
 )
 

@@ -7,7 +7,6 @@ tests kill -9 real workers in the middle of merges."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
