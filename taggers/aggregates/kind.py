@@ -82,12 +82,16 @@ class Kind:
 
     ``add(state, value, ts, limit)`` returns the new state; kinds that ``mutate`` change a
     list/dict state in place, the others return the very same state when nothing changed
-    (which lets the engine skip rules whose inputs did not move). ``merge`` combines
-    partials (a window's buckets). ``result(state, now)`` turns a merged partial into the
-    value rules read. ``accepts(value)`` says whether a value can be folded in (a sum
-    takes numbers only); the engine counts the values it skips. A kind that is not a
-    monoid of one value (``pending`` opens and closes items) folds whole events with
-    ``fold_event`` instead, and is not windowable.
+    (which lets the engine skip rules whose inputs did not move). ``merge(states,
+    limit)`` combines states: a window's buckets when read, and the states of two
+    profiles of one person when they merge (``taggers.engine.merging``), so that the
+    merged state reads as both histories folded as one; in the order given, a later
+    state counts as later at equal event times. Every kind merges (pending too, item by
+    item). ``result(state, now)`` turns a merged partial into the value rules read.
+    ``accepts(value)`` says whether a value can be folded in (a sum takes numbers only);
+    the engine counts the values it skips. A kind that is not a monoid of one value
+    (``pending`` opens and closes items) folds whole events with ``fold_event`` instead,
+    and is not windowable.
     """
 
     name: str
@@ -121,5 +125,5 @@ def same_state(state: State, _now: int) -> Value:
 
 
 def not_a_monoid(*_args: Any) -> State:
-    """``add``/``merge`` of a kind that folds whole events (``fold_event``)."""
+    """``add`` of a kind that folds whole events (``fold_event``)."""
     raise TypeError("this kind folds whole events: use its fold_event")

@@ -10,8 +10,9 @@ pairs. Nothing here branches on a kind's name.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from taggers.aggregates import State
 from taggers.events import BehaviourEvent
 from taggers.profile import Profile
 
@@ -33,6 +34,7 @@ def fold_event(
         if kind.fold_event is not None:
             state, moved = kind.fold_event(aggregate, aggs.get(aggregate.key), event)
             if not moved:
+                _remember(aggs, aggregate.key, state)
                 continue
             moves_deadline = True  # its items are its deadlines
         else:
@@ -62,6 +64,13 @@ def fold_event(
         if aggregate.name in deadline_inputs:
             moves_deadline = True
     return frozenset(changed), moves_deadline
+
+
+def _remember(aggs: dict[str, Any], key: str, state: State) -> None:
+    """Keep a state whose value did not move but whose records did (pending's record
+    of a key closed while not open, which a merge with another profile needs)."""
+    if state is not None:
+        aggs[key] = state
 
 
 def _skipped(skipped: Counter[str] | None, name: str) -> None:

@@ -2,8 +2,9 @@
 
 A new kind is a ``Kind`` in a module of ``taggers.aggregates`` (and in its ``KINDS``);
 these tests say what else it needs: a result type, a place in the rule-file model and
-its JSON Schema, a row in docs/rules.md, working fold and read functions, and a rule
-file that compiles and runs with it. Each check is a function of the registry, so a
+its JSON Schema, a row in docs/rules.md, a merge (of two profiles' states) with a row in
+docs/identity.md's merge table, working fold and read functions, and a rule file that
+compiles and runs with it. Each check is a function of the registry, so a
 test can show that it fails when a declaration is missing.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from taggers.aggregates import KINDS, Kind, Window, bucket_size
+from taggers.aggregates.kind import not_a_monoid
 from taggers.durations import DAY_MS
 from taggers.engine import Engine
 from taggers.events import BehaviourEvent
@@ -27,11 +29,24 @@ from tests.support import ROOT
 from tests.support.core import START_MS, make_event
 
 DOCS = ROOT / "docs" / "rules.md"
+IDENTITY = ROOT / "docs" / "identity.md"
 
 
-def problems_of(kind: Kind, docs: str, schema: dict[str, Any]) -> list[str]:
+def merge_table() -> str:
+    """The section of docs/identity.md that says how each kind merges."""
+    text = IDENTITY.read_text(encoding="utf-8")
+    return text.split("## How two profiles merge", 1)[1].split("\n## ", 1)[0]
+
+
+def problems_of(
+    kind: Kind, docs: str, schema: dict[str, Any], merges: str | None = None
+) -> list[str]:
     """What a kind's declaration lacks, said in words (empty: complete)."""
     found = []
+    if kind.merge is not_a_monoid or not callable(kind.merge):
+        found.append("no merge of two states")
+    if not re.search(rf"^\| [^|]*`{kind.name}`[^|]*\|", merges or merge_table(), re.M):
+        found.append("no row in the merge table of docs/identity.md")
     if not isinstance(kind.result_type, Type):
         found.append("no result type")
     if kind.shape not in ("types", "field"):
@@ -90,7 +105,12 @@ def test_every_kind_compiles_folds_and_reads(name: str, tmp_path: Path) -> None:
     for event in _events():
         engine.apply(profile, event)
     assert rules.aggregates["it"].key in profile.aggs  # it folded something
-    assert engine.value_of("it", profile, profile.clock) is not None
+    value = engine.value_of("it", profile, profile.clock)
+    assert value is not None
+    # Its merge with another profile's state (here: of no events) reads the same.
+    state = profile.aggs[rules.aggregates["it"].key]
+    profile.aggs[rules.aggregates["it"].key] = kind.merge([state, None], kind.default_limit)
+    assert engine.value_of("it", profile, profile.clock) == value
     if kind.windowable:
         window = Window(7 * DAY_MS, bucket_size(7 * DAY_MS))
         state, later = None, START_MS + DAY_MS
@@ -106,6 +126,7 @@ def test_the_completeness_check_fails_when_a_declaration_is_forgotten() -> None:
     schema = RuleFile.model_json_schema()
     made_up = dataclasses.replace(KINDS["count"], name="median", example="{median: purchase}")
     assert problems_of(made_up, docs, schema) == [
+        "no row in the merge table of docs/identity.md",
         "not a key of the rule-file JSON Schema",
         "no row in the kinds table of docs/rules.md",
         "its example '{median: purchase}' is not in docs/rules.md",
@@ -113,6 +134,12 @@ def test_the_completeness_check_fails_when_a_declaration_is_forgotten() -> None:
     ]
     untyped = dataclasses.replace(KINDS["sum"], result_type=None)  # type: ignore[arg-type]
     assert problems_of(untyped, docs, schema) == ["no result type"]
+    unmerged = dataclasses.replace(KINDS["pending"], merge=not_a_monoid)
+    assert problems_of(unmerged, docs, schema) == ["no merge of two states"]
+    without_merge_row = merge_table().replace("| `pending` |", "| pending |")
+    assert problems_of(KINDS["pending"], docs, schema, without_merge_row) == [
+        "no row in the merge table of docs/identity.md"
+    ]
     unwindowed = dataclasses.replace(KINDS["sum"], windowable=False)
     assert "docs/rules.md says otherwise whether it takes a window" in problems_of(
         unwindowed, docs, schema
