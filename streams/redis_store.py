@@ -257,14 +257,17 @@ class RedisStore:
         """See ProfileStore.tombstones (one round trip)."""
         return self.identities.tombstones(user_ids)
 
-    def absorb(self, profiles: Sequence[Profile], person: str, *, partition: int = 0) -> None:
-        """See ProfileStore.absorb: the ids noted in flight (``P:transfers``), then linked
-        as ``save`` links them, each keeping its transfer (``P:transfer:{ID}``) in the
-        same Function call."""
+    def absorb(
+        self, profiles: Sequence[Profile], person: str, *, cause: str, at: int, partition: int = 0
+    ) -> None:
+        """See ProfileStore.absorb: the ids noted in flight with the merge's cause and time
+        (the hash ``P:transfers``), then linked as ``save`` links them, each keeping its
+        profile and offsets (``P:transfer:{ID}``) in the same Function call."""
         links = check_links([], {profile.user_id: person for profile in profiles})
         if not links:
             return
-        self.client.sadd(self.keys.in_flight(), *links)
+        note = orjson.dumps({"cause": cause, "at": at}).decode()
+        self.client.hset(self.keys.in_flight(), mapping=dict.fromkeys(links, note))
         read = list(profiles)
         refused = with_functions(
             self, lambda: self.identities.link(links, read, partition, keep=True)
@@ -274,21 +277,22 @@ class RedisStore:
 
     def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
         """See ProfileStore.transfers (one round trip, two for every id in flight)."""
-        if user_ids is None:
-            user_ids = sorted(_text(u) for u in self.client.smembers(self.keys.in_flight()))
-        if not user_ids:
+        notes = {_text(u): n for u, n in self.client.hgetall(self.keys.in_flight()).items()}
+        wanted = sorted(notes) if user_ids is None else [u for u in user_ids if u in notes]
+        if not wanted:
             return {}
         pipe = self.client.pipeline(transaction=False)
-        for user in user_ids:
+        for user in wanted:
             pipe.get(self.keys.transfer(user))
         found: dict[str, Transfer] = {}
-        for user, kept in zip(user_ids, pipe.execute(), strict=True):
+        for user, kept in zip(wanted, pipe.execute(), strict=True):
             if kept is None:
-                continue
-            data = orjson.loads(kept)
+                continue  # noted, then a crash before its link: nothing moved
+            data, note = orjson.loads(kept), orjson.loads(notes[user])
             profile = Profile.from_dict(orjson.loads(data["p"])) if data["p"] else None
             offsets = {s: int(o) for s, o in (data["o"] or {}).items() if s != "_"}
-            found[user] = (profile, carried_offsets(user, offsets))
+            moved = carried_offsets(user, offsets)
+            found[user] = Transfer(profile, moved, note["cause"], note["at"])
         return found
 
     def settle(self, user_ids: Sequence[str]) -> None:
@@ -299,7 +303,7 @@ class RedisStore:
         for user in user_ids:
             pipe.delete(self.keys.transfer(user))
         pipe.execute()
-        self.client.srem(self.keys.in_flight(), *user_ids)
+        self.client.hdel(self.keys.in_flight(), *user_ids)
 
     def _load(
         self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None

@@ -138,7 +138,7 @@ class Identity:
         stopped after step 1 is finished first (``recovered``: then run the event again).
         """
         for _ in range(MAX_ATTEMPTS):
-            recovered = self._complete(None, cause)
+            recovered = self._complete(None)
             if recovered.settle:
                 recovered.recovered = True
                 return recovered
@@ -163,8 +163,9 @@ class Identity:
         joining = self._joining(persons, profiles, survivor)
         if not joining:
             return Change()
-        self.store.absorb(joining, survivor_id, partition=_partition(survivor))  # step 1
-        return self._complete([j.user_id for j in joining], cause, event.ts)
+        where = _partition(survivor)
+        self.store.absorb(joining, survivor_id, cause=cause, at=event.ts, partition=where)
+        return self._complete([j.user_id for j in joining])
 
     def _joining(
         self, persons: list[str], profiles: dict[str, Profile], survivor: Profile
@@ -183,12 +184,14 @@ class Identity:
             )
         return joining
 
-    def _complete(self, absorbed: Sequence[str] | None, cause: str, now: int = 0) -> Change:
+    def _complete(self, absorbed: Sequence[str] | None) -> Change:
         """Step 2 (to send and save) and step 3 (to settle) for the transfers of these
-        ids (None: every one in flight, as a crash may have left them)."""
+        ids (None: every one in flight, as a crash may have left them), with the cause
+        and time of the merge that made them."""
         change = Change()
         survivors: dict[str, Profile] = {}
-        for user, (profile, offsets) in self.store.transfers(absorbed).items():
+        for user, transfer in self.store.transfers(absorbed).items():
+            profile, offsets = transfer.profile, transfer.offsets
             person = self.store.resolve([user]).get(user, user)
             if person not in survivors:
                 loaded = self.store.load([person]).get(person)
@@ -201,8 +204,9 @@ class Identity:
             if profile is None or (not profile.events and not profile.ids):
                 survivor.ids.append(user)  # an id with nothing to merge: a link
                 continue
-            at = max(now, profile.clock, survivor.clock)
-            change.outputs += self.engine.absorb(survivor, profile, at, f"{cause}:{user}")
+            at = max(transfer.at, profile.clock, survivor.clock)
+            cause = f"{transfer.cause}:{user}"
+            change.outputs += self.engine.absorb(survivor, profile, at, cause)
         change.profiles = list(survivors.values())
         return change
 

@@ -35,8 +35,8 @@ import heapq
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final, Protocol, TypeAlias
+from dataclasses import dataclass, field, replace
+from typing import Final, Protocol
 
 import orjson
 
@@ -57,9 +57,17 @@ def tombstone_hash(user_id: str) -> str:
     return hashlib.sha256((TOMBSTONE_SALT + user_id).encode()).hexdigest()
 
 
-Transfer: TypeAlias = tuple[Profile | None, dict[str, int]]
-"""An absorbed id's profile as it was stored (None: it had none) and its watermarks as
-the person keeps them (``carried_offsets``), kept beside its link until settled."""
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """What an absorbed id leaves beside its link until its person absorbs it: its
+    ``profile`` as it was stored (None: it had none), its watermarks as the person keeps
+    them (``carried_offsets``), and the ``cause`` and time (``at``) of the merge, so that
+    whoever finishes it sends the outputs it would have sent."""
+
+    profile: Profile | None
+    offsets: dict[str, int]
+    cause: str
+    at: int
 
 
 def carried_offsets(user_id: str, offsets: Mapping[str, int]) -> dict[str, int]:
@@ -181,13 +189,15 @@ class ProfileStore(Protocol):
         """The time of the forget of each of these ids that has a tombstone."""
         ...
 
-    def absorb(self, profiles: Sequence[Profile], person: str, *, partition: int = 0) -> None:
+    def absorb(
+        self, profiles: Sequence[Profile], person: str, *, cause: str, at: int, partition: int = 0
+    ) -> None:
         """Step 1 of a merge (``taggers.identity``): each id (its profile as read; a new
         profile for an id never seen) becomes a link to ``person`` as ``save``'s links
-        do, atomically per id, its profile and watermarks kept as its *transfer* until
-        ``settle``. The ids are first noted as in flight, so that ``transfers()`` finds
-        them after a crash. StoreConflictError names the ids changed since read (left as
-        stored; the others are linked)."""
+        do, atomically per id, its profile and watermarks kept as its ``Transfer`` (with
+        the merge's ``cause`` and time) until ``settle``. The ids are first noted as in
+        flight, so that ``transfers()`` finds them after a crash. StoreConflictError
+        names the ids changed since read (left as stored; the others are linked)."""
         ...
 
     def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
@@ -453,14 +463,17 @@ class MemoryStore:
         kept = self._tombstones
         return {u: kept[key] for u in user_ids if (key := tombstone_hash(u)) in kept}
 
-    def absorb(self, profiles: Sequence[Profile], person: str, *, partition: int = 0) -> None:
+    def absorb(
+        self, profiles: Sequence[Profile], person: str, *, cause: str, at: int, partition: int = 0
+    ) -> None:
         """See ProfileStore.absorb."""
         kept: dict[str, Transfer] = {}
         for profile in profiles:
             user = profile.user_id
             stored = self._profiles.get(user)
             copied = stored if stored is None or not self._copies else self._copy_out(stored)
-            kept[user] = (copied, carried_offsets(user, self._offsets.get(user, {})))
+            offsets = carried_offsets(user, self._offsets.get(user, {}))
+            kept[user] = Transfer(copied, offsets, cause, at)
         refused = set(self._link(check_links([], {u: person for u in kept}), profiles))
         self._transfers |= {u: t for u, t in kept.items() if u not in refused}
         if refused:
@@ -470,7 +483,13 @@ class MemoryStore:
         """See ProfileStore.transfers."""
         kept = self._transfers
         wanted = list(kept) if user_ids is None else user_ids
-        return {u: kept[u] for u in wanted if u in kept}
+        found = {u: kept[u] for u in wanted if u in kept}
+        if not self._copies:
+            return found
+        return {
+            u: replace(t, profile=t.profile and _json_copy(t.profile), offsets=dict(t.offsets))
+            for u, t in found.items()
+        }
 
     def settle(self, user_ids: Sequence[str]) -> None:
         """See ProfileStore.settle."""

@@ -55,13 +55,15 @@ class CrashingStore:
 def histories() -> MemoryStore:
     store = MemoryStore(copies=True)
     lines = [
-        make_event(t, user=u, day=d, amount=a).model_dump_json()
-        for u, t, d, a in (
-            ("member:1", "purchase", 0, 199),
-            ("wecom:x", "purchase", 1, 99),
-            ("member:1", "purchase", 2, 450),
-            ("wecom:x", "share", 3, 0),
-            ("wecom:y", "purchase", 4, 20),
+        make_event(t, user=u, day=d, amount=a, event_id=f"h{n}").model_dump_json()
+        for n, (u, t, d, a) in enumerate(
+            (
+                ("member:1", "purchase", 0, 199),
+                ("wecom:x", "purchase", 1, 99),
+                ("member:1", "purchase", 2, 450),
+                ("wecom:x", "share", 3, 0),
+                ("wecom:y", "purchase", 4, 20),
+            )
         )
     ]
     list(Replay(Engine(RULES), store).run(lines, flush=False))
