@@ -14,11 +14,12 @@ each atomic on one id and safe to run again:
 3. the transfers are settled (dropped).
 
 The outputs are sent before step 2 is saved, as for any event. A crash after any step
-leaves the state of before the identify, or one from which running the same identify
-again (the worker redoes a batch it did not commit) finishes it exactly once: it first
-completes what step 1 began, from the transfers, with the same output ids. Identity changes run one at
-a time (the worker sends them all to one partition), so no two of them race; events under
-the ids do, and each step's version check makes a raced step start over.
+leaves the state of before the identify, or one from which the next identity change
+(the worker redoes the batch it did not commit) finishes it exactly once: each change
+first completes what step 1 left in flight, from the transfers, with the cause and time
+they keep, so with the same output ids. Identity changes run one at a time (the worker
+sends them all to one partition), so no two of them race; events under the ids do, and
+each step's version check makes a raced step start over.
 """
 
 from __future__ import annotations
@@ -218,11 +219,11 @@ class Identity:
         person = found.links.get(user, user)
         profile = self.store.load([person]).get(person)
         forgotten = found.tombstones.get(user)
-        if forgotten is not None and forgotten >= event.ts and user not in found.links:
-            # Done already, unless a crash stopped it before the person went (a profile
-            # from before the forget, not one an event after it made anew).
-            if profile is None or (profile.reborn is not None and profile.reborn >= event.ts):
-                return Change()
+        # Done already, unless a crash stopped it before the person went (a profile
+        # from before the forget, not one an event after it made anew).
+        done = profile is None or (profile.reborn is not None and profile.reborn >= event.ts)
+        if forgotten is not None and forgotten >= event.ts and user not in found.links and done:
+            return Change()
         ids = list(dict.fromkeys([person, *(profile.ids if profile else ()), user]))
         # The ids the event names last: until they are forgotten, running the forget again
         # (after a crash midway) still finds the person, and with it the other ids.

@@ -81,7 +81,9 @@ def history(user: str, first: float, rng: random.Random) -> list[str]:
     day = first
     for _ in range(rng.randint(2, 5)):
         day += rng.uniform(1, 6)
-        lines.append(event(user, "purchase", day, amount=rng.choice([99, 199, 450]), category="美妆"))
+        lines.append(
+            event(user, "purchase", day, amount=rng.choice([99, 199, 450]), category="美妆")
+        )
     lines.append(event(user, "share", day + 0.5, sku="sku-1"))
     return lines
 
@@ -141,17 +143,28 @@ def test_linking_merging_consent_and_forgetting_equal_the_replay(
         first, _ = replayed([before])
         users = [card, friend, gone_card, gone_friend]
         settle(
-            lambda: {u: p.events for u, p in store.load(users).items()}
-            == {u: reference_events(first, u) for u in users},
+            lambda: (
+                {u: p.events for u, p in store.load(users).items()}
+                == {u: reference_events(first, u) for u in users}
+            ),
             "the histories applied",
         )
         produce(settings, link)
-        settle(lambda: store.resolve([friend, gone_friend]) == {friend: card, gone_friend: gone_card}, "links")
+        settle(
+            lambda: store.resolve([friend, gone_friend]) == {friend: card, gone_friend: gone_card},
+            "links",
+        )
         settle(lambda: not store.transfers([friend, gone_friend]), "merges settled")
         produce(settings, after)
-        settle(lambda: (p := store.load([card]).get(card)) is not None and p.consent is not None, "after")
+        settle(
+            lambda: (p := store.load([card]).get(card)) is not None and p.consent is not None,
+            "after",
+        )
         produce(settings, [*forget, *late])
-        settle(lambda: set(store.tombstones([gone_card, gone_friend])) == {gone_card, gone_friend}, "forget")
+        settle(
+            lambda: set(store.tombstones([gone_card, gone_friend])) == {gone_card, gone_friend},
+            "forget",
+        )
         time.sleep(2)  # the late event: applied (ignored) by now
         assert worker.poll() is None
     person = store.load([card]).get(card)
@@ -163,7 +176,12 @@ def test_linking_merging_consent_and_forgetting_equal_the_replay(
     for tag in ("koc_candidate", "high_value", "buyer"):
         assert store.tag_members(tag) == reference.tag_members(tag)
     found = read_topics(settings, want=len(want_outputs), timeout=120, distinct_ids=True)
-    sent = {r["id"]: r for topic, records in found.items() if topic != settings.dlq_topic for r in records}
+    sent = {
+        r["id"]: r
+        for topic, records in found.items()
+        if topic != settings.dlq_topic
+        for r in records
+    }
     merges = {i: r for i, r in sent.items() if r["kind"] == "identity_merge"}
     want_merges = {i: r for i, r in want_outputs.items() if r["kind"] == "identity_merge"}
     assert merges == want_merges
@@ -171,17 +189,30 @@ def test_linking_merging_consent_and_forgetting_equal_the_replay(
         r for r in want_outputs.values() if r["kind"] == "forgotten"
     ]
     # Every output names the person and the id its event came under.
-    under_friend = [r for r in sent.values() if r["user_id"] == friend and r["kind"] != "identity_merge"]
+    under_friend = [
+        r for r in sent.values() if r["user_id"] == friend and r["kind"] != "identity_merge"
+    ]
     assert under_friend and all(r["person_id"] in (friend, card) for r in under_friend)
-    assert not [r for r in sent.values() if r["kind"] == "alert" and r["person_id"] == card and r["at"] > format_ts(START_MS + 42 * DAY_MS)]
+    assert not [
+        r
+        for r in sent.values()
+        if r["kind"] == "alert"
+        and r["person_id"] == card
+        and r["at"] > format_ts(START_MS + 42 * DAY_MS)
+    ]
 
     # Forget, then the whole topic again from offset 0 (a new consumer group): the
     # forgotten person does not come back, in Redis, in audiences or on the topics.
-    again = settings.model_copy(update={"app_id": settings.app_id + "-again", "web_port": free_port()})
+    again = settings.model_copy(
+        update={"app_id": settings.app_id + "-again", "web_port": free_port()}
+    )
     counts_before = {t: len(r) for t, r in found.items()}
     (tmp_path / "again").mkdir()
     with running_worker(again, tmp_path / "again"):
-        settle(lambda: (p := store.load([card]).get(card)) is not None and p.events == person.events, "replay")  # type: ignore[union-attr]
+        settle(
+            lambda: (p := store.load([card]).get(card)) is not None and p.events == person.events,
+            "replay",
+        )  # type: ignore[union-attr]
         time.sleep(3)
     assert store.load([gone_card, gone_friend]) == {}
     assert state(store.load([card]).get(card)) == state(person)
@@ -189,7 +220,7 @@ def test_linking_merging_consent_and_forgetting_equal_the_replay(
     later = [
         r
         for topic, records in everything.items()
-        for r in records[counts_before[topic]:]
+        for r in records[counts_before[topic] :]
         if r.get("person_id") in (gone_card, gone_friend) and r["kind"] != "forgotten"
     ]
     assert later == []

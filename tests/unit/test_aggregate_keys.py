@@ -208,7 +208,7 @@ def test_a_keyed_aggregate_is_per_key_the_filtered_plain_one(
         )
     rules = rules_of(tmp_path_factory.mktemp("r"), "aggregates:\n" + "\n".join(lines) + "\n")
     events = [
-        make_event("purchase", day=hours / 24, amount=amount, **({"category": c} if c else {}))
+        make_event("purchase", day=hours / 24, amount=amount, **_category(c))
         for c, hours, amount in observations
     ]
     until = START_MS + 41 * DAY_MS
@@ -450,3 +450,8 @@ def test_a_family_value_of_another_type_is_refused(tmp_path: Path) -> None:
         " an int (hint: e.g. value: top_category_30d, or value:"
         " keys_at_least(orders_by_category, 2))"
     ]
+
+
+def _category(category: str | None) -> dict[str, Any]:
+    """The props of an observation: its category, if it has one."""
+    return {"category": category} if category else {}

@@ -26,7 +26,7 @@ RULES = load_rules(BUNDLED_RULES)
 WRITES = ("save", "absorb", "settle", "forget")
 
 
-class Crash(Exception):
+class CrashError(Exception):
     """kill -9, as far as the store can tell: nothing after it happens."""
 
 
@@ -46,7 +46,7 @@ class CrashingStore:
         def write(*args: Any, **kwargs: Any) -> Any:
             self.writes += 1
             if self.writes == self.after:
-                raise Crash(name)
+                raise CrashError(name)
             return found(*args, **kwargs)
 
         return write
@@ -120,7 +120,7 @@ def test_a_crash_after_any_write_then_the_redo_equals_one_clean_run(
         try:
             for each in events:
                 worker_like(crashing, each, sent)
-        except Crash:
+        except CrashError:
             pass
         # The redo: the whole fetch again (its offsets were not committed).
         for each in events:
