@@ -9,8 +9,9 @@ also be kept per key (``by:``, see ``keyed``).
 ``KINDS`` is the registry: every kind is declared once, as a ``Kind`` in the module of
 its family (``numbers``, ``values``, ``times``, ``pending``), with its rule-file shape,
 result type, limit, windowability and time behaviour. A new kind is a ``Kind`` in one of
-those modules (or a new one listed below), a row in docs/rules.md and its tests;
-tests/test_registry_aggregates.py says what is missing.
+those modules (or a new one listed below), a row in docs/rules.md and in the merge
+table of docs/identity.md, and its tests; tests/unit/test_registry_aggregates.py says
+what is missing.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 ``Engine`` (in ``core``) orchestrates; each of its jobs is a module of this package:
 ``plan`` (a rule set's run-time indexes), ``folding`` (aggregates and the values rules
-read), ``deadlines``, ``tags`` (tags, groups, families), ``lifecycle``, ``alerts`` and
-``presentation`` (describe, aggregate values).
+read), ``deadlines``, ``tags`` (tags, groups, families), ``lifecycle``, ``alerts``,
+``presentation`` (describe, aggregate values) and ``merging`` (two profiles' aggregate
+states, when ids of one person merge).
 """
 
 from taggers.engine.core import MAX_DEADLINES_PER_ADVANCE, RECENT_EVENT_IDS, Engine

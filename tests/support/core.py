@@ -25,23 +25,26 @@ def make_event(
     *,
     user: str = "u1",
     day: float = 0.0,
-    ts: int | None = None,
     channel: str | None = "app",
     event_id: str | None = None,
     **props: Any,
 ) -> BehaviourEvent:
-    """A valid event ``day`` days after 2026-01-01, or at ``ts`` (epoch ms) when given
-    (validated like a real one)."""
+    """A valid event ``day`` days after 2026-01-01 (validated like a real one)."""
     return BehaviourEvent.model_validate(
         {
             "event_id": event_id or f"t{next(_ids)}",
             "user_id": user,
             "type": type_,
-            "ts": START_MS + int(day * DAY_MS) if ts is None else ts,
+            "ts": START_MS + int(day * DAY_MS),
             "channel": channel,
             "props": props,
         }
     )
+
+
+def event_at(ts: int, type_: str, **fields: Any) -> BehaviourEvent:
+    """``make_event`` at the exact time ``ts`` (epoch ms) rather than a number of days."""
+    return make_event(type_, **fields).model_copy(update={"ts": ts})
 
 
 def tag_record(since: int = 1, rule: str = "t", version: str = "v1") -> TagRecord:

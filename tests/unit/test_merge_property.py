@@ -40,7 +40,7 @@ from taggers.engine.merging import merge_aggregates
 from taggers.events import BehaviourEvent
 from taggers.profile import Profile
 from taggers.ruleset import load_rules
-from tests.support.core import START_MS, make_event
+from tests.support.core import START_MS, event_at
 
 # One rule-file definition per kind; the strategy adds a window, a key, a filter.
 BASE: Final[dict[str, dict[str, Any]]] = {
@@ -125,7 +125,7 @@ def events_at(draw: st.DrawFn, times: list[int], users: tuple[str, ...]) -> list
             props["expires_at"] = ts + delay
         channel = draw(st.sampled_from(["app", "web", None]))
         user = draw(st.sampled_from(users))
-        events.append(make_event(type_, user=user, ts=ts, channel=channel, **props))
+        events.append(event_at(ts, type_, user=user, channel=channel, **props))
     return events
 
 
