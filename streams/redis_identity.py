@@ -23,7 +23,15 @@ import orjson
 import redis
 
 from taggers.profile import Profile
-from taggers.store import MAX_HOPS, Lookup, StoreConflictError, tombstone_hash
+from taggers.store import (
+    MAX_HOPS,
+    Lookup,
+    StoreConflictError,
+    Transfer,
+    carried_offsets,
+    check_links,
+    tombstone_hash,
+)
 
 if TYPE_CHECKING:
     from streams.redis_store import RedisStore
@@ -227,6 +235,53 @@ class RedisIdentities:
             pipe.get(key)
         replies = pipe.execute()
         return {u: int(at) for u, at in zip(user_ids, replies, strict=True) if at is not None}
+
+    def absorb(
+        self, profiles: Sequence[Profile], person: str, *, cause: str, at: int, partition: int = 0
+    ) -> None:
+        """See ProfileStore.absorb: the ids noted in flight with the merge's cause and time
+        (the hash ``P:transfers``), then linked as ``save`` links them, each keeping its
+        profile and offsets (``P:transfer:{ID}``) in the same Function call."""
+        links = check_links([], {profile.user_id: person for profile in profiles})
+        if not links:
+            return
+        note = orjson.dumps({"cause": cause, "at": at}).decode()
+        self.store.client.hset(self.keys.in_flight(), mapping=dict.fromkeys(links, note))
+        read = list(profiles)
+        refused = with_functions(self.store, lambda: self.link(links, read, partition, keep=True))
+        if refused:
+            raise StoreConflictError(refused)
+
+    def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
+        """See ProfileStore.transfers (one round trip, two for every id in flight)."""
+        noted = self.store.client.hgetall(self.keys.in_flight())
+        notes = {(u.decode() if isinstance(u, bytes) else u): n for u, n in noted.items()}
+        wanted = sorted(notes) if user_ids is None else [u for u in user_ids if u in notes]
+        if not wanted:
+            return {}
+        pipe = self.store.client.pipeline(transaction=False)
+        for user in wanted:
+            pipe.get(self.keys.transfer(user))
+        found: dict[str, Transfer] = {}
+        for user, kept in zip(wanted, pipe.execute(), strict=True):
+            if kept is None:
+                continue  # noted, then a crash before its link: nothing moved
+            data, note = orjson.loads(kept), orjson.loads(notes[user])
+            profile = Profile.from_dict(orjson.loads(data["p"])) if data["p"] else None
+            offsets = {s: int(o) for s, o in (data["o"] or {}).items() if s != "_"}
+            moved = carried_offsets(user, offsets)
+            found[user] = Transfer(profile, moved, note["cause"], note["at"])
+        return found
+
+    def settle(self, user_ids: Sequence[str]) -> None:
+        """See ProfileStore.settle: the transfers, then the note that they are in flight."""
+        if not user_ids:
+            return
+        pipe = self.store.client.pipeline(transaction=False)
+        for user in user_ids:
+            pipe.delete(self.keys.transfer(user))
+        pipe.execute()
+        self.store.client.hdel(self.keys.in_flight(), *user_ids)
 
 
 def with_functions(store: RedisStore, call: Callable[[], Any]) -> Any:

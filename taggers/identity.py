@@ -64,15 +64,10 @@ class Target:
 
 
 def targets(store: ProfileStore, user_ids: Sequence[str]) -> dict[str, Target]:
-    """Where events under each id apply (a person or a link: its person; otherwise the
-    id itself), with the forget time of forgotten ids."""
-    linked = store.resolve(user_ids)
-    found: dict[str, Target] = {}
-    unlinked = [u for u in user_ids if u not in linked]
-    tombs = store.tombstones(unlinked) if unlinked else {}
-    for user in user_ids:
-        found[user] = Target(linked.get(user, user), tombs.get(user))
-    return found
+    """Where events under each id apply (a link: its person; otherwise the id itself),
+    with the forget time of forgotten ids (one read: ``ProfileStore.lookup``)."""
+    found = store.lookup(dict.fromkeys(user_ids, ()))
+    return {u: Target(found.links.get(u, u), found.tombstones.get(u)) for u in user_ids}
 
 
 def load_person(store: ProfileStore, user_id: str) -> Profile | None:

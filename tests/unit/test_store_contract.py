@@ -375,6 +375,53 @@ def test_a_link_removes_every_trace_of_the_id_it_replaces(store_kind: StoreKind)
     assert set(found.profiles) == {"p"} and read(store, "p").events == 2
 
 
+def test_absorbing_keeps_each_ids_transfer_beside_its_link_until_settled(
+    store_kind: StoreKind,
+) -> None:
+    store = store_kind.open()
+    store.save(
+        [profile("q", tags=("vip",), stage="active", due=100, events=3)],
+        partition=2,
+        offsets={"q": {"2": 5}},
+    )
+    store.save([profile("q2", events=1)], offsets={"q2": {"1": 9, "k0@x": 4}})
+    store.save([profile("p", events=1)])
+    absorbed = [read(store, "q"), read(store, "q2"), profile("new")]
+    store.absorb(absorbed, "p", cause="e:1", at=77, partition=0)
+    store = store_kind.open()  # what a worker that starts now finds
+    assert_no_trace(store, "q", "q2", "new", partitions=(0, 2))
+    assert store.resolve(["q", "q2", "new"]) == {"q": "p", "q2": "p", "new": "p"}
+    kept = store.transfers()
+    assert sorted(kept) == ["new", "q", "q2"] and store.transfers(["q", "nobody"]).keys() == {"q"}
+    q = kept["q"]
+    assert q.profile is not None and data(q.profile) == data(
+        profile("q", tags=("vip",), stage="active", due=100, events=3)
+    )
+    # Its own watermarks named after it; those it carried keep their names.
+    assert (q.offsets, kept["q2"].offsets) == ({"2@q": 5}, {"1@q2": 9, "k0@x": 4})
+    assert (q.cause, q.at) == ("e:1", 77) and kept["new"].profile is None
+    store.settle(["q", "new"])
+    assert sorted(store_kind.open().transfers()) == ["q2"]
+    store.forget(["q2"], 80)  # a forget leaves no transfer of the id behind
+    assert store_kind.open().transfers() == {}
+
+
+def test_absorbing_an_id_changed_since_read_is_refused(store_kind: StoreKind) -> None:
+    store = store_kind.open()
+    store.save([profile("q", events=1)])
+    store.save([profile("p", events=1)])
+    if not store.hands_out_copies:
+        return  # a store of references has no stale read to refuse
+    stale = read(store, "q")
+    fresh = read(store, "q")
+    fresh.events = 2
+    store.save([fresh])
+    with pytest.raises(StoreConflictError):
+        store.absorb([stale], "p", cause="e:1", at=1)
+    assert read(store, "q").events == 2 and store.resolve(["q"]) == {}
+    assert store.transfers(["q"]) == {}
+
+
 def test_a_link_for_an_id_without_a_profile_just_writes_the_link(
     store_kind: StoreKind,
 ) -> None:
