@@ -284,6 +284,47 @@ class RedisIdentities:
         self.store.client.hdel(self.keys.in_flight(), *user_ids)
 
 
+class IdentityCalls:
+    """The identity calls of ``RedisStore``, handed to its ``RedisIdentities``."""
+
+    identities: RedisIdentities
+
+    @property
+    def store(self) -> RedisStore:
+        return self.identities.store
+
+    def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
+        """See RedisIdentities.lookup (one round trip, and one per hop of a chain)."""
+        return self.identities.lookup(sources)
+
+    def resolve(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """See ProfileStore.resolve: one round trip per hop."""
+        return self.identities.follow({user: user for user in user_ids})
+
+    def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
+        """See ProfileStore.forget: three round trips (four on a cluster) for all of them."""
+        with_functions(self.store, lambda: self.identities.forget(user_ids, at, partition))
+        self.settle(list(user_ids))  # no transfer keeps personal data of a forgotten id
+
+    def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """See ProfileStore.tombstones (one round trip)."""
+        return self.identities.tombstones(user_ids)
+
+    def absorb(
+        self, profiles: Sequence[Profile], person: str, *, cause: str, at: int, partition: int = 0
+    ) -> None:
+        """See RedisIdentities.absorb."""
+        self.identities.absorb(profiles, person, cause=cause, at=at, partition=partition)
+
+    def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
+        """See RedisIdentities.transfers."""
+        return self.identities.transfers(user_ids)
+
+    def settle(self, user_ids: Sequence[str]) -> None:
+        """See RedisIdentities.settle."""
+        self.identities.settle(user_ids)
+
+
 def with_functions(store: RedisStore, call: Callable[[], Any]) -> Any:
     """``call``, again after loading the Function library if Redis lost it (a restart):
     every write these calls send is idempotent, and a refused Function call did nothing."""

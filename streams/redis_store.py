@@ -43,7 +43,7 @@ import orjson
 import redis
 from redis.cluster import RedisCluster
 
-from streams.redis_identity import RedisIdentities, with_functions
+from streams.redis_identity import IdentityCalls, RedisIdentities, with_functions
 from streams.settings import Settings, revealed
 from taggers.profile import Profile, StoredAs
 from taggers.store import (
@@ -51,9 +51,7 @@ from taggers.store import (
     MAX_AUDIENCE_GAUGES,
     REDELIVERED,
     SAVED,
-    Lookup,
     StoreConflictError,
-    Transfer,
     check_links,
 )
 
@@ -191,7 +189,7 @@ class Keys:
         return f"{self.prefix}:due:{{p{partition}}}"
 
 
-class RedisStore:
+class RedisStore(IdentityCalls):
     """An OperationsStore on Redis (see the module docstring for the layout and guarantees).
 
     ``load`` hands out copies (profiles are JSON in Redis). ``save`` writes only profiles
@@ -238,37 +236,6 @@ class RedisStore:
     ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
         """See ProfileStore.load_applied: one round trip for all of them."""
         return self._load(list(sources), sources)
-
-    def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
-        """See RedisIdentities.lookup (one round trip, and one per hop of a chain)."""
-        return self.identities.lookup(sources)
-
-    def resolve(self, user_ids: Sequence[str]) -> dict[str, str]:
-        """See ProfileStore.resolve: one round trip per hop."""
-        return self.identities.follow({user: user for user in user_ids})
-
-    def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
-        """See ProfileStore.forget: three round trips (four on a cluster) for all of them."""
-        with_functions(self, lambda: self.identities.forget(user_ids, at, partition))
-        self.settle(list(user_ids))  # no transfer keeps personal data of a forgotten id
-
-    def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:
-        """See ProfileStore.tombstones (one round trip)."""
-        return self.identities.tombstones(user_ids)
-
-    def absorb(
-        self, profiles: Sequence[Profile], person: str, *, cause: str, at: int, partition: int = 0
-    ) -> None:
-        """See RedisIdentities.absorb."""
-        self.identities.absorb(profiles, person, cause=cause, at=at, partition=partition)
-
-    def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:
-        """See RedisIdentities.transfers."""
-        return self.identities.transfers(user_ids)
-
-    def settle(self, user_ids: Sequence[str]) -> None:
-        """See RedisIdentities.settle."""
-        self.identities.settle(user_ids)
 
     def _load(
         self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None
