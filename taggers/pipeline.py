@@ -315,6 +315,10 @@ class Pipeline:
         except Exception as error:  # a bug: the partition must not stop for it
             raise _EngineError(record.offset, f"{type(error).__name__}: {error}") from error
         if change.recovered:
+            log.warning(
+                "finishing an identity change a crash had stopped",
+                extra={"partition": record.partition, "offset": record.offset},
+            )
             batch.taken -= 1  # the event itself comes next, in a batch of its own
         else:
             batch.outcomes[type_label(event.type), "applied"] += 1
