@@ -77,16 +77,20 @@ def load_person(store: ProfileStore, user_id: str) -> Profile | None:
     return store.load([person]).get(person)
 
 
-def person_profile(engine: Engine, store: ProfileStore, target: Target, user_id: str) -> Profile:
-    """The stored profile of the person an event applies to, or a new one (which remembers
-    a forget of the id before it: ``reborn``)."""
-    stored = store.load([target.person]).get(target.person)
+def locate(engine: Engine, store: ProfileStore, user_id: str) -> tuple[Target, Profile]:
+    """Where an event under an id applies, and the person's stored profile there, or a new
+    one (which remembers a forget of the id before it: ``reborn``); one read for an id
+    that is a person, two for a link."""
+    found = store.lookup({user_id: ()})
+    target = Target(found.links.get(user_id, user_id), found.tombstones.get(user_id))
+    person = target.person
+    stored = found.profiles.get(person) if person == user_id else store.load([person]).get(person)
     if stored is not None:
-        return stored
-    profile = engine.new_profile(target.person)
-    if target.forgotten_at is not None and user_id == target.person:
+        return target, stored
+    profile = engine.new_profile(person)
+    if target.forgotten_at is not None and user_id == person:
         profile.reborn = target.forgotten_at
-    return profile
+    return target, profile
 
 
 @dataclass(slots=True)

@@ -22,8 +22,7 @@ from taggers.identity import (
     IDENTITY_EVENTS,
     Identity,
     IdentityError,
-    person_profile,
-    targets,
+    locate,
 )
 from taggers.outputs import Output
 from taggers.profile import Profile
@@ -141,9 +140,10 @@ class Replay:
             if event.type in IDENTITY_EVENTS:
                 yield from self._identity(number, event)
                 continue
-            target = targets(store, [event.user_id])[event.user_id]
-            profile = person_profile(engine, store, target, event.user_id)
-            if target.ignores(event.ts) or (profile.reborn or -1) >= event.ts:
+            target, profile = locate(engine, store, event.user_id)
+            if target.ignores(event.ts) or (
+                profile.reborn is not None and event.ts <= profile.reborn
+            ):
                 self.forgotten += 1  # left behind by a forget: it changes nothing
                 continue
             # An event the engine fails on (a bug, not bad input) is a bad line, and the

@@ -433,7 +433,9 @@ class MemoryStore:
         """See ProfileStore.lookup."""
         profiles, applied = self.load_applied(sources)
         users = list(sources)
-        return Lookup(profiles, applied, self.resolve(users), self.tombstones(users))
+        # A replay asks at every event: no hashing while nobody was ever forgotten.
+        links = self.resolve(users) if self._links else {}
+        return Lookup(profiles, applied, links, self.tombstones(users) if self._tombstones else {})
 
     def resolve(self, user_ids: Sequence[str]) -> dict[str, str]:
         """See ProfileStore.resolve."""

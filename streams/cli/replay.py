@@ -73,6 +73,12 @@ def register(commands: Commands) -> None:
         default=0.0,
         help="share of extra malformed lines mixed in (0..1); every good event stays",
     )
+    for name, meaning in (
+        ("identities", "met under a second id first (wx + number), then linked by an identify"),
+        ("forgets", "who ask to be forgotten (their events stop then)"),
+        ("opt-outs", "who opt out of marketing"),
+    ):
+        sim.add_argument(f"--{name}", type=fraction, default=0.0, help=f"share of users {meaning}")
     sim.set_defaults(func=cmd_simulate)
 
 
@@ -199,7 +205,13 @@ def _summary(
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Print a synthetic shop stream as JSON lines."""
     config = SimulationConfig(
-        users=args.users, days=args.days, seed=args.seed, malformed=args.malformed
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        malformed=args.malformed,
+        identities=args.identities,
+        forgets=args.forgets,
+        opt_outs=args.opt_outs,
     )
     if args.start == "now":  # the history ends now: a feed for workers on the wall clock
         config = replace(config, start_ms=int(time.time() * 1000) - args.days * DAY_MS)
