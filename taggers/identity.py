@@ -189,18 +189,24 @@ class Identity:
         ids (None: every one in flight, as a crash may have left them), with the cause
         and time of the merge that made them."""
         change = Change()
-        survivors: dict[str, Profile] = {}
-        for user, transfer in self.store.transfers(absorbed).items():
-            profile, offsets = transfer.profile, transfer.offsets
-            person = self.store.resolve([user]).get(user, user)
-            if person not in survivors:
-                loaded = self.store.load([person]).get(person)
-                survivors[person] = loaded or self.engine.new_profile(person)
+        pending = self.store.transfers(absorbed)
+        persons = {user: self.store.resolve([user]).get(user, user) for user in pending}
+        wanted: dict[str, set[str]] = {}
+        for user, transfer in pending.items():
+            wanted.setdefault(persons[user], set()).update(transfer.offsets)
+        loaded, applied = self.store.load_applied(wanted)
+        survivors = {p: loaded.get(p) or self.engine.new_profile(p) for p in wanted}
+        for user, transfer in pending.items():
+            person, profile = persons[user], transfer.profile
             survivor = survivors[person]
             change.settle.append(user)
             if user in survivor.ids or person == user:
                 continue  # absorbed before a crash (or a link since forgotten)
-            change.offsets.setdefault(person, {}).update(offsets)
+            # A watermark the person moved on already (an event under the id applied to
+            # the person since the link) stays: the later offset is the one that guards.
+            have = applied.get(person, {})
+            carried = {w: o for w, o in transfer.offsets.items() if o > have.get(w, -1)}
+            change.offsets.setdefault(person, {}).update(carried)
             if profile is None or (not profile.events and not profile.ids):
                 survivor.ids.append(user)  # an id with nothing to merge: a link
                 continue

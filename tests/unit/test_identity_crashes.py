@@ -14,12 +14,15 @@ import pytest
 
 from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
-from taggers.events import BehaviourEvent
+from taggers.events import MAX_EVENT_BYTES, BehaviourEvent
 from taggers.identity import Change, Identity
 from taggers.outputs import Output
+from taggers.pipeline import Pipeline, Record
+from taggers.profile import Profile
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
 from taggers.store import MemoryStore
+from tests.support.core import START_MS as START
 from tests.support.core import make_event
 
 RULES = load_rules(BUNDLED_RULES)
@@ -95,6 +98,12 @@ def picture(store: MemoryStore, ids: Iterable[str]) -> dict[str, Any]:
     }
 
 
+def read(store: MemoryStore, user: str) -> Profile:
+    found = store.get(user)
+    assert found is not None
+    return found
+
+
 IDS = ("member:1", "wecom:x", "wecom:y", "card:7")
 IDENTIFY = make_event("identify", user="member:1", day=5, ids=["wecom:x", "wecom:y", "card:7"])
 FORGET = make_event("forget", user="wecom:x", day=6)
@@ -127,3 +136,33 @@ def test_a_crash_after_any_write_then_the_redo_equals_one_clean_run(
             worker_like(store, each, sent)
         assert picture(store, IDS) == want, f"crash after write {after}"
         assert sent.keys() == clean_sent.keys(), f"crash after write {after}"
+
+
+def test_an_event_under_the_absorbed_id_during_a_merge_applies_to_the_person_once() -> None:
+    # Step 1 done (wecom:x is a link, its profile in a transfer), then the worker of
+    # wecom:x's partition applies its next event to the person, then the merge ends.
+    store = histories()
+    pipeline = Pipeline(Engine(RULES), store, MAX_EVENT_BYTES)
+    late = make_event("purchase", user="wecom:x", day=5.5, amount=30, event_id="late")
+    first = pipeline.prepare(0, [Record(0, 100, late.model_dump_json().encode(), b"wecom:x")])
+    pipeline.save(first)  # wecom:x's own watermark: 0 at 100
+    store.absorb([read(store, "wecom:x")], "member:1", cause="e:m", at=START + 6, partition=0)
+    racing = make_event("purchase", user="wecom:x", day=6.5, amount=40, event_id="racing")
+    batch = pipeline.prepare(0, [Record(0, 101, racing.model_dump_json().encode(), b"wecom:x")])
+    assert set(batch.profiles) == {"member:1"} and batch.offsets == {"member:1": {"0@wecom:x": 101}}
+    pipeline.save(batch)
+    sent: dict[str, Output] = {}
+    worker_like(store, make_event("identify", user="member:1", day=7, ids=["wecom:x"]), sent)
+    person = read(store, "member:1")
+    engine = Engine(RULES)
+    assert engine.value_of("orders", person, person.clock) == 5  # 2 + 2 + the racing one
+    assert store.offsets("member:1")["0@wecom:x"] == 101  # the later watermark stays
+    # A redelivery of either event under wecom:x changes nothing now.
+    again = pipeline.prepare(
+        0,
+        [
+            Record(0, 100, late.model_dump_json().encode(), b"wecom:x"),
+            Record(0, 101, racing.model_dump_json().encode(), b"wecom:x"),
+        ],
+    )
+    assert not again.profiles and sum(again.outcomes.values()) == 2
