@@ -80,7 +80,10 @@ def load_person(store: ProfileStore, user_id: str) -> Profile | None:
 def locate(engine: Engine, store: ProfileStore, user_id: str) -> tuple[Target, Profile]:
     """Where an event under an id applies, and the person's stored profile there, or a new
     one (which remembers a forget of the id before it: ``reborn``); one read for an id
-    that is a person, two for a link."""
+    that is a person, two or three for any other."""
+    stored = store.load([user_id]).get(user_id)
+    if stored is not None:
+        return Target(user_id), stored  # the usual case: the id is a person
     found = store.lookup({user_id: ()})
     target = Target(found.links.get(user_id, user_id), found.tombstones.get(user_id))
     person = target.person

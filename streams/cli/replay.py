@@ -162,6 +162,7 @@ def _write_profiles(users: Sequence[Any], engine: Engine, replay: Replay, out: I
         record = {
             "kind": "profile",
             "user_id": profile.user_id,
+            "ids": profile.ids,
             "stage": profile.stage,
             "tags": sorted(profile.tags),
             "aggregates": json_values(
