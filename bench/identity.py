@@ -7,7 +7,9 @@ met under one id each.
 Prints, for each stream, events/s of each run and the median (the runs alternate, so
 that a noisy neighbour slows both alike), the ratio of the medians, and what one merge
 costs: the median time of ``Engine.absorb`` over pairs of real profiles (the two ids of
-one shopper, each replayed alone), with the number of state keys they hold.
+one shopper, each replayed alone), with the number of state keys they hold. Last, what
+the worker's identity partition can do: whole identity changes (all three steps, on the
+Redis store) against a ``redis-server`` it starts on a free loopback port.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import copy
 import statistics
 import time
 
+import redis
+
+from streams.local_stack import RedisServer
+from streams.redis_store import RedisStore
 from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
+from taggers.events import decode_event
+from taggers.identity import Identity
 from taggers.outputs import IdentityMerge
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
@@ -93,6 +101,33 @@ def main() -> None:
             f"one merge: {statistics.median(timings) * 1e6:,.0f} µs median over {len(timings)} "
             f"pairs ({statistics.median(keys):.0f} state keys between the two)"
         )
+    few = SimulationConfig(users=400, days=args.days, seed=args.seed, identities=1.0)
+    on_redis([line.encode() for line in simulate(few)], Engine(rules))
+
+
+def on_redis(lines: list[bytes], engine: Engine) -> None:
+    """Identity changes (each merging a shopper's two ids) as the identity partition runs
+    them: change, then its steps on the Redis store; one at a time."""
+    links = [line for line in lines if b'"type":"identify"' in line]
+    rest = [line for line in lines if b'"type":"identify"' not in line]
+    with RedisServer() as server:
+        client = redis.Redis.from_url(server.url)
+        try:
+            store = RedisStore(client)
+            for _ in Replay(engine, store).run(rest, flush=False):
+                pass
+            timings = []
+            for line in links:
+                event = decode_event(line)
+                started = time.perf_counter()
+                Identity(engine, store).change(event, f"e:{event.event_id}").apply(store)
+                timings.append(time.perf_counter() - started)
+        finally:
+            client.close()
+    print(
+        f"identity changes on a local Redis: {statistics.median(timings) * 1000:.2f} ms median, "
+        f"{len(timings) / sum(timings):,.0f} changes/s over {len(timings)}"
+    )
 
 
 if __name__ == "__main__":
