@@ -62,6 +62,19 @@ class Target:
         """Whether an event of this time is one the forget left behind."""
         return self.forgotten_at is not None and ts <= self.forgotten_at
 
+    def left_behind(self, profile: Profile, ts: int) -> bool:
+        """Whether an event of this time, applying to ``profile``, changes nothing: one the
+        forget of this id, or of the person the profile was made anew after, left behind."""
+        return self.ignores(ts) or (profile.reborn is not None and ts <= profile.reborn)
+
+    def new_profile(self, engine: Engine, user_id: str) -> Profile:
+        """The person's first profile, for an event under ``user_id``: it remembers the
+        forget of an earlier person under that id (``reborn``)."""
+        profile = engine.new_profile(self.person)
+        if self.forgotten_at is not None and user_id == self.person:
+            profile.reborn = self.forgotten_at
+        return profile
+
 
 def targets(store: ProfileStore, user_ids: Sequence[str]) -> dict[str, Target]:
     """Where events under each id apply (a link: its person; otherwise the id itself),
@@ -84,16 +97,10 @@ def locate(engine: Engine, store: ProfileStore, user_id: str) -> tuple[Target, P
     stored = store.load([user_id]).get(user_id)
     if stored is not None:
         return Target(user_id), stored  # the usual case: the id is a person
-    found = store.lookup({user_id: ()})
-    target = Target(found.links.get(user_id, user_id), found.tombstones.get(user_id))
-    person = target.person
-    stored = found.profiles.get(person) if person == user_id else store.load([person]).get(person)
-    if stored is not None:
-        return target, stored
-    profile = engine.new_profile(person)
-    if target.forgotten_at is not None and user_id == person:
-        profile.reborn = target.forgotten_at
-    return target, profile
+    target = targets(store, [user_id])[user_id]
+    if target.person != user_id:
+        stored = store.load([target.person]).get(target.person)
+    return target, stored or target.new_profile(engine, user_id)
 
 
 @dataclass(slots=True)
@@ -193,7 +200,8 @@ class Identity:
         and time of the merge that made them."""
         change = Change()
         pending = self.store.transfers(absorbed)
-        persons = {user: self.store.resolve([user]).get(user, user) for user in pending}
+        links = self.store.resolve(list(pending)) if pending else {}
+        persons = {user: links.get(user, user) for user in pending}
         wanted: dict[str, set[str]] = {}
         for user, transfer in pending.items():
             wanted.setdefault(persons[user], set()).update(transfer.offsets)
@@ -225,7 +233,9 @@ class Identity:
         user = event.user_id
         found = self.store.lookup({user: ()})
         person = found.links.get(user, user)
-        profile = self.store.load([person]).get(person)
+        profile = (
+            found.profiles.get(user) if person == user else self.store.load([person]).get(person)
+        )
         forgotten = found.tombstones.get(user)
         # Done already, unless a crash stopped it before the person went (a profile
         # from before the forget, not one an event after it made anew).

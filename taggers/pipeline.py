@@ -358,12 +358,8 @@ class Pipeline:
                 continue
             profile = profiles.get(person)
             if profile is None:
-                profile = profiles[person] = self.engine.new_profile(person)
-                if target.forgotten_at is not None and person == user:
-                    profile.reborn = target.forgotten_at
-            if target.ignores(event.ts) or (
-                profile.reborn is not None and event.ts <= profile.reborn
-            ):
+                profile = profiles[person] = target.new_profile(self.engine, user)
+            if target.left_behind(profile, event.ts):
                 batch.outcomes[type_label(event.type), FORGOTTEN] += 1
                 continue
             try:

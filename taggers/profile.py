@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
+
+RECENT_EVENT_IDS: Final = 32  # a retry comes soon after the original: 32 ids is ample
 
 
 class TagRecord(TypedDict):
@@ -70,6 +72,11 @@ class Profile:
     # The store's bookkeeping, carried with the profile rather than kept by the store for
     # every user it ever saw; not part of the profile's data.
     stored: StoredAs | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def opted_out(self) -> bool:
+        """Whether the person has said no to marketing (their latest consent event)."""
+        return self.consent is not None and self.consent[1] == "out"
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-native data. Shallow: it shares the nested dicts and lists

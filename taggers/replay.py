@@ -141,9 +141,7 @@ class Replay:
                 yield from self._identity(number, event)
                 continue
             target, profile = locate(engine, store, event.user_id)
-            if target.ignores(event.ts) or (
-                profile.reborn is not None and event.ts <= profile.reborn
-            ):
+            if target.left_behind(profile, event.ts):
                 self.forgotten += 1  # left behind by a forget: it changes nothing
                 continue
             # An event the engine fails on (a bug, not bad input) is a bad line, and the

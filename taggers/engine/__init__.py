@@ -7,10 +7,11 @@ read), ``deadlines``, ``tags`` (tags, groups, families), ``lifecycle``, ``alerts
 states, when ids of one person merge).
 """
 
-from taggers.engine.core import MAX_DEADLINES_PER_ADVANCE, RECENT_EVENT_IDS, Engine
+from taggers.engine.core import MAX_DEADLINES_PER_ADVANCE, Engine
 from taggers.engine.deadlines import MAX_DELAY_MS
 from taggers.engine.plan import MAX_CACHED_FAMILY_NAMES, Plan
 from taggers.engine.tags import EXPIRED, family_member
+from taggers.profile import RECENT_EVENT_IDS
 
 __all__ = [
     "EXPIRED",

@@ -14,9 +14,7 @@ from typing import Any
 
 from taggers.engine.merging import merge_aggregates
 from taggers.engine.plan import Plan
-from taggers.profile import Profile
-
-RECENT_EVENT_IDS = 32  # as the engine keeps them (taggers.engine.core)
+from taggers.profile import RECENT_EVENT_IDS, Profile
 
 
 def absorb_state(plan: Plan, survivor: Profile, absorbed: Profile, now: int) -> None:

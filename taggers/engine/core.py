@@ -27,17 +27,11 @@ from taggers.engine.presentation import aggregate_values, describe
 from taggers.engine.step import Step, Values
 from taggers.events import OPT_IN, OPT_OUT, BehaviourEvent
 from taggers.outputs import Alert, IdentityMerge, Output, Reason, Transition, output_id
-from taggers.profile import Profile
+from taggers.profile import RECENT_EVENT_IDS, Profile
 from taggers.ruleset import RuleSet
 
 MAX_DEADLINES_PER_ADVANCE: Final = 100_000
-RECENT_EVENT_IDS: Final = 32  # a retry comes soon after the original: 32 ids is ample
 _CONSENT: Final = {OPT_OUT: "out", OPT_IN: "in"}
-
-
-def opted_out(profile: Profile) -> bool:
-    """Whether the person has said no to marketing (their latest consent event)."""
-    return profile.consent is not None and profile.consent[1] == "out"
 
 
 class Engine:
@@ -174,7 +168,7 @@ class Engine:
         """The outputs a marketing system may act on: none of an opted-out person's alerts
         (counted in ``suppressed``; their state moved all the same, so opting in again
         does not set off a burst of them)."""
-        if not outputs or not opted_out(profile):
+        if not outputs or not profile.opted_out:
             return outputs
         kept: list[Output] = []
         for output in outputs:

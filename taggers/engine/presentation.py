@@ -35,7 +35,7 @@ def describe(plan: Plan, profile: Profile, now: int | None = None) -> dict[str, 
     return {
         "user_id": profile.user_id,
         "ids": list(profile.ids),
-        "opted_out": profile.consent is not None and profile.consent[1] == "out",
+        "opted_out": profile.opted_out,
         "stage": profile.stage,
         "stage_display": stages.get(profile.stage or ""),
         "stage_since": _iso(profile.stage_since),

@@ -73,8 +73,7 @@ class Step:
     @property
     def opted_out(self) -> bool:
         """Whether the person has opted out of marketing (their latest consent event)."""
-        consent = self.profile.consent
-        return consent is not None and consent[1] == "out"
+        return self.profile.opted_out
 
 
 def truth(expression: CompiledExpr, values: Values) -> bool:
