@@ -288,6 +288,5 @@ def _by_partition(profiles: list[Profile]) -> dict[int, list[Profile]]:
     """Profiles by the partition whose deadline set holds them."""
     found: dict[int, list[Profile]] = {}
     for profile in profiles:
-        partition = profile.stored.partition if profile.stored else 0
-        found.setdefault(partition, []).append(profile)
+        found.setdefault(profile.partition, []).append(profile)
     return found

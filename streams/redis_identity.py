@@ -289,10 +289,6 @@ class IdentityCalls:
 
     identities: RedisIdentities
 
-    @property
-    def store(self) -> RedisStore:
-        return self.identities.store
-
     def lookup(self, sources: Mapping[str, Collection[str]]) -> Lookup:
         """See RedisIdentities.lookup (one round trip, and one per hop of a chain)."""
         return self.identities.lookup(sources)
@@ -303,7 +299,8 @@ class IdentityCalls:
 
     def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
         """See ProfileStore.forget: three round trips (four on a cluster) for all of them."""
-        with_functions(self.store, lambda: self.identities.forget(user_ids, at, partition))
+        identities = self.identities
+        with_functions(identities.store, lambda: identities.forget(user_ids, at, partition))
         self.settle(list(user_ids))  # no transfer keeps personal data of a forgotten id
 
     def tombstones(self, user_ids: Sequence[str]) -> dict[str, int]:

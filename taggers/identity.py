@@ -123,7 +123,7 @@ class Change:
             offsets = self.offsets.get(profile.user_id)
             store.save(
                 [profile],
-                partition=_partition(profile),
+                partition=profile.partition,
                 offsets={profile.user_id: offsets} if offsets else None,
             )
         if self.forget is not None:
@@ -173,7 +173,7 @@ class Identity:
         joining = self._joining(persons, profiles, survivor)
         if not joining:
             return Change()
-        where = _partition(survivor)
+        where = survivor.partition
         self.store.absorb(joining, survivor_id, cause=cause, at=event.ts, partition=where)
         return self._complete([j.user_id for j in joining])
 
@@ -265,8 +265,3 @@ def _linked_ids(event: BehaviourEvent) -> list[str]:
     if event.type != IDENTIFY:
         return []
     return [i for i in event.props.get("ids", ()) if i != event.user_id]
-
-
-def _partition(profile: Profile | None) -> int:
-    """The deadline index a profile was stored with (a new one: 0)."""
-    return profile.stored.partition if profile is not None and profile.stored else 0

@@ -74,6 +74,12 @@ class Profile:
     stored: StoredAs | None = field(default=None, compare=False, repr=False)
 
     @property
+    def partition(self) -> int:
+        """The partition whose deadline index holds the profile, as last stored (0 for a
+        profile never stored)."""
+        return self.stored.partition if self.stored is not None else 0
+
+    @property
     def opted_out(self) -> bool:
         """Whether the person has said no to marketing (their latest consent event)."""
         return self.consent is not None and self.consent[1] == "out"

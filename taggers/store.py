@@ -313,7 +313,7 @@ class MemoryStore:
         profile.stored = StoredAs(
             str(self._versions[user]),
             frozenset(profile.tags),
-            stored.stored.partition if stored.stored else 0,
+            stored.partition,
             profile.stage,
         )
         return profile
