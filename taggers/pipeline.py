@@ -27,7 +27,7 @@ import base64
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -389,7 +389,27 @@ class Pipeline:
             profiles.update(more)
             for person, marks in more_applied.items():
                 applied.setdefault(person, {}).update(marks)
+            self._guard_in_flight(via, applied)
         return profiles, applied, found
+
+    def _guard_in_flight(
+        self, persons: Collection[str], applied: dict[str, dict[str, int]]
+    ) -> None:
+        """Raise the watermarks of these persons by those of the transfers their merges
+        still hold: a redelivered event under an absorbed id whose transfer the person has
+        not yet absorbed is in the transfer, so it must be refused here too. (Once the
+        merge is saved the person holds those watermarks itself, and a write from a read
+        before that is refused as a conflict.)"""
+        pending = self.store.transfers()
+        if not pending:
+            return  # the usual case: no merge in flight
+        owners = self.store.resolve(list(pending))
+        for user, transfer in pending.items():
+            person = owners.get(user, user)
+            if person in persons:
+                marks = applied.setdefault(person, {})
+                for watermark, offset in transfer.offsets.items():
+                    marks[watermark] = max(offset, marks.get(watermark, -1))
 
     def sweep(self, partition: int, now: int, limit: int = 1000) -> Prepared:
         """Fire the deadlines of one partition's users that are due by ``now``."""

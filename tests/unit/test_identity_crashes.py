@@ -147,6 +147,11 @@ def test_an_event_under_the_absorbed_id_during_a_merge_applies_to_the_person_onc
     first = pipeline.prepare(0, [Record(0, 100, late.model_dump_json().encode(), b"wecom:x")])
     pipeline.save(first)  # wecom:x's own watermark: 0 at 100
     store.absorb([read(store, "wecom:x")], "member:1", cause="e:m", at=START + 6, partition=0)
+    # A redelivery of an event the transfer holds already (its worker crashed before it
+    # committed) is refused by the transfer's watermark, as it will be by the person's.
+    redelivered = pipeline.prepare(0, [Record(0, 100, late.model_dump_json().encode(), b"wecom:x")])
+    assert not redelivered.profiles
+    assert redelivered.outcomes == {("purchase", "redelivered"): 1}
     racing = make_event("purchase", user="wecom:x", day=6.5, amount=40, event_id="racing")
     batch = pipeline.prepare(0, [Record(0, 101, racing.model_dump_json().encode(), b"wecom:x")])
     assert set(batch.profiles) == {"member:1"} and batch.offsets == {"member:1": {"0@wecom:x": 101}}
