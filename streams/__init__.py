@@ -12,7 +12,7 @@ names below do not import Faust.
 
 # First: it decides whether the core runs compiled or as pure Python (TAGGER_PURE_PYTHON)
 # before any module of taggers is imported.
-from streams.core_build import core_build
+import streams.core_build  # noqa: F401
 from streams.local_stack import RedisServer, TansuBroker, start_worker, stop_process
 from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import TopicLayoutError, ensure_topics, topic_names
@@ -23,7 +23,6 @@ __all__ = [
     "SettingsError",
     "TansuBroker",
     "TopicLayoutError",
-    "core_build",
     "ensure_topics",
     "load_settings",
     "start_worker",

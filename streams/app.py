@@ -20,7 +20,7 @@ import faust
 from mode import CrashingSupervisor
 
 from streams import metrics
-from streams.core_build import core_build, core_is_compiled, pure_python_requested
+from streams.core_build import core_description, core_is_compiled, pure_python_requested
 from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.progress import Progress
@@ -182,7 +182,7 @@ async def _say_which_core() -> None:
     """At start: which build of the core runs (a warning if it is pure Python unasked)."""
     compiled = core_is_compiled()
     say = log.info if compiled or pure_python_requested() else log.warning
-    say("running the %s", core_build(), extra={"core": "compiled" if compiled else "pure"})
+    say("running the %s", core_description(), extra={"core": "compiled" if compiled else "pure"})
 
 
 def _say_data_views_are_closed(settings: Settings) -> Callable[[], Awaitable[None]]:

@@ -71,7 +71,7 @@ def core_is_compiled() -> bool:
     return filename.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
-def core_build() -> str:
+def core_description() -> str:
     """How ``tagger --version`` and the worker's start-up log name the running core."""
     if core_is_compiled():
         return "compiled core (mypyc)"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from streams.cli import broker, lookup, replay, rules
-from streams.core_build import core_build
+from streams.core_build import core_description
 from streams.settings import SettingsError
 
 
@@ -30,7 +30,7 @@ def version_line() -> str:
         installed = version("realtime-tagger")
     except PackageNotFoundError:  # run from a checkout that was never installed
         installed = "(not installed)"
-    return f"tagger {installed}, {core_build()}"
+    return f"tagger {installed}, {core_description()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
