@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import streams.core_build  # noqa: F401  (first: TAGGER_PURE_PYTHON=1 picks the pure core)
 from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
 from taggers.events import decode_event

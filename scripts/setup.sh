@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: system packages (Redis server; promtool and docker-compose, with
-# which the tests check the deploy/ files), a virtualenv in .venv, the project.
+# which the tests check the deploy/ files), a virtualenv in .venv, the project (its core
+# compiled with mypyc where a C compiler is present: a minute or two; TAGGER_COMPILE=0
+# skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +22,4 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip 'setuptools>=68'  # the build backend, for the wheel test
 .venv/bin/pip install -q -e '.[dev]'
-echo "set up: activate with  . .venv/bin/activate"
+echo "set up: $(.venv/bin/tagger --version); activate with  . .venv/bin/activate"

@@ -10,6 +10,9 @@ wait and batch delivery), ``live_rules`` (rule reload and the recompute after),
 names below do not import Faust.
 """
 
+# First: it decides whether the core runs compiled or as pure Python (TAGGER_PURE_PYTHON)
+# before any module of taggers is imported.
+import streams.core_build  # noqa: F401
 from streams.local_stack import RedisServer, TansuBroker, start_worker, stop_process
 from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import TopicLayoutError, ensure_topics, topic_names

@@ -20,6 +20,7 @@ import faust
 from mode import CrashingSupervisor
 
 from streams import metrics
+from streams.core_build import core_description, core_is_compiled, pure_python_requested
 from streams.kafka_auth import faust_credentials
 from streams.live_rules import RECOMPUTE_INTERVAL, LiveRules
 from streams.progress import Progress
@@ -112,6 +113,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         recompute_rate=settings.recompute_rate,
     )
     add_live_rules(app, live, settings)
+    app.task(_say_which_core)
     access = DataAccess.from_settings(settings)
     if access.closed:
         app.task(_say_data_views_are_closed(settings))
@@ -174,6 +176,13 @@ def add_live_rules(app: TaggerApp, live: LiveRules, settings: Settings) -> None:
         app.timer(settings.rules_poll_interval)(live.poll)
     if settings.recompute_rate > 0:
         app.timer(RECOMPUTE_INTERVAL)(live.recompute_step)
+
+
+async def _say_which_core() -> None:
+    """At start: which build of the core runs (a warning if it is pure Python unasked)."""
+    compiled = core_is_compiled()
+    say = log.info if compiled or pure_python_requested() else log.warning
+    say("running the %s", core_description(), extra={"core": "compiled" if compiled else "pure"})
 
 
 def _say_data_views_are_closed(settings: Settings) -> Callable[[], Awaitable[None]]:

@@ -6,11 +6,12 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.core_build import PURE_PYTHON_VARIABLE
 from taggers.bundled import BUNDLED_RULES
 
 MIN_TOKEN_LENGTH = 16  # a web token short enough to guess is refused at start
@@ -206,13 +207,18 @@ def load_settings() -> Settings:
         raise SettingsError("; ".join(problems)) from None
 
 
+# Read outside the settings object, by the build (setup.py) and before the core is imported
+# (streams/core_build.py): see docs/configuration.md, Build.
+BUILD_VARIABLES: Final = ("TAGGER_COMPILE", PURE_PYTHON_VARIABLE)
+
+
 def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     """``TAGGER_*`` variables that are no setting (a typo is otherwise silently ignored),
     each with the setting it probably meant, if one is close."""
     known = [f"TAGGER_{name.upper()}" for name in Settings.model_fields]
     found = []
     for name in sorted(environ):
-        if name.startswith("TAGGER_") and name not in known:
+        if name.startswith("TAGGER_") and name not in known and name not in BUILD_VARIABLES:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
             found.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return found

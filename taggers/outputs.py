@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, assert_never
 
+from mypy_extensions import mypyc_attr
+
 from taggers.events import format_ts
 
 
@@ -138,6 +140,8 @@ class OutputMetric:
     labels: tuple[str, ...]
 
 
+# A plain Python class when compiled: mypyc's native classes cannot be generic dataclasses.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class OutputKind(Generic[OutputT]):
     """One output kind, declared once: everything outside the engine needs to know of it."""

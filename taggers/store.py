@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from taggers.profile import Profile, StoredAs
 
@@ -272,6 +273,9 @@ class OperationsStore(ProfileStore, Protocol):
         ...
 
 
+# Subclassed by tests (a store that pauses or fails on cue): a compiled class allows that only
+# when it says so.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryStore:
     """An in-memory OperationsStore. By default profiles are kept and handed out by
     reference (no copy: what replays can afford); with ``copies`` they are kept as JSON

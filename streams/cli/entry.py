@@ -6,19 +6,31 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from streams.cli import broker, lookup, replay, rules
+from streams.core_build import core_description
 from streams.settings import SettingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tagger``."""
     parser = argparse.ArgumentParser(prog="tagger", description="Real-time user tagging engine")
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", required=True)
     # In the order ``tagger --help`` lists them.
     for module in (rules, replay, broker, lookup):
         module.register(commands)
     return parser
+
+
+def version_line() -> str:
+    """``tagger --version``: the package's version and which build of the core runs."""
+    try:
+        installed = version("realtime-tagger")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        installed = "(not installed)"
+    return f"tagger {installed}, {core_description()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -137,7 +137,7 @@ def next_reminders(state: State, before_ms: int, now: int) -> list[int]:
     ]
 
 
-PENDING: Final = Kind(
+PENDING: Final[Kind] = Kind(
     "pending",
     "field",
     INT,

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 from taggers.engine import alerts, lifecycle, tags
 from taggers.engine.absorbing import absorb_state, later_consent
 from taggers.engine.deadlines import next_deadline
@@ -34,6 +36,9 @@ MAX_DEADLINES_PER_ADVANCE: Final = 100_000
 _CONSENT: Final = {OPT_OUT: "out", OPT_IN: "in"}
 
 
+# Subclassed by tests (an engine that fails on some events): a compiled class allows that only
+# when it says so.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Engine:
     """Runs one compiled rule set over profiles. Swap rules by building a new Engine."""
 

@@ -25,7 +25,6 @@ import base64
 import json
 import re
 import shutil
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,13 @@ import yaml
 
 from streams import metrics
 from streams.cli import build_parser, main
-from streams.settings import Settings
+from streams.settings import BUILD_VARIABLES, Settings
 from streams.topics import input_topics
+from taggers import outputs
 from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, BehaviourEvent, to_epoch_ms
-from taggers.outputs import Output, kind_named
+from taggers.outputs import kind_named
 from taggers.pipeline import Pipeline, Record
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
@@ -175,10 +175,12 @@ def _subcommand(words: list[str]) -> tuple[argparse.ArgumentParser, int]:
 
 
 def _check_options(where: str, command: list[str]) -> None:
-    """The command names a subcommand, and each option it gives is one of that subcommand's,
-    spelt out (argparse would take ``--rule`` for ``--rules``)."""
+    """The command names a subcommand (or gives only options of ``tagger`` itself, as
+    ``tagger --version``), and each option it gives is one of that subcommand's, spelt out
+    (argparse would take ``--rule`` for ``--rules``)."""
     parser, depth = _subcommand(command[1:])
-    assert depth, f"{where}: {' '.join(command)!r} names no command"
+    only_options = command[1:] and all(word.startswith("-") for word in command[1:])
+    assert depth or only_options, f"{where}: {' '.join(command)!r} names no command"
     options = {o for a in parser._actions for o in a.option_strings}
     for word in command[1 + depth :]:
         if word.startswith("-") and word != "-":
@@ -219,7 +221,14 @@ VARIABLES = sorted(
 
 @pytest.mark.parametrize(("where", "name"), VARIABLES, ids=[f"{w}:{n}" for w, n in VARIABLES])
 def test_variable_is_a_setting(where: str, name: str) -> None:
-    assert name in SETTINGS, f"{where}: {name} is no setting"
+    """Each variable the docs name is a setting, or one of the build's (read before the
+    settings object exists), which docs/configuration.md lists under Build."""
+    assert name in SETTINGS or name in BUILD_VARIABLES, f"{where}: {name} is no setting"
+
+
+def test_the_build_variables_are_documented() -> None:
+    rows = table(CONFIG.section("Build"), "variable")
+    assert {cells[0].strip("`") for _, cells in rows} == set(BUILD_VARIABLES)
 
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -268,8 +277,8 @@ def test_readme_is_the_front_door() -> None:
 
 # --- configuration ------------------------------------------------------------------------
 
-OUTPUT_KINDS = {typing.get_type_hints(c)["kind"].__args__[0] for c in typing.get_args(Output)}
-"""The ``kind`` of each output class."""
+OUTPUT_KINDS = {kind.name for kind in outputs.OUTPUT_KINDS}
+"""The ``kind`` of each output class (the registry: the compiled classes keep no type hints)."""
 CONFIG = _page("configuration.md")
 OUTPUTS = _page("outputs.md")
 # Unset by default, with the behaviour the table describes in words.

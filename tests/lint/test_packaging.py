@@ -3,6 +3,7 @@ package data (found from any directory), and none of the test scaffolding."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -45,23 +46,44 @@ def test_every_package_of_the_tree_is_listed_for_the_wheel() -> None:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's wheel, built from this checkout with the installed build backend."""
+def wheel_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The project's wheel, built from this checkout with the installed build backend, on a
+    machine whose C compiler fails (``CC=false``); and what the build printed."""
     out = tmp_path_factory.mktemp("wheel")
     # Built from a copy: setuptools leaves build/ and *.egg-info/ in the tree it builds.
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, source / name)
+    ignored = shutil.ignore_patterns("__pycache__", "*.so")
     for name in ("taggers", "streams", "rules"):
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    build = ["wheel", "-q", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out)]
-    subprocess.run(
+        shutil.copytree(ROOT / name, source / name, ignore=ignored)
+    build = ["wheel", "-v", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out)]
+    done = subprocess.run(
         [sys.executable, "-m", "pip", *build, str(source)],
         check=True,
         capture_output=True,
+        text=True,
+        env=os.environ | {"CC": "false"},
     )
     (built,) = out.glob("*.whl")
-    return built
+    return built, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(wheel_build: tuple[Path, str]) -> Path:
+    """The wheel of ``wheel_build``."""
+    return wheel_build[0]
+
+
+def test_without_a_compiler_the_build_says_so_and_ships_pure_python(
+    wheel_build: tuple[Path, str],
+) -> None:
+    built, printed = wheel_build
+    assert "realtime-tagger build: could not compile the core" in printed
+    assert "building pure Python" in printed
+    names = zipfile.ZipFile(built).namelist()
+    assert not [n for n in names if n.endswith(".so")], "a part of the compiled core shipped"
+    assert "taggers/engine/core.py" in names
 
 
 def test_the_wheel_ships_the_rule_pack_and_no_test_scaffolding(wheel: Path) -> None:
