@@ -18,17 +18,20 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
 - ``P:stage:{STAGE}``: the users in a lifecycle stage, likewise.
 - ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
 
-A user's write is one Redis Function call on that user's hash, so it is atomic. Every
-command names one key or a user's own keys, which share one hash slot, so the store runs
-unchanged on Redis Cluster. The function refuses a write whose offset is not past the
-stored one (a redelivery), whose version moved since the profile was read (another
-writer, such as a zombie worker after a rebalance), or whose user is a link. A batch of
-users is one pipeline: one round trip (two on a cluster, below). Links and forgets are
-in ``streams.redis_identity``.
+A user's write is atomic: on one Redis server a batch of users is one Redis Function call
+(``tagger_save_batch``: one round trip, the batch atomic as a whole), on a Redis Cluster
+one call per user on that user's hash. The function refuses a write whose offset is not
+past the stored one (a redelivery), whose version moved since the profile was read
+(another writer, such as a zombie worker after a rebalance), whose writer mark is not
+this store's when the profile is one it kept (``streams.profile_cache``), or whose user
+is a link. Every command names one key or a user's own keys, which share one hash slot,
+so the store runs unchanged on Redis Cluster. Links and forgets are in
+``streams.redis_identity``; the writes are ``streams.redis_writes``.
 
-Audience, stage and deadline updates go before the profile writes, so a profile is never
-newer than its indexes: on one Redis server the pipeline runs in order; a cluster client
-sends each node its share in parallel, so there they go in a first round trip. All are
+Audience, stage and deadline updates are never behind a profile: on one server they are
+made in the same call, for the writes not refused as conflicts; on a cluster they go in
+a round trip before the profile writes (a client sends each node its share in parallel),
+and those of a refused write are repaired from the stored profile after it. All are
 idempotent, and a repeated deadline is harmless (the engine finds nothing due and moves on).
 """
 
@@ -111,6 +114,55 @@ local function save_profile_as(keys, args)
   return reply
 end
 
+-- A batch of users' writes in one call (one Redis server; a cluster is sent one call per
+-- user, the index updates in a round trip before). KEYS[1]: the tag names, KEYS[2]: the
+-- batch's deadline set, then the users' hashes and links and the audience and stage sets
+-- the writes touch, named by their index in KEYS. ARGV: the deadline partition, this
+-- writer's mark, then per user: user id, hash index, link index, profile JSON, expected
+-- version, '1' if the stored mark must be this writer's, next deadline ('' for none),
+-- the count of index changes and each as three (+ to add, - to remove; the set's index;
+-- a tag name to note among the tag names, or ''), the count of offsets and each as two
+-- (source, offset). Per user as save_profile_as, with the index changes made only if
+-- the write is not refused (a redelivery rewrites them, as a pipeline's would): the
+-- replies, in order.
+local function save_batch(keys, args)
+  local deadlines, partition, mark = keys[2], args[1], args[2]
+  local replies = {}
+  local i = 3
+  while i <= #args do
+    local user, hash, link = args[i], keys[tonumber(args[i + 1])], keys[tonumber(args[i + 2])]
+    local changes_at = i + 8
+    local offsets_at = changes_at + 3 * tonumber(args[i + 7])
+    local after = offsets_at + 1 + 2 * tonumber(args[offsets_at])
+    local reply = -1
+    if args[i + 5] ~= '1' or redis.call('HGET', hash, 'w') == mark then
+      local at = {args[i + 3], args[i + 4], partition}
+      for j = offsets_at + 1, after - 1 do at[#at + 1] = args[j] end
+      reply = save_profile_at({hash, link}, at)
+    end
+    if reply ~= -1 then
+      for j = changes_at, offsets_at - 1, 3 do
+        local set = keys[tonumber(args[j + 1])]
+        if args[j] == '+' then
+          redis.call('ZADD', set, 0, user)
+          if args[j + 2] ~= '' then redis.call('SADD', keys[1], args[j + 2]) end
+        else
+          redis.call('ZREM', set, user)
+        end
+      end
+      if args[i + 6] == '' then
+        redis.call('ZREM', deadlines, user)
+      else
+        redis.call('ZADD', deadlines, args[i + 6], user)
+      end
+      if reply > 0 then redis.call('HSET', hash, 'w', mark) end
+    end
+    replies[#replies + 1] = reply
+    i = after
+  end
+  return replies
+end
+
 -- The previous release's call (ARGV: profile JSON, expected version, source or '',
 -- offset, deadline partition), kept for its workers during a rolling upgrade.
 local function save_profile(keys, args)
@@ -161,6 +213,7 @@ local function tombstone(keys, args)
   return 1
 end
 
+redis.register_function('tagger_save_batch', save_batch)
 redis.register_function('tagger_save_profile_as', save_profile_as)
 redis.register_function('tagger_save_profile_at', save_profile_at)
 redis.register_function('tagger_save_profile', save_profile)
@@ -398,7 +451,8 @@ class RedisStore(IdentityCalls):
         if conflicts:
             refused = set(conflicts)
             cache.drop(refused)
-            writes.repair([p for p in batch if p.user_id in refused])
+            if self.on_cluster:  # one call on one server wrote nothing of theirs
+                writes.repair([p for p in batch if p.user_id in refused])
             raise StoreConflictError(conflicts)
         return results
 

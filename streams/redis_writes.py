@@ -72,12 +72,14 @@ class ProfileWrites:
         partition: int,
         offsets: Mapping[str, Mapping[str, int]] | None,
     ) -> list[Any]:
-        """Send a batch in one pipeline; the replies of the profile writes, in order."""
+        """Send a batch: one call on one server, else one pipeline; the replies of the
+        profile writes, in order."""
+        if not self.store.on_cluster:
+            return self._call(batch, partition, offsets)
         pipe = self.store.client.pipeline(transaction=False)
         for profile in batch:
             self._queue_side_effects(pipe, profile, partition)
-        if self.store.on_cluster:
-            pipe.execute()  # before the profiles, which may live on other nodes
+        pipe.execute()  # before the profiles, which may live on other nodes
         keys, mark, mine = self.keys, self.store.mark, self.store.cache.mine
         for profile in batch:
             user = profile.user_id
@@ -96,3 +98,53 @@ class ProfileWrites:
             )
         replies: list[Any] = pipe.execute()
         return replies[-len(batch) :]
+
+    def _call(
+        self,
+        batch: list[Profile],
+        partition: int,
+        offsets: Mapping[str, Mapping[str, int]] | None,
+    ) -> list[Any]:
+        """A batch as one ``tagger_save_batch`` call (see it for the arguments)."""
+        keys, mark, mine = self.keys, self.store.mark, self.store.cache.mine
+        named: dict[str, str] = {}  # key -> its index in KEYS (1-based, as text)
+        names = [keys.tag_names(), keys.deadlines(partition)]
+
+        def key(name: str) -> str:
+            index = named.get(name)
+            if index is None:
+                names.append(name)
+                index = named[name] = str(len(names))
+            return index
+
+        args: list[Any] = [str(partition), mark]
+        for profile in batch:
+            user, stored = profile.user_id, profile.stored
+            tags = frozenset(profile.tags)
+            before = frozenset() if stored is None else stored.tags
+            changes: list[str] = []
+            for tag in tags - before:
+                changes += ("+", key(keys.audience(tag)), tag)
+            for tag in before - tags:
+                changes += ("-", key(keys.audience(tag)), "")
+            before_stage = None if stored is None else stored.stage
+            if before_stage is not None and before_stage != profile.stage:
+                changes += ("-", key(keys.stage(before_stage)), "")
+            if profile.stage is not None:  # always, as the deadline (see the pipeline's)
+                changes += ("+", key(keys.stage(profile.stage)), "")
+            positions = {} if offsets is None else offsets.get(user) or {}
+            args += (
+                user,
+                key(keys.user(user)),
+                key(keys.link(user)),
+                orjson.dumps(profile.to_dict()),
+                "0" if stored is None else stored.version,
+                "1" if mine(profile) else "0",
+                "" if profile.due is None else str(profile.due),
+                str(len(changes) // 3),
+                *changes,
+                str(len(positions)),
+                *(part for source, at in positions.items() for part in (source, str(at))),
+            )
+        replies: list[Any] = self.store.client.fcall("tagger_save_batch", len(names), *names, *args)
+        return replies
