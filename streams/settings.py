@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         description="Seconds between refreshes of the stage and audience gauges; 0: none",
     )
     profile_cache_size: int = Field(
-        default=20_000,
+        default=10_000,
         ge=0,
         description="Profiles a worker keeps of those it last wrote, read again without Redis",
     )
