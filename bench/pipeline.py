@@ -4,7 +4,8 @@
 
 In one run, on the same simulated events (pre-produced to a fresh topic each time), each
 measured ``--rounds`` times, interleaved, with medians and ratios of medians:
-- drain throughput (events/s, first to last event applied in Redis) of
+- drain throughput (events/s, first to last event applied in Redis), and for our worker
+  the CPU it used per event over that drain (user + system, from ``/proc``), of
   - the floor: a bare aiokafka consumer, orjson decoding, one pipelined Redis write per
     event (hiredis, socket_timeout=None), one pipeline per fetch; no engine;
   - a naive Faust agent: ``async for event in stream`` with the engine and awaited Redis
@@ -50,6 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.stack import PARTITIONS, partition_of, pipeline_settings, stop_worker
 
 OFFSET_FIELD = "o:{partition}"
+DRAINS = ["floor", "naive", "ours"]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def produce_all(settings: Settings, lines: list[bytes]) -> dict[int, tuple[str, int]]:
@@ -76,17 +85,24 @@ def applied(client: redis.Redis, key: str, partition: int) -> int:
 
 
 def wait_drained(
-    client: redis.Redis, key_of: Any, last: dict[int, tuple[str, int]], timeout: float = 600
-) -> float:
-    """Seconds from the first event applied to every partition's last event applied."""
+    client: redis.Redis,
+    key_of: Any,
+    last: dict[int, tuple[str, int]],
+    pid: int,
+    timeout: float = 600,
+) -> tuple[float, float]:
+    """Seconds from the first event applied to every partition's last event applied, and
+    the CPU seconds process ``pid`` used meanwhile."""
     firsts = {p: key_of(user) for p, (user, _) in last.items()}
     start = None
+    cpu = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if start is None and any(client.exists(k) for k in firsts.values()):
-            start = time.monotonic()
+            start, cpu = time.monotonic(), cpu_seconds(pid)
         if all(applied(client, key_of(u), p) >= o for p, (u, o) in last.items()):
-            return time.monotonic() - (start or time.monotonic())
+            now = time.monotonic()
+            return now - (start or now), cpu_seconds(pid) - cpu
         time.sleep(0.02)
     raise TimeoutError("not drained")
 
@@ -209,7 +225,8 @@ def fresh_stack() -> Iterator[tuple[Settings, RedisServer, redis.Redis]]:
             client.close()
 
 
-def drain(name: str, lines: list[bytes], folder: Path) -> float:
+def drain(name: str, lines: list[bytes], folder: Path) -> tuple[float, float]:
+    """The drain rate (events/s) of one of the three, and its CPU per event (us)."""
     with fresh_stack() as (settings, _, client):
         last = produce_all(settings, lines)
         if name == "ours":
@@ -219,12 +236,15 @@ def drain(name: str, lines: list[bytes], folder: Path) -> float:
             process = run_role(name, settings, folder)
             prefix = f"{name}:"
         try:
-            seconds = wait_drained(client, lambda user: f"{prefix}{{{user}}}", last)
+            seconds, cpu = wait_drained(client, (prefix + "{{{}}}").format, last, process.pid)
         finally:
             stop_worker(process)
-    rate = len(lines) / seconds
-    print(f"{name:>6}: drained {len(lines)} events in {seconds:.1f} s = {rate:,.0f} events/s")
-    return rate
+    rate, per_event = len(lines) / seconds, cpu / len(lines) * 1e6
+    print(
+        f"{name:>6}: drained {len(lines)} events in {seconds:.1f} s = {rate:,.0f} events/s"
+        f" ({per_event:.0f} us of CPU per event)"
+    )
+    return rate, per_event
 
 
 def latency(lines: list[bytes], rate: int, seconds: float, folder: Path) -> list[float]:
@@ -313,6 +333,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=3, help="runs of each, for medians")
+    parser.add_argument(
+        "--drains", nargs="*", choices=DRAINS, default=DRAINS, help="whose drains to run"
+    )
     parser.add_argument("--role", choices=["floor", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "floor":
@@ -327,15 +350,18 @@ def main() -> None:
     lines = lines[: args.events]
     print(f"{len(lines)} simulated events, {users} users, {PARTITIONS} partitions")
     folder = Path(tempfile.mkdtemp(prefix="tagger-bench-"))
-    runs: dict[str, list[float]] = {"floor": [], "naive": [], "ours": []}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in args.drains}
     for _ in range(args.rounds):  # interleaved, so that a slow spell hits all three
-        for name, rates in runs.items():
-            rates.append(drain(name, lines, folder))
-    median = {name: statistics.median(rates) for name, rates in runs.items()}
+        for name, measured in runs.items():
+            measured.append(drain(name, lines, folder))
+    median = {name: statistics.median(r for r, _ in each) for name, each in runs.items()}
     for name, rate in median.items():
-        print(f"median {name:>5}: {rate:,.0f} events/s")
-    print(f"ours / naive: {median['ours'] / median['naive']:.1f}x")
-    print(f"ours / floor: {median['ours'] / median['floor']:.0%}")
+        cpu = statistics.median(c for _, c in runs[name])
+        print(f"median {name:>5}: {rate:,.0f} events/s ({cpu:.0f} us of CPU per event)")
+    if {"ours", "naive"} <= median.keys():
+        print(f"ours / naive: {median['ours'] / median['naive']:.1f}x")
+    if {"ours", "floor"} <= median.keys():
+        print(f"ours / floor: {median['ours'] / median['floor']:.0%}")
     p50s, p99s = [], []
     for _ in range(args.rounds):
         found = latency(lines, args.rate, args.seconds, folder)

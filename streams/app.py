@@ -73,6 +73,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         client_for(settings),
         prefix=settings.redis_prefix,
         tombstone_days=settings.tombstone_days,
+        cache_size=settings.profile_cache_size,
     )
     metrics.REDIS_UP.set(1)  # the store has just loaded its functions into Redis
     pipeline = Pipeline(
@@ -94,6 +95,7 @@ def create_app(settings: Settings, rules: RuleSet, rules_dir: Path) -> TaggerApp
         progress,
         lock,
         after_apply=timers.after_fetch if settings.clock == "event" else None,
+        on_rebalance=store.cache.keep,
     )
     run_agent(app, fetches)
     if settings.clock == "wall":

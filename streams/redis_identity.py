@@ -300,6 +300,7 @@ class IdentityCalls:
     def forget(self, user_ids: Sequence[str], at: int, *, partition: int = 0) -> None:
         """See ProfileStore.forget: three round trips (four on a cluster) for all of them."""
         identities = self.identities
+        identities.store.cache.drop(user_ids)
         with_functions(identities.store, lambda: identities.forget(user_ids, at, partition))
         self.settle(list(user_ids))  # no transfer keeps personal data of a forgotten id
 
@@ -311,6 +312,7 @@ class IdentityCalls:
         self, profiles: Sequence[Profile], person: str, *, cause: str, at: int, partition: int = 0
     ) -> None:
         """See RedisIdentities.absorb."""
+        self.identities.store.cache.drop([p.user_id for p in profiles])
         self.identities.absorb(profiles, person, cause=cause, at=at, partition=partition)
 
     def transfers(self, user_ids: Sequence[str] | None = None) -> dict[str, Transfer]:

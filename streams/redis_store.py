@@ -8,7 +8,8 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
   source (``0``, ``1``...: partitions of the input topic; ``k0``, ``k1``...: re-keyed
   copies, by the input partition they came from, at its offsets; ``r0``...: records
   produced by hand on the re-keyed topic, at its offsets), ``d`` the partition whose
-  deadline set holds the user.
+  deadline set holds the user, ``w`` the mark of the store that wrote it last (a random
+  id per store; see ``streams.profile_cache``).
 - ``P:link:{USER}``: the id a linked user leads to (a string; a link has no hash).
 - ``P:tomb:{HASH}``: a forgotten id's tombstone, ``HASH`` its ``tombstone_hash`` (no id
   is kept): the time of the forget, expiring after the tombstone lifetime.
@@ -17,23 +18,27 @@ Layout (``P`` is the key prefix, ``tagger`` by default):
 - ``P:stage:{STAGE}``: the users in a lifecycle stage, likewise.
 - ``P:due:{pPARTITION}``: users' next deadlines, a sorted set scored by due time.
 
-A user's write is one Redis Function call on that user's hash, so it is atomic. Every
-command names one key or a user's own keys, which share one hash slot, so the store runs
-unchanged on Redis Cluster. The function refuses a write whose offset is not past the
-stored one (a redelivery), whose version moved since the profile was read (another
-writer, such as a zombie worker after a rebalance), or whose user is a link. A batch of
-users is one pipeline: one round trip (two on a cluster, below). Links and forgets are
-in ``streams.redis_identity``.
+A user's write is atomic: on one Redis server a batch of users is one Redis Function call
+(``tagger_save_batch``: one round trip, the batch atomic as a whole), on a Redis Cluster
+one call per user on that user's hash. The function refuses a write whose offset is not
+past the stored one (a redelivery), whose version moved since the profile was read
+(another writer, such as a zombie worker after a rebalance), whose writer mark is not
+this store's when the profile is one it kept (``streams.profile_cache``), or whose user
+is a link. Every command names one key or a user's own keys, which share one hash slot,
+so the store runs unchanged on Redis Cluster. Links and forgets are in
+``streams.redis_identity``; the writes are ``streams.redis_writes``.
 
-Audience, stage and deadline updates go before the profile writes, so a profile is never
-newer than its indexes: on one Redis server the pipeline runs in order; a cluster client
-sends each node its share in parallel, so there they go in a first round trip. All are
+Audience, stage and deadline updates are never behind a profile: on one server they are
+made in the same call, for the writes not refused as conflicts; on a cluster they go in
+a round trip before the profile writes (a client sends each node its share in parallel),
+and those of a refused write are repaired from the stored profile after it. All are
 idempotent, and a repeated deadline is harmless (the engine finds nothing due and moves on).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -43,7 +48,9 @@ import orjson
 import redis
 from redis.cluster import RedisCluster
 
+from streams.profile_cache import ProfileCache
 from streams.redis_identity import IdentityCalls, RedisIdentities, with_functions
+from streams.redis_writes import ProfileWrites
 from streams.settings import Settings, revealed
 from taggers.profile import Profile, StoredAs
 from taggers.store import (
@@ -92,6 +99,68 @@ local function save_profile_at(keys, args)
   end
   redis.call('HSET', key, 'p', args[1], 'd', args[3])
   return redis.call('HINCRBY', key, 'v', 1)
+end
+
+-- ARGV: profile JSON, expected version, deadline partition, this writer's mark, '1' if
+-- the stored mark must be it (a profile this writer kept since it wrote it: a version
+-- alone could come round again once the hash is deleted and written anew), then pairs
+-- of source and offset. The mark is written with the profile.
+local function save_profile_as(keys, args)
+  if args[5] == '1' and redis.call('HGET', keys[1], 'w') ~= args[4] then return -1 end
+  local at = {args[1], args[2], args[3]}
+  for i = 6, #args do at[#at + 1] = args[i] end
+  local reply = save_profile_at(keys, at)
+  if reply > 0 then redis.call('HSET', keys[1], 'w', args[4]) end
+  return reply
+end
+
+-- A batch of users' writes in one call (one Redis server; a cluster is sent one call per
+-- user, the index updates in a round trip before). KEYS[1]: the tag names, KEYS[2]: the
+-- batch's deadline set, then the users' hashes and links and the audience and stage sets
+-- the writes touch, named by their index in KEYS. ARGV: the deadline partition, this
+-- writer's mark, then per user: user id, hash index, link index, profile JSON, expected
+-- version, '1' if the stored mark must be this writer's, next deadline ('' for none),
+-- the count of index changes and each as three (+ to add, - to remove; the set's index;
+-- a tag name to note among the tag names, or ''), the count of offsets and each as two
+-- (source, offset). Per user as save_profile_as, with the index changes made only if
+-- the write is not refused (a redelivery rewrites them, as a pipeline's would): the
+-- replies, in order.
+local function save_batch(keys, args)
+  local deadlines, partition, mark = keys[2], args[1], args[2]
+  local replies = {}
+  local i = 3
+  while i <= #args do
+    local user, hash, link = args[i], keys[tonumber(args[i + 1])], keys[tonumber(args[i + 2])]
+    local changes_at = i + 8
+    local offsets_at = changes_at + 3 * tonumber(args[i + 7])
+    local after = offsets_at + 1 + 2 * tonumber(args[offsets_at])
+    local reply = -1
+    if args[i + 5] ~= '1' or redis.call('HGET', hash, 'w') == mark then
+      local at = {args[i + 3], args[i + 4], partition}
+      for j = offsets_at + 1, after - 1 do at[#at + 1] = args[j] end
+      reply = save_profile_at({hash, link}, at)
+    end
+    if reply ~= -1 then
+      for j = changes_at, offsets_at - 1, 3 do
+        local set = keys[tonumber(args[j + 1])]
+        if args[j] == '+' then
+          redis.call('ZADD', set, 0, user)
+          if args[j + 2] ~= '' then redis.call('SADD', keys[1], args[j + 2]) end
+        else
+          redis.call('ZREM', set, user)
+        end
+      end
+      if args[i + 6] == '' then
+        redis.call('ZREM', deadlines, user)
+      else
+        redis.call('ZADD', deadlines, args[i + 6], user)
+      end
+      if reply > 0 then redis.call('HSET', hash, 'w', mark) end
+    end
+    replies[#replies + 1] = reply
+    i = after
+  end
+  return replies
 end
 
 -- The previous release's call (ARGV: profile JSON, expected version, source or '',
@@ -144,6 +213,8 @@ local function tombstone(keys, args)
   return 1
 end
 
+redis.register_function('tagger_save_batch', save_batch)
+redis.register_function('tagger_save_profile_as', save_profile_as)
 redis.register_function('tagger_save_profile_at', save_profile_at)
 redis.register_function('tagger_save_profile', save_profile)
 redis.register_function('tagger_link', link)
@@ -198,15 +269,25 @@ class RedisStore(IdentityCalls):
     (user -> offset of a source) make a redelivered write a no-op. ``client`` is public
     for what shares the Redis but is not a store: the rules board (``streams.rules_board``).
     Tombstones live ``tombstone_days`` (``TAGGER_TOMBSTONE_DAYS``) from their last forget.
+    Up to ``cache_size`` profiles it last wrote are kept (``streams.profile_cache``); a
+    load of one of them is no Redis read, and still a copy: it is handed out once.
     """
 
     def __init__(
-        self, client: Client, *, prefix: str = "tagger", tombstone_days: int = 400
+        self,
+        client: Client,
+        *,
+        prefix: str = "tagger",
+        tombstone_days: int = 400,
+        cache_size: int = 0,
     ) -> None:
         self.client = client
         self.keys = Keys(prefix)
         self.tombstone_ms = tombstone_days * 86_400_000
         self.identities = RedisIdentities(self)
+        self.writes = ProfileWrites(self)
+        self.cache = ProfileCache(cache_size)
+        self.mark = uuid.uuid4().hex  # written with each profile: see save_profile_as
         self.on_cluster = isinstance(client, RedisCluster)  # a pipeline runs per node
         self.load_functions()
 
@@ -228,14 +309,49 @@ class RedisStore(IdentityCalls):
             self.client.ping()
 
     def load(self, user_ids: Sequence[str]) -> dict[str, Profile]:
-        """See ProfileStore.load: one round trip for all of them."""
-        return self._load(user_ids, None)[0]
+        """See ProfileStore.load: one round trip for all of them (none for those kept)."""
+        cache = self.cache
+        found: dict[str, Profile] = {}
+        missed: list[str] = []
+        for user in user_ids:
+            kept = cache.take(user, ())
+            if kept is None:
+                missed.append(user)
+            else:
+                found[user] = kept.profile
+        if missed:
+            fresh = self._load(missed, None)[0]
+            for user, profile in fresh.items():
+                cache.read(user, profile, {})  # no offsets known of it
+            found |= fresh
+        return found
 
     def load_applied(
         self, sources: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Profile], dict[str, dict[str, int]]]:
-        """See ProfileStore.load_applied: one round trip for all of them."""
-        return self._load(list(sources), sources)
+        """See ProfileStore.load_applied: one round trip for all of them (none for those
+        kept)."""
+        cache = self.cache
+        found: dict[str, Profile] = {}
+        applied: dict[str, dict[str, int]] = {}
+        missed: dict[str, Collection[str]] = {}
+        for user, wanted in sources.items():
+            kept = cache.take(user, wanted)
+            if kept is None:
+                missed[user] = wanted
+                continue
+            found[user] = kept.profile
+            known = kept.offsets
+            have = {s: o for s in wanted if (o := known[s]) is not None}
+            if have:
+                applied[user] = have
+        if not missed:
+            return found, applied
+        fresh, fresh_applied = self._load(list(missed), missed)
+        for user, profile in fresh.items():
+            offsets = fresh_applied.get(user, {})
+            cache.read(user, profile, {s: offsets.get(s) for s in missed[user]})
+        return found | fresh, applied | fresh_applied
 
     def _load(
         self, user_ids: Sequence[str], sources: Mapping[str, Collection[str]] | None
@@ -301,6 +417,7 @@ class RedisStore(IdentityCalls):
         refused: list[str] = []
         if links:
             read = list(absorbed)
+            self.cache.drop(links)
             refused = with_functions(self, lambda: self.identities.link(links, read, partition))
             results |= {user: LINKED for user in links if user not in refused}
         if refused:
@@ -313,9 +430,11 @@ class RedisStore(IdentityCalls):
         partition: int,
         offsets: Mapping[str, Mapping[str, int]] | None,
     ) -> dict[str, str]:
-        replies = with_functions(self, lambda: self._write(batch, partition, offsets))
+        writes = self.writes
+        replies = with_functions(self, lambda: writes.write(batch, partition, offsets))
         results: dict[str, str] = {}
         conflicts: list[str] = []
+        cache = self.cache
         for profile, reply in zip(batch, replies, strict=True):
             user = profile.user_id
             if reply == -1:
@@ -326,81 +445,16 @@ class RedisStore(IdentityCalls):
                 profile.stored = StoredAs(
                     str(reply), frozenset(profile.tags), partition, profile.stage
                 )
+                cache.wrote(profile, None if offsets is None else offsets.get(user))
+            else:
+                cache.drop((user,))
         if conflicts:
             refused = set(conflicts)
-            self._repair([p for p in batch if p.user_id in refused])
+            cache.drop(refused)
+            if self.on_cluster:  # one call on one server wrote nothing of theirs
+                writes.repair([p for p in batch if p.user_id in refused])
             raise StoreConflictError(conflicts)
         return results
-
-    def _repair(self, refused: list[Profile]) -> None:
-        """Undo what a refused write's side effects did to audiences and deadlines: they
-        went in the same pipeline, before the refusal, and a stale profile's tags and
-        deadline are not the stored ones. Each user's touched entries are set again from
-        the stored profile."""
-        stored = self._load([p.user_id for p in refused], None)[0]
-        pipe = self.client.pipeline(transaction=False)
-        for profile in refused:
-            user = profile.user_id
-            current = stored.get(user)
-            before = frozenset() if profile.stored is None else profile.stored.tags
-            have = frozenset() if current is None else frozenset(current.tags)
-            for tag in (before | frozenset(profile.tags)) - have:
-                pipe.zrem(self.keys.audience(tag), user)
-            stage = None if current is None else current.stage
-            before_stage = None if profile.stored is None else profile.stored.stage
-            for gone in {before_stage, profile.stage} - {None, stage}:
-                pipe.zrem(self.keys.stage(str(gone)), user)
-        self.identities.queue_restore(pipe, stored)
-        pipe.execute()
-
-    def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
-        user = profile.user_id
-        tags = frozenset(profile.tags)
-        before = frozenset() if profile.stored is None else profile.stored.tags
-        for tag in tags - before:
-            pipe.zadd(self.keys.audience(tag), {user: 0})
-            pipe.sadd(self.keys.tag_names(), tag)
-        for tag in before - tags:
-            pipe.zrem(self.keys.audience(tag), user)
-        before_stage = None if profile.stored is None else profile.stored.stage
-        if before_stage is not None and before_stage != profile.stage:
-            pipe.zrem(self.keys.stage(before_stage), user)
-        if profile.stage is not None:  # always, as deadlines below
-            pipe.zadd(self.keys.stage(profile.stage), {user: 0})
-        # Always written, not only when changed: an index entry left stale by a crash is
-        # then corrected by the next write, and a sweep can never see the same user forever.
-        if profile.due is None:
-            pipe.zrem(self.keys.deadlines(partition), user)
-        else:
-            pipe.zadd(self.keys.deadlines(partition), {user: profile.due})
-
-    def _write(
-        self,
-        batch: list[Profile],
-        partition: int,
-        offsets: Mapping[str, Mapping[str, int]] | None,
-    ) -> list[Any]:
-        """Send a batch in one pipeline; the replies of the profile writes, in order."""
-        pipe = self.client.pipeline(transaction=False)
-        for profile in batch:
-            self._queue_side_effects(pipe, profile, partition)
-        if isinstance(self.client, RedisCluster):
-            pipe.execute()  # before the profiles, which may live on other nodes
-        for profile in batch:
-            user = profile.user_id
-            positions = {} if offsets is None else offsets.get(user) or {}
-            pipe.fcall(
-                "tagger_save_profile_at",
-                2,
-                self.keys.user(user),
-                self.keys.link(user),
-                orjson.dumps(profile.to_dict()),
-                "0" if profile.stored is None else profile.stored.version,
-                str(partition),
-                *(part for source, at in positions.items() for part in (source, str(at))),
-            )
-        replies: list[Any] = pipe.execute()
-        return replies[-len(batch) :]
 
     def population(self, stages: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
         """See OperationsStore.population: set sizes, not a scan."""

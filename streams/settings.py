@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between refreshes of the stage and audience gauges; 0: none",
     )
+    profile_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Profiles a worker keeps of those it last wrote, read again without Redis",
+    )
     tombstone_days: int = Field(
         default=400,
         ge=1,

@@ -50,7 +50,7 @@ def _store_kind(request: pytest.FixtureRequest) -> StoreKind:
     name: str = request.param
     if name in MEMORY_KINDS:
         return memory_kind(name)
-    client = request.getfixturevalue("redis_client" if name == "redis" else "cluster_client")
+    client = request.getfixturevalue("cluster_client" if name == "cluster" else "redis_client")
     return redis_kind(name, client)
 
 
@@ -58,6 +58,7 @@ _ON_SERVERS = pytest.mark.integration
 _COPYING_KINDS = [
     pytest.param("copies"),
     pytest.param("redis", marks=_ON_SERVERS),
+    pytest.param("kept", marks=_ON_SERVERS),
     pytest.param("cluster", marks=_ON_SERVERS),
 ]
 
@@ -65,7 +66,8 @@ _COPYING_KINDS = [
 @pytest.fixture(params=[pytest.param("memory"), *_COPYING_KINDS])
 def store_kind(request: pytest.FixtureRequest) -> StoreKind:
     """Every kind of store the contract (taggers.store) covers, empty: in memory by
-    reference and with copies, Redis and Redis Cluster (those two marked integration)."""
+    reference and with copies, Redis (also keeping the profiles it wrote) and Redis
+    Cluster (those marked integration)."""
     return _store_kind(request)
 
 

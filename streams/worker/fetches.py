@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Set
 
 from faust.types import TP, Message
 
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_CONFLICT_RETRIES = 5
 
 AfterApply = Callable[[Fetch], Awaitable[None]]
+OnRebalance = Callable[[set[int]], None]
 
 
 class FetchHandling:
@@ -40,7 +41,10 @@ class FetchHandling:
     ``taggers.store.ProfileStore`` that hands out copies; a conflict is a
     ``StoreConflictError``). ``lock`` is shared with the sweeps and rule reloads of the
     worker: they take turns on the store. ``after_apply`` runs under the lock once a
-    fetch is saved, before it is acked (the event-clock timers)."""
+    fetch is saved, before it is acked (the event-clock timers). ``on_rebalance`` is told,
+    before the first fetch of each group generation is applied, the partitions this
+    worker now holds of every input topic (the store drops what it kept of the others).
+    """
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class FetchHandling:
         lock: asyncio.Lock,
         *,
         after_apply: AfterApply | None = None,
+        on_rebalance: OnRebalance | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.topics = topics
@@ -60,6 +65,8 @@ class FetchHandling:
         self.progress = progress
         self.lock = lock
         self.after_apply = after_apply
+        self.on_rebalance = on_rebalance
+        self.generation: int | None = None  # of the last fetch taken
 
     async def take(self, fetch: Fetch) -> None:
         """Apply a fetch and ack its messages; one fetched before a rebalance is skipped
@@ -69,6 +76,10 @@ class FetchHandling:
         if messages[0].generation_id != group.consumer_generation_id:
             return
         consumer = group.consumer
+        if self.generation != group.consumer_generation_id:
+            self.generation = group.consumer_generation_id
+            if self.on_rebalance is not None:
+                self.on_rebalance(self.held(consumer.assignment()))
         for message in messages:
             consumer.track_message(message)  # a rebalance waits for it to be acked
         self.progress.renew(group.consumer_generation_id)
@@ -110,6 +121,15 @@ class FetchHandling:
                     ready, touched = [], set()
         await self._finish(ready)
         metrics.FETCH_SECONDS.observe(time.perf_counter() - started)
+
+    def held(self, assignment: Set[TP]) -> set[int]:
+        """The partitions of which this worker holds every input topic's."""
+        inputs = self.topics.input_names
+        held: dict[int, int] = {}
+        for tp in assignment:
+            if tp.topic in inputs:
+                held[tp.partition] = held.get(tp.partition, 0) + 1
+        return {partition for partition, count in held.items() if count == len(inputs)}
 
     def prepare(self, tp: TP, messages: list[Message]) -> Prepared:
         """A partition's messages, decoded and applied to profiles read from the store."""

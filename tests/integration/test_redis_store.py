@@ -46,8 +46,9 @@ def test_the_keys_are_as_the_module_docstring_lays_them_out(redis_client: redis.
         b"shop:u:{u1}",
     ]
     fields = redis_client.hgetall("shop:u:{u1}")
-    assert fields.keys() == {b"p", b"v", b"d", b"o:k3"}
+    assert fields.keys() == {b"p", b"v", b"d", b"o:k3", b"w"}
     assert (fields[b"v"], fields[b"d"], fields[b"o:k3"]) == (b"1", b"4", b"12")
+    assert fields[b"w"] == store.mark.encode()
     assert orjson.loads(fields[b"p"]) == orjson.loads(orjson.dumps(profile.to_dict()))
     assert redis_client.zrange("shop:due:{p4}", 0, -1, withscores=True) == [(b"u1", 90.0)]
     assert redis_client.zrange("shop:tag:{vip}", 0, -1, withscores=True) == [(b"u1", 0.0)]

@@ -12,7 +12,7 @@ from streams.redis_store import Client, RedisStore
 from taggers.store import MemoryStore, OperationsStore
 
 MEMORY_KINDS = ("memory", "copies")
-REDIS_KINDS = ("redis", "cluster")
+REDIS_KINDS = ("redis", "kept", "cluster")
 
 
 @dataclass(eq=False)
@@ -50,7 +50,8 @@ def memory_kind(name: str) -> StoreKind:
 
 
 def redis_kind(name: str, client: Client) -> StoreKind:
-    """RedisStore on a client of one server (``redis``) or of a cluster (``cluster``)."""
+    """RedisStore on a client of one server (``redis``) or of a cluster (``cluster``);
+    ``kept``: on one server, keeping the profiles it wrote (``streams.profile_cache``)."""
 
     def clear() -> None:
         if isinstance(client, RedisCluster):
@@ -58,7 +59,8 @@ def redis_kind(name: str, client: Client) -> StoreKind:
         else:
             client.flushall()
 
-    return StoreKind(name, lambda: RedisStore(client), clear)
+    size = 100 if name == "kept" else 0
+    return StoreKind(name, lambda: RedisStore(client, cache_size=size), clear)
 
 
 __all__ = ["MEMORY_KINDS", "REDIS_KINDS", "StoreKind", "memory_kind", "redis_kind"]

@@ -291,3 +291,18 @@ def test_on_the_event_clock_what_a_fetch_made_due_fires_before_the_fetch_is_acke
     assert (alert.json["name"], alert.json["user_id"]) == ("new_member_no_order", "u1")
     assert alert.seen == 1  # only the first fetch was acked when it was sent
     assert len(w.acked) == 3
+
+
+def test_a_new_generation_tells_the_store_the_partitions_still_held() -> None:
+    w = worker()
+    told: list[set[int]] = []
+    w.handling.on_rebalance = told.append
+    # Both input topics of partition 0; only the events topic of partition 1.
+    w.group.consumer.assigned = {EVENTS_0, TP(SETTINGS.rekeyed_topic, 0), EVENTS_1}
+    run(w.handling.take(fetch(message(EVENTS_0, 0, purchase("u1")))))
+    run(w.handling.take(fetch(message(EVENTS_0, 1, purchase("u1", day=2)))))
+    assert told == [{0}]  # once per generation
+    w.group.consumer_generation_id = 2
+    w.group.consumer.assigned = {EVENTS_1, TP(SETTINGS.rekeyed_topic, 1)}
+    run(w.handling.take(fetch(message(EVENTS_1, 0, purchase("u2"), generation=2))))
+    assert told == [{0}, {1}]
