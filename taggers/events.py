@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, timedelta, tzinfo
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -25,20 +25,29 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from taggers import fast_decode
 from taggers.calendars import is_birthday
+from taggers.event_values import (
+    EPOCH,
+    ID_PATTERN,
+    MAX_CHANNEL_LENGTH,
+    MAX_GROUP_ID_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    NUMERIC,
+    TYPE_PATTERN,
+    to_number,
+)
+
+# Where the event contract has always offered them (they live in taggers.event_values, with
+# no pydantic, so that the fast path reads values through the same code as the model).
+from taggers.event_values import MAX_AMOUNT as MAX_AMOUNT  # noqa: PLC0414
+from taggers.event_values import MAX_INTEGER as MAX_INTEGER  # noqa: PLC0414
+from taggers.event_values import MIN_INTEGER as MIN_INTEGER  # noqa: PLC0414
+from taggers.event_values import to_epoch_ms as to_epoch_ms  # noqa: PLC0414
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 MAX_PROPS_DEPTH: Final = 8
-MAX_AMOUNT: Final = 10**12
-"""The largest magnitude of a typed amount or points value: sums of them stay finite."""
-# Integers the profile store can write exactly (orjson's range: int64 and uint64).
-MIN_INTEGER: Final = -(2**63)
-MAX_INTEGER: Final = 2**64 - 1
-
-# Epoch-ms sanity range: catches seconds sent where milliseconds are expected.
-_MIN_TS_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
-_MAX_TS_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
-
 REASONS: Final = (
     "too_large",
     "not_utf8",
@@ -58,7 +67,6 @@ OPT_OUT: Final = "marketing_opt_out"
 OPT_IN: Final = "marketing_opt_in"
 MAX_IDS_PER_EVENT: Final = 32
 """The most ids one ``identify`` event may name in ``props.ids``."""
-MAX_ID_LENGTH: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,78 +80,8 @@ class EventError(Exception):
         return f"{self.reason}: {self.message}"
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_epoch_ms(value: object) -> int:
-    """Parse an ISO-8601 timestamp with a time zone, or epoch milliseconds, into epoch ms.
-
-    Raises ValueError (only) for anything else, infinities and NaN included."""
-    if isinstance(value, bool):
-        raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value} is not a time: send epoch milliseconds or ISO-8601")
-    if isinstance(value, int | float):
-        ms = int(value)
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"not an ISO-8601 timestamp: {value[:40]!r} (e.g. 2026-05-01T10:00:00+08:00)"
-            ) from None
-        if parsed.tzinfo is None:
-            raise ValueError(f"{value[:40]!r} has no time zone: add Z or an offset like +08:00")
-        try:
-            # Exact (a float of seconds times 1000 loses a millisecond now and then).
-            ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
-        except (OverflowError, ValueError):  # a date at the edge of what datetime holds
-            raise ValueError(f"{value[:40]!r} is outside 2000-01-01..2100-01-01") from None
-    else:
-        raise ValueError("must be an ISO-8601 string with a time zone or epoch milliseconds")
-    if not _MIN_TS_MS <= ms < _MAX_TS_MS:
-        hint = (
-            " (looks like seconds: send milliseconds)"
-            if _MIN_TS_MS // 1000 <= ms < _MAX_TS_MS // 1000
-            else ""
-        )
-        shown = ms if abs(ms) < 10**20 else f"{str(ms)[:20]}..."
-        raise ValueError(f"{shown} is outside 2000-01-01..2100-01-01{hint}")
-    return ms
-
-
-_NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def to_number(value: object) -> int | float:
-    """A numeric prop as the number it means: a JSON number as it is, a numeric string
-    (``"1500.50"``, ``"500"``) parsed. Booleans, NaN, infinities, other strings and
-    magnitudes over ``MAX_AMOUNT`` raise ValueError."""
-    if type(value) is float and -MAX_AMOUNT <= value <= MAX_AMOUNT:  # the usual case
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number, not {str(value).lower()}")
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) > 40 or not _NUMERIC.fullmatch(text):
-            raise ValueError(f"must be a number, not the text {value[:40]!r}")
-        value = int(text) if text.lstrip("+-").isdigit() else float(text)
-    if not isinstance(value, int | float):
-        raise ValueError(f"must be a number, not {type(value).__name__}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"must be a finite number, not {value}")
-    if abs(value) > MAX_AMOUNT:
-        raise ValueError(f"must be at most {MAX_AMOUNT:,} in magnitude")
-    return value
-
-
-# What an id must not contain: braces (a user id is the Redis Cluster hash tag of its keys,
-# which Redis takes from the first { to the next }) and control characters. Checked by
-# pydantic's own regex, as it is on every event's path.
-_ID_PATTERN: Final = r"^[^{}\x00-\x1f\x7f]*$"
-
-
 def _id_problem(value: object) -> str:
+    """What is wrong with an id that does not match ``ID_PATTERN`` (never the id itself)."""
     if isinstance(value, str) and ("{" in value or "}" in value):
         return "must not contain { or } (ids are Redis Cluster hash tags)"
     return "must not contain control characters"
@@ -153,7 +91,7 @@ def format_ts(ms: int, tz: tzinfo = UTC) -> str:
     """Epoch ms as an ISO-8601 string with milliseconds, in ``tz`` (UTC: ending in ``Z``),
     for output events and people. Exact: ``to_epoch_ms`` gives back the same ms."""
     return (
-        (_EPOCH + timedelta(milliseconds=ms))
+        (EPOCH + timedelta(milliseconds=ms))
         .astimezone(tz)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
@@ -167,7 +105,7 @@ _TS_SCHEMA: Final = {
     ]
 }
 Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHEMA)]
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=_ID_PATTERN)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 """An id: 1-128 characters, no braces (a user id is the Redis Cluster hash tag of its
 keys) and no control characters."""
 
@@ -180,7 +118,7 @@ def _numeric_schema(
         {
             "anyOf": [
                 {"type": number, "minimum": low, "maximum": high},
-                {"type": "string", "pattern": f"^\\s*{_NUMERIC.pattern}\\s*$"},
+                {"type": "string", "pattern": f"^\\s*{NUMERIC.pattern}\\s*$"},
             ],
             "description": f'{number} from {low:,} to {high:,}, or as text ("{example}")',
         }
@@ -234,7 +172,7 @@ class PointsEarnedProps(_Props):
     points: Number
 
 
-GroupId = Annotated[str, Field(max_length=128)]
+GroupId = Annotated[str, Field(max_length=MAX_GROUP_ID_LENGTH)]
 
 
 class GroupProps(_Props):
@@ -242,7 +180,7 @@ class GroupProps(_Props):
 
 
 class MessageProps(_Props):
-    text: Annotated[str, Field(max_length=10_000)]
+    text: Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
     group_id: GroupId | None = None
     # Who sent it: the customer, or the brand's staff (a guide) in the same chat or
     # group, whose words are the brand's (alerts tell the two apart).
@@ -331,7 +269,7 @@ _CONVERTED_PROPS: Final = {
 }
 """The props of each known type that validation converts (timestamps, numbers)."""
 
-_ID_RE: Final = re.compile(_ID_PATTERN)
+_ID_RE: Final = re.compile(ID_PATTERN)
 
 
 def identify_ids(ids: object, user_id: str) -> list[str]:
@@ -387,11 +325,11 @@ class BehaviourEvent(BaseModel):
 
     event_id: Id = Field(description="Unique per event; producers' retries reuse it")
     user_id: Id
-    type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = Field(
+    type: Annotated[str, Field(pattern=TYPE_PATTERN)] = Field(
         description="Event type: " + ", ".join(EVENT_TYPES) + "; other types are accepted"
     )
     ts: Timestamp = Field(description="When it happened")
-    channel: Annotated[str, Field(max_length=64)] | None = Field(
+    channel: Annotated[str, Field(max_length=MAX_CHANNEL_LENGTH)] | None = Field(
         default=None, description="Where: " + ", ".join(CHANNELS) + ", ..."
     )
     props: dict[str, Any] = Field(default_factory=dict, description="Type-specific details")
@@ -463,7 +401,7 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
         message = str(item["msg"]).removeprefix("Value error, ")
         if (
             item["type"] == "string_pattern_mismatch"
-            and item.get("ctx", {}).get("pattern") == _ID_PATTERN
+            and item.get("ctx", {}).get("pattern") == ID_PATTERN
         ):
             message = _id_problem(item["input"])
         parts.append(f"{prefix}{loc}: {message}" if loc else f"{prefix}{message}")
@@ -471,21 +409,29 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
 
 
 def decode_event(
-    raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES, max_depth: int = MAX_PROPS_DEPTH
+    raw: bytes | str,
+    *,
+    max_bytes: int = MAX_EVENT_BYTES,
+    max_depth: int = MAX_PROPS_DEPTH,
+    fast: bool = True,
 ) -> BehaviourEvent:
     """Decode one message into an event, or raise EventError saying precisely what is wrong.
+
+    An ordinary event is taken by the plain checks of ``taggers.fast_decode``; whatever they
+    decline, the model decides, so every error is the model's. ``fast=False`` has the model
+    decide every message (the reference the fast path is tested and measured against).
 
     Never raises anything else: whatever goes wrong while decoding one message is that
     message's error, so that it cannot stop a partition."""
     try:
-        return _decode(raw, max_bytes, max_depth)
+        return _decode(raw, max_bytes, max_depth, fast)
     except EventError:
         raise
     except Exception as error:  # a case no check foresaw: still this message's dead letter
         raise EventError("schema", f"cannot be decoded ({type(error).__name__})") from None
 
 
-def _decode(raw: bytes | str, max_bytes: int, max_depth: int) -> BehaviourEvent:
+def _decode(raw: bytes | str, max_bytes: int, max_depth: int, fast: bool) -> BehaviourEvent:
     if isinstance(raw, str):
         try:
             raw = raw.encode()
@@ -494,6 +440,29 @@ def _decode(raw: bytes | str, max_bytes: int, max_depth: int) -> BehaviourEvent:
     data = raw
     if len(data) > max_bytes:
         raise EventError("too_large", f"{len(data)} bytes is over the limit of {max_bytes}")
+    if fast:
+        found = fast_decode.ordinary_event(data, max_depth)
+        if found is not None:
+            return _built(*found)
+    return _validated(data, max_depth)
+
+
+def _built(fields: dict[str, Any], given: set[str]) -> BehaviourEvent:
+    """The event of fields the fast path validated, as the model would have built it.
+
+    What ``BaseModel.model_construct`` does, without its walk over fields, aliases and
+    defaults, which costs as much as the rest of the fast path: ``fields`` are complete, in
+    the model's order (the test of the fast path compares every slot with the model's)."""
+    event = BehaviourEvent.__new__(BehaviourEvent)
+    object.__setattr__(event, "__dict__", fields)
+    object.__setattr__(event, "__pydantic_fields_set__", given)
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
+
+
+def _validated(data: bytes, max_depth: int) -> BehaviourEvent:
+    """The event of ``data`` as the pydantic model decides it, or its EventError."""
     try:
         event = BehaviourEvent.model_validate_json(data)
     except ValidationError as error:
