@@ -86,6 +86,12 @@ def sweep(engine: Engine, store: ProfileStore, until: int, *, partition: int = 0
         store.save(profiles.values(), partition=partition)
 
 
+def _may_be_due(store: ProfileStore, until: int) -> bool:
+    """Whether a sweep up to ``until`` may fire something: the memory store knows its
+    earliest deadline without a sweep's calls (a replay's clock moves at most events)."""
+    return not isinstance(store, MemoryStore) or not store.none_due(until)
+
+
 @dataclass
 class Replay:
     """Decodes lines, applies events and sweeps deadlines; ``clock`` is the stream's time;
@@ -135,7 +141,7 @@ class Replay:
                 if future is not None:
                     yield BadLine(number, future.reason, future.message)
                     continue
-            if self.event_clock.observe(event.user_id, event.ts):
+            if self.event_clock.observe(event.user_id, event.ts) and _may_be_due(store, self.clock):
                 yield from sweep(engine, store, self.clock)
             if event.type in IDENTITY_EVENTS:
                 yield from self._identity(number, event)

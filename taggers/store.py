@@ -519,6 +519,13 @@ class MemoryStore:
         for user in user_ids:
             due_of.pop(user, None)
 
+    def none_due(self, until: int, *, partition: int = 0) -> bool:
+        """Whether surely no user of ``partition`` is due by ``until`` (the earliest entry
+        of the index is later): what a replay asks at every event, so it skips a sweep.
+        A stale entry may be earlier than any deadline kept, never later."""
+        heap = self._deadlines.get(partition)
+        return not heap or heap[0][0] > until
+
     def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
         """See ProfileStore.due."""
         heap = self._deadlines.get(partition)
