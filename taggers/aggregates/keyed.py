@@ -68,14 +68,15 @@ def keyed(kind: Kind, keys: int) -> Kind:
         inners: dict[str, list[State]] = {}
         seen: dict[str, int] = {}
         for state in present:
-            for key, entry in state.items():
+            for key, (last, inner) in state.items():
                 found = inners.get(key)
                 if found is None:
-                    inners[key] = [entry[1]]
-                    seen[key] = entry[0]
+                    inners[key] = [inner]
+                    seen[key] = last
                 else:
-                    found.append(entry[1])
-                    seen[key] = max(seen[key], entry[0])
+                    found.append(inner)
+                    if last > seen[key]:  # max() without its call: kept on a tie alike
+                        seen[key] = last
         inner_merge = kind.merge
         merged = {
             key: [seen[key], found[0] if len(found) == 1 else inner_merge(found, limit)]
@@ -84,9 +85,13 @@ def keyed(kind: Kind, keys: int) -> Kind:
         return _kept(merged, keys)
 
     def result(state: State, now: int) -> Value:
-        values = ((key, kind.result(inner, now)) for key, (_, inner) in (state or {}).items())
-        # A key whose value is null (an avg_gap of one event) is left out of the map.
-        return {key: value for key, value in values if value is not None}
+        inner_result = kind.result
+        values: dict[str, Value] = {}
+        for key, (_, inner) in (state or {}).items():
+            value = inner_result(inner, now)
+            if value is not None:  # a null (an avg_gap of one event) is left out of the map
+                values[key] = value
+        return values
 
     return replace(
         kind,
