@@ -82,8 +82,12 @@ class Window:
         """The aggregate's value over the buckets inside the window at ``now``."""
         if state is None:
             return kind.result(None, now)
-        first = self.first_bucket(now)
+        # first_bucket, inlined: this is read for every windowed value of every step.
+        days = self.days
+        first = (now // self.bucket_ms if days is None else days.day_of(now)) - self.buckets + 1
         if state[0][0] >= first:  # the usual case: pruned when last touched
+            if len(state) == 1:
+                return kind.result(state[0][1], now)
             inside = [entry[1] for entry in state]
         else:
             inside = [entry[1] for entry in state if entry[0] >= first]
