@@ -44,6 +44,47 @@ def _kept(entries: dict[str, list[Any]], keys: int) -> dict[str, list[Any]]:
     return dict(sorted(entries.items(), key=_rank)[:keys])
 
 
+def _merged(kind: Kind, states: list[dict[str, list[Any]]], limit: int) -> dict[str, list[Any]]:
+    """The entries of several states merged key by key: the latest time, and the kind's
+    merge of the partials. A windowed read merges every bucket at each event: plain
+    loops, no call per key."""
+    inners: dict[str, list[State]] = {}
+    seen: dict[str, int] = {}
+    for state in states:
+        for key, (last, inner) in state.items():
+            found = inners.get(key)
+            if found is None:
+                inners[key] = [inner]
+                seen[key] = last
+            else:
+                found.append(inner)
+                seen[key] = max(seen[key], last)
+    inner_merge = kind.merge
+    return {
+        key: [seen[key], found[0] if len(found) == 1 else inner_merge(found, limit)]
+        for key, found in inners.items()
+    }
+
+
+def _added_up(states: list[dict[str, list[Any]]]) -> dict[str, list[Any]] | None:
+    """The entries of a kind whose states add up (``Kind.counts``), merged key by key: the
+    latest time, and the sum of the partials, as the kind's merge would give it (ints add
+    exactly in any order). None if a partial is not a positive int (a state this version
+    did not write): the kind's own merge decides then."""
+    merged: dict[str, list[Any]] = {}
+    for state in states:
+        for key, (last, inner) in state.items():
+            if inner.__class__ is not int or inner <= 0:
+                return None
+            entry = merged.get(key)
+            if entry is None:
+                merged[key] = [last, inner]
+            else:
+                entry[0] = max(entry[0], last)
+                entry[1] += inner
+    return merged
+
+
 def keyed(kind: Kind, keys: int) -> Kind:
     """``kind`` kept per key, at most ``keys`` keys; its value is a map of the kind's values."""
 
@@ -64,25 +105,9 @@ def keyed(kind: Kind, keys: int) -> Kind:
         present = [s for s in states if s]
         if len(present) <= 1:
             return present[0] if present else None
-        # A windowed read merges every bucket at each event: plain loops, no call per key.
-        inners: dict[str, list[State]] = {}
-        seen: dict[str, int] = {}
-        for state in present:
-            for key, (last, inner) in state.items():
-                found = inners.get(key)
-                if found is None:
-                    inners[key] = [inner]
-                    seen[key] = last
-                else:
-                    found.append(inner)
-                    if last > seen[key]:  # max() without its call: kept on a tie alike
-                        seen[key] = last
-        inner_merge = kind.merge
-        merged = {
-            key: [seen[key], found[0] if len(found) == 1 else inner_merge(found, limit)]
-            for key, found in inners.items()
-        }
-        return _kept(merged, keys)
+        if kind.counts and (totals := _added_up(present)) is not None:
+            return _kept(totals, keys)
+        return _kept(_merged(kind, present, limit), keys)
 
     def result(state: State, now: int) -> Value:
         inner_result = kind.result
@@ -100,6 +125,7 @@ def keyed(kind: Kind, keys: int) -> Kind:
         merge=merge,
         result=result,
         mutates=True,
+        counts=False,  # its states are maps; ``counts`` is the kind's it keeps per key
         accepts=lambda observation: kind.accepts(observation[1]),
         time=None,
     )
