@@ -54,9 +54,12 @@ class Window:
 
     def add(self, kind: Kind, state: State, value: Value, ts: int, now: int, limit: int) -> State:
         """Fold an observation into its bucket and drop buckets that left the window."""
-        days = self.days
-        bucket = ts // self.bucket_ms if days is None else days.day_of(ts)
-        first = self.first_bucket(now)
+        days, size = self.days, self.bucket_ms
+        bucket = ts // size if days is None else days.day_of(ts)
+        # first_bucket, inlined (every event folds into each of its windows); an event
+        # is usually the latest of its user, in the bucket of now.
+        current = bucket if ts == now else now // size if days is None else days.day_of(now)
+        first = current - self.buckets + 1
         if bucket < first:
             return state  # older than the window: it can never count again
         buckets: list[list[Any]] = state if state is not None else []
