@@ -35,6 +35,7 @@ import heapq
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
@@ -370,9 +371,9 @@ class MemoryStore:
                 self._profiles[user] = profile
         if conflicts:
             raise StoreConflictError(conflicts)
-        if refused := self._link(links, absorbed):
+        if links and (refused := self._link(links, absorbed)):  # a plain save has none
             raise StoreConflictError(refused)
-        return results | {user: LINKED for user in links}
+        return results | {user: LINKED for user in links} if links else results
 
     def _link(self, links: Mapping[str, str], absorbed: Iterable[Profile]) -> list[str]:
         """Turn ids into links (see ProfileStore.save); the ones refused."""
@@ -400,7 +401,7 @@ class MemoryStore:
     def _index(self, profile: Profile, partition: int) -> None:
         """Audiences and the deadline index, as of a profile being written."""
         user = profile.user_id
-        self._retag(user, frozenset(profile.tags))
+        self._retag(user, profile.tags.keys())
         due_of = self._due_of.get(partition)
         if due_of is None:
             due_of = self._due_of[partition] = {}
@@ -411,10 +412,12 @@ class MemoryStore:
             due_of[user] = profile.due
             heapq.heappush(self._deadlines.setdefault(partition, []), (profile.due, user))
 
-    def _retag(self, user: str, tags: frozenset[str]) -> None:
-        """The user's audience memberships made those of ``tags``."""
+    def _retag(self, user: str, names: AbstractSet[str]) -> None:
+        """The user's audience memberships made those of ``names`` (a profile's tags are
+        compared as they are: a frozenset is built only when they changed)."""
         before = self._tags_of.get(user, frozenset())
-        if tags != before:
+        if names != before:
+            tags = frozenset(names)
             for tag in before - tags:
                 self._audiences[tag].discard(user)
             for tag in tags - before:
@@ -522,6 +525,12 @@ class MemoryStore:
         due_of = self._due_of.get(partition, {})
         for user in user_ids:
             due_of.pop(user, None)
+
+    def none_due(self, until: int, *, partition: int = 0) -> bool:
+        """Whether no user of ``partition`` can be due by ``until``: a replay's question
+        at every event (a stale index entry may be early, never late)."""
+        heap = self._deadlines.get(partition)
+        return not heap or heap[0][0] > until
 
     def due(self, until: int, *, partition: int = 0, limit: int = 1000) -> list[str]:
         """See ProfileStore.due."""

@@ -44,6 +44,47 @@ def _kept(entries: dict[str, list[Any]], keys: int) -> dict[str, list[Any]]:
     return dict(sorted(entries.items(), key=_rank)[:keys])
 
 
+def _merged(kind: Kind, states: list[dict[str, list[Any]]], limit: int) -> dict[str, list[Any]]:
+    """The entries of several states merged key by key: the latest time, and the kind's
+    merge of the partials. A windowed read merges every bucket at each event: plain
+    loops, no call per key."""
+    inners: dict[str, list[State]] = {}
+    seen: dict[str, int] = {}
+    for state in states:
+        for key, (last, inner) in state.items():
+            found = inners.get(key)
+            if found is None:
+                inners[key] = [inner]
+                seen[key] = last
+            else:
+                found.append(inner)
+                seen[key] = max(seen[key], last)
+    inner_merge = kind.merge
+    return {
+        key: [seen[key], found[0] if len(found) == 1 else inner_merge(found, limit)]
+        for key, found in inners.items()
+    }
+
+
+def _added_up(states: list[dict[str, list[Any]]]) -> dict[str, list[Any]] | None:
+    """The entries of a kind whose states add up (``Kind.counts``), merged key by key: the
+    latest time, and the sum of the partials, as the kind's merge would give it (ints add
+    exactly in any order). None if a partial is not a positive int (a state this version
+    did not write): the kind's own merge decides then."""
+    merged: dict[str, list[Any]] = {}
+    for state in states:
+        for key, (last, inner) in state.items():
+            if inner.__class__ is not int or inner <= 0:
+                return None
+            entry = merged.get(key)
+            if entry is None:
+                merged[key] = [last, inner]
+            else:
+                entry[0] = max(entry[0], last)
+                entry[1] += inner
+    return merged
+
+
 def keyed(kind: Kind, keys: int) -> Kind:
     """``kind`` kept per key, at most ``keys`` keys; its value is a map of the kind's values."""
 
@@ -64,29 +105,18 @@ def keyed(kind: Kind, keys: int) -> Kind:
         present = [s for s in states if s]
         if len(present) <= 1:
             return present[0] if present else None
-        # A windowed read merges every bucket at each event: plain loops, no call per key.
-        inners: dict[str, list[State]] = {}
-        seen: dict[str, int] = {}
-        for state in present:
-            for key, entry in state.items():
-                found = inners.get(key)
-                if found is None:
-                    inners[key] = [entry[1]]
-                    seen[key] = entry[0]
-                else:
-                    found.append(entry[1])
-                    seen[key] = max(seen[key], entry[0])
-        inner_merge = kind.merge
-        merged = {
-            key: [seen[key], found[0] if len(found) == 1 else inner_merge(found, limit)]
-            for key, found in inners.items()
-        }
-        return _kept(merged, keys)
+        if kind.counts and (totals := _added_up(present)) is not None:
+            return _kept(totals, keys)
+        return _kept(_merged(kind, present, limit), keys)
 
     def result(state: State, now: int) -> Value:
-        values = ((key, kind.result(inner, now)) for key, (_, inner) in (state or {}).items())
-        # A key whose value is null (an avg_gap of one event) is left out of the map.
-        return {key: value for key, value in values if value is not None}
+        inner_result = kind.result
+        values: dict[str, Value] = {}
+        for key, (_, inner) in (state or {}).items():
+            value = inner_result(inner, now)
+            if value is not None:  # a null (an avg_gap of one event) is left out of the map
+                values[key] = value
+        return values
 
     return replace(
         kind,
@@ -95,6 +125,7 @@ def keyed(kind: Kind, keys: int) -> Kind:
         merge=merge,
         result=result,
         mutates=True,
+        counts=False,  # its states are maps; ``counts`` is the kind's it keeps per key
         accepts=lambda observation: kind.accepts(observation[1]),
         time=None,
     )

@@ -88,6 +88,8 @@ class Kind:
     merged state reads as both histories folded as one; in the order given, a later
     state counts as later at equal event times. Every kind merges (pending too, item by
     item). ``result(state, now)`` turns a merged partial into the value rules read.
+    ``counts``: its states are positive ints that merge by adding up (``count``), which
+    lets a keyed window add each key's partials as it reads them (an exact sum).
     ``accepts(value)`` says whether a value can be folded in (a sum takes numbers only);
     the engine counts the values it skips. A kind that is not a monoid of one value
     (``pending`` opens and closes items) folds whole events with ``fold_event`` instead,
@@ -105,6 +107,7 @@ class Kind:
     default_limit: int = DEFAULT_LIMIT
     time: Ticks | None = None
     mutates: bool = False
+    counts: bool = False
     accepts: Callable[[Value], bool] = lambda _value: True
     # first/last: the value is one of the field's own, so a string field gives a string
     typed_by_field: bool = False

@@ -119,7 +119,16 @@ def _avg_result(state: State, _now: int) -> Value:
 
 
 DECLARED: Final[tuple[Kind, ...]] = (
-    Kind("count", "types", INT, _count_add, _count_merge, _count_result, "{count: purchase}"),
+    Kind(
+        "count",
+        "types",
+        INT,
+        _count_add,
+        _count_merge,
+        _count_result,
+        "{count: purchase}",
+        counts=True,
+    ),
     Kind(
         "sum",
         "field",

@@ -87,8 +87,9 @@ class Plan:
         names = ["stage", NOW, "event", "lists", *rules.params, *rules.aggregates]
         self.readers: dict[str, Reader] = {name: reader(rules, name) for name in names}
         self.family_names: dict[tuple[str, object], str | None] = {}
-        self.filtered = any(a.where is not None for a in rules.aggregates.values())
         self._by_type: dict[str, tuple[Aggregate, ...]] = {}
+        # The event types some of whose aggregates have a filter (``where:``), by type.
+        self._filtered: dict[str, bool] = {}
         self._alerts_on: dict[str, tuple[Alert, ...]] = {}
         self._affected: dict[frozenset[str], Affected] = {}
 
@@ -123,7 +124,10 @@ class Plan:
         """The aggregates an event feeds: those of its type whose filter (``where:``), if
         any, admits it (an event a filter refuses neither feeds nor closes anything)."""
         found = self.aggregates_for(event.type)
-        if not self.filtered:  # no filter in the rule set: the usual case, no loop
+        filtered = self._filtered.get(event.type)
+        if filtered is None:
+            filtered = self._filtered[event.type] = any(a.where is not None for a in found)
+        if not filtered:  # none of the type's aggregates has a filter: the usual case
             return found
         return tuple(a for a in found if a.where is None or a.where(event))
 

@@ -4,6 +4,7 @@ rule file with them gets at file:line:column."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -455,3 +456,25 @@ def test_a_family_value_of_another_type_is_refused(tmp_path: Path) -> None:
 def _category(category: str | None) -> dict[str, Any]:
     """The props of an observation: its category, if it has one."""
     return {"category": category} if category else {}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    buckets=st.lists(
+        st.dictionaries(
+            st.sampled_from(["a", "b", "c", "美妆"]),
+            st.tuples(st.integers(0, 9), st.one_of(st.integers(1, 5), st.sampled_from([0, 2.0]))),
+        ),
+        max_size=6,
+    ),
+    keys=st.integers(1, 4),
+)
+def test_keyed_counts_add_up_as_the_counts_own_merge(
+    buckets: list[dict[str, tuple[int, int | float]]], keys: int
+) -> None:
+    # A keyed count's buckets are added up key by key as they are read (Kind.counts); the
+    # result, latest times and the keys kept, is the kind's own merge's, also for a state
+    # this version would not write (a zero or a float partial: the kind's merge decides).
+    states: list[Any] = [{k: list(entry) for k, entry in b.items()} or None for b in buckets]
+    general = keyed(replace(KINDS["count"], counts=False), keys)
+    assert keyed(KINDS["count"], keys).merge(states, 1000) == general.merge(states, 1000)

@@ -3,7 +3,7 @@ users' time, and wall-clock timers never run ahead of the applied events."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -25,7 +25,7 @@ from taggers.replay import BadLine, Replay
 from taggers.ruleset import load_rules
 from taggers.simulate import SimulationConfig, simulate
 from taggers.sources import EVENTS as EVENTS_SOURCE
-from taggers.store import MemoryStore
+from taggers.store import MemoryStore, ProfileStore
 from tests.support.core import START_MS, make_event
 
 RULES = load_rules(BUNDLED_RULES)
@@ -111,6 +111,39 @@ def test_the_event_clock_is_the_time_two_users_reached_whatever_the_order(
     for user, ts in shuffled:
         again.observe(user, ts)
     assert again.time == clock.time
+
+
+# --- sweeps -----------------------------------------------------------------------------------
+
+
+class Forwarding:
+    """A store that is not the memory store, so that a replay sweeps at every move of its
+    clock; it keeps its profiles in one."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_replay_skips_only_sweeps_that_fire_nothing() -> None:
+    # The memory store's replay skips a sweep while its earliest deadline is later than
+    # the clock; swept at every move of the clock, the same stream gives the same.
+    forwarding = Forwarding()
+    swept = Replay(Engine(RULES), cast(ProfileStore, forwarding), sent_at=SENT)
+    assert list(swept.run([*STREAM, *ticks(END + 1)])) == CLEAN_ITEMS
+    assert {u: p.to_dict() for u, p in forwarding.inner.load(USERS).items()} == CLEAN_PROFILES
+
+
+def test_the_memory_store_says_when_no_deadline_can_be_due() -> None:
+    store = MemoryStore()
+    assert store.none_due(Y2099)  # no deadline at all
+    store.save([Profile("a", due=100)])
+    assert store.none_due(99) and not store.none_due(100)
+    store.save([Profile("a", due=500)])  # the index's entry at 100 is stale now
+    assert not store.none_due(100)  # a stale entry may cost a sweep, never skip a deadline
+    assert store.due(100) == [] and store.none_due(499)  # that sweep dropped it
 
 
 # --- far-future events: dead letters -------------------------------------------------------
