@@ -8,7 +8,6 @@ edges, odd strings, nesting) go through decode, the engine and a real Redis roun
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -49,6 +48,7 @@ from taggers.replay import BadLine, Replay
 from taggers.ruleset import RuleSet, load_rules
 from taggers.store import MemoryStore
 from tests.support.core import START_MS, FailsOnRefunds, edited_rules
+from tests.support.raw_json import Raw, raw_json
 from tests.support.stores import StoreKind
 
 RULES = load_rules(BUNDLED_RULES)
@@ -79,24 +79,9 @@ tags:
 
 def line(type_: str = "purchase", ts: object = TS, user: object = "u1", **props: object) -> str:
     """One event as JSON text; ``ts`` and props values may be raw JSON tokens (see raw)."""
-    return dump(
+    return raw_json(
         {"event_id": f"e{next_id()}", "user_id": user, "type": type_, "ts": ts} | {"props": props}
     )
-
-
-class Raw(str):
-    """JSON text written as it is: a token orjson and json cannot write (1e309, NaN)."""
-
-
-def dump(value: object) -> str:
-    """JSON text of a value, with Raw tokens and big integers written as they are."""
-    if isinstance(value, Raw):
-        return str(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(k)}:{dump(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(dump(v) for v in value) + "]"
-    return json.dumps(value, allow_nan=True, ensure_ascii=False)
 
 
 _ids = iter(range(10**9))
@@ -515,7 +500,7 @@ def generated_lines(draw: st.DrawFn) -> list[str]:
             "ts": ts,
             "props": props,
         }
-        lines.append(dump(event))
+        lines.append(raw_json(event))
     return lines
 
 

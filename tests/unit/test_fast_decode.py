@@ -34,6 +34,7 @@ from taggers.events import (
 from taggers.fast_decode import MAX_DEPTH, PROPS_CHECKS, ordinary_event
 from taggers.simulate import SimulationConfig, simulate
 from tests.support.core import START_MS
+from tests.support.raw_json import Raw, raw_json
 
 TS = START_MS
 
@@ -79,23 +80,9 @@ def assert_alike(raw: bytes | str, max_depth: int = MAX_PROPS_DEPTH) -> None:
 # --- JSON text with the tokens json cannot write ---------------------------------------------
 
 
-class Raw(str):
-    """JSON text written as it is (1e309, NaN, an escaped lone surrogate)."""
-
-
 def dump(value: object, ascii_only: bool = False) -> bytes:
-    """JSON of a value, Raw tokens as they are; with ``ascii_only`` text as \\u escapes."""
-
-    def text(item: object) -> str:
-        if isinstance(item, Raw):
-            return str(item)
-        if isinstance(item, dict):
-            return "{" + ",".join(f"{text(str(k))}:{text(v)}" for k, v in item.items()) + "}"
-        if isinstance(item, list):
-            return "[" + ",".join(text(v) for v in item) + "]"
-        return json.dumps(item, ensure_ascii=ascii_only, allow_nan=True)
-
-    return text(value).encode()
+    """JSON of a value as bytes (see raw_json)."""
+    return raw_json(value, ascii_only).encode()
 
 
 # --- values: ordinary ones, and the edges of each thing the model checks ----------------------
