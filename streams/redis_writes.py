@@ -12,7 +12,23 @@ import orjson
 from taggers.profile import Profile
 
 if TYPE_CHECKING:
-    from streams.redis_store import RedisStore
+    from streams.redis_store import Keys, RedisStore
+
+
+def index_changes(keys: Keys, profile: Profile) -> list[tuple[str, str, str]]:
+    """The audience and stage entries a write of ``profile`` adds (``+``) or removes
+    (``-``), as (op, key, tag): ``tag`` is an added tag's name (for the set of tag names),
+    else empty. The same for a batch call and for a cluster's pipeline."""
+    user_tags = frozenset(profile.tags)
+    before = frozenset() if profile.stored is None else profile.stored.tags
+    changes = [("+", keys.audience(tag), tag) for tag in user_tags - before]
+    changes += [("-", keys.audience(tag), "") for tag in before - user_tags]
+    before_stage = None if profile.stored is None else profile.stored.stage
+    if before_stage is not None and before_stage != profile.stage:
+        changes.append(("-", keys.stage(before_stage), ""))
+    if profile.stage is not None:  # always, as the deadline
+        changes.append(("+", keys.stage(profile.stage), ""))
+    return changes
 
 
 class ProfileWrites:
@@ -47,18 +63,13 @@ class ProfileWrites:
 
     def _queue_side_effects(self, pipe: Any, profile: Profile, partition: int) -> None:
         user = profile.user_id
-        tags = frozenset(profile.tags)
-        before = frozenset() if profile.stored is None else profile.stored.tags
-        for tag in tags - before:
-            pipe.zadd(self.keys.audience(tag), {user: 0})
-            pipe.sadd(self.keys.tag_names(), tag)
-        for tag in before - tags:
-            pipe.zrem(self.keys.audience(tag), user)
-        before_stage = None if profile.stored is None else profile.stored.stage
-        if before_stage is not None and before_stage != profile.stage:
-            pipe.zrem(self.keys.stage(before_stage), user)
-        if profile.stage is not None:  # always, as deadlines below
-            pipe.zadd(self.keys.stage(profile.stage), {user: 0})
+        for op, key, tag in index_changes(self.keys, profile):
+            if op == "+":
+                pipe.zadd(key, {user: 0})
+                if tag:
+                    pipe.sadd(self.keys.tag_names(), tag)
+            else:
+                pipe.zrem(key, user)
         # Always written, not only when changed: an index entry left stale by a crash is
         # then corrected by the next write, and a sweep can never see the same user forever.
         if profile.due is None:
@@ -120,18 +131,9 @@ class ProfileWrites:
         args: list[Any] = [str(partition), mark]
         for profile in batch:
             user, stored = profile.user_id, profile.stored
-            tags = frozenset(profile.tags)
-            before = frozenset() if stored is None else stored.tags
             changes: list[str] = []
-            for tag in tags - before:
-                changes += ("+", key(keys.audience(tag)), tag)
-            for tag in before - tags:
-                changes += ("-", key(keys.audience(tag)), "")
-            before_stage = None if stored is None else stored.stage
-            if before_stage is not None and before_stage != profile.stage:
-                changes += ("-", key(keys.stage(before_stage)), "")
-            if profile.stage is not None:  # always, as the deadline (see the pipeline's)
-                changes += ("+", key(keys.stage(profile.stage)), "")
+            for op, name, tag in index_changes(keys, profile):
+                changes += (op, key(name), tag)
             positions = {} if offsets is None else offsets.get(user) or {}
             args += (
                 user,
