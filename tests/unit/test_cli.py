@@ -104,8 +104,14 @@ def test_replay_json_prints_kinds_errors_and_profiles(
     assert records[-2:] == [profiles["u1"], profiles["u2"]]
     # The text summary counts every kind, a rare one (identity merges) only when there are.
     code, _, err = run(capsys, "replay", str(events), "-q")
-    counts = [line.split(":")[0].strip() for line in err.splitlines() if line.startswith("   ")]
-    assert counts[:4] == ["tag_change", "transition", "alert", "bad lines"]
+    (line,) = [line for line in err.splitlines() if line.startswith("outputs: ")]
+    kinds_counted, bad = line.removeprefix("outputs: ").split("; ")
+    assert [count.split()[0] for count in kinds_counted.split(", ")] == [
+        "tag_change",
+        "transition",
+        "alert",
+    ]
+    assert bad == "bad lines 2"
     assert profiles["u1"]["stage"] == "new"
     assert {"high_value", "source_wecom"} <= set(profiles["u1"]["tags"])
     assert profiles["u1"]["aggregates"]["orders"] == 1
