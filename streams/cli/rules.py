@@ -108,7 +108,9 @@ def register_diff(rules_commands: Commands) -> None:
     )
     add_rules_option(diff, "the rules to compare (" + RULES_DEFAULT + ")")
     diff.add_argument(
-        "--against", metavar="LIVE_DIR", help="the rules live now (required, or OLD_DIR)"
+        "--against",
+        metavar="LIVE_DIR",
+        help="the rules live now (no default: give it, or OLD_DIR NEW_DIR)",
     )
     diff.add_argument(
         "dirs",
