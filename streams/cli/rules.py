@@ -309,6 +309,7 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
     try:
         board = RulesBoard(client_for(settings, timeout=5), settings.redis_prefix)
         workers, recompute = board.workers(), board.recompute()
+        total = None if recompute is None else board.total(recompute.version)
     except redis.RedisError as error:
         print(f"tagger rules status: cannot use Redis (TAGGER_REDIS_URL): {error}", file=sys.stderr)
         return 1
@@ -318,12 +319,13 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
             "directory_version": local,
             "workers": [dataclasses.asdict(w) for w in workers],
             "recompute": dataclasses.asdict(recompute) if recompute else None,
+            "recompute_total": total,  # users it has to re-evaluate, as estimated at its start
         }
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return 0
     print(f"rule directory {directory}: version {local or '(unreadable)'}")
     _print_workers(workers)
-    _print_recompute(recompute)
+    _print_recompute(recompute, total)
     return 0
 
 
@@ -350,7 +352,8 @@ def _print_workers(workers: list[WorkerRules]) -> None:
         print(f"warning: the workers run {len(versions)} different versions: {listed}")
 
 
-def _print_recompute(recompute: Recompute | None) -> None:
+def _print_recompute(recompute: Recompute | None, total: int | None) -> None:
+    """The recompute's state, and how far it is: its rate and, while it runs, time left."""
     if recompute is None:
         print("recompute: none yet")
         return
@@ -360,6 +363,11 @@ def _print_recompute(recompute: Recompute | None) -> None:
         f" {state}; {recompute.scanned} users re-evaluated, {recompute.changed} changed,"
         f" started {recompute.started_at}"
     )
+    from streams.rules_board import recompute_progress  # noqa: PLC0415  (imports Redis)
+
+    progress = recompute_progress(recompute, total)
+    if progress is not None:
+        print(f"  {progress}")
 
 
 def _ago(iso: str) -> str:
