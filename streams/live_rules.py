@@ -258,7 +258,7 @@ class LiveRules:
         total = await redis_call(self.board.total, progress.version)
         text = recompute_progress(progress, total)
         if text is not None:
-            log.info("%s of %s", text, progress.version, extra={"version": progress.version})
+            log.info("%s (version %s)", text, progress.version, extra={"version": progress.version})
 
     def _advance(self, progress: Recompute, cursor: str, scanned: int, changed: int) -> None:
         progress.cursor = cursor

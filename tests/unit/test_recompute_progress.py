@@ -3,7 +3,26 @@ log say it: from the progress kept in Redis and the estimate of users made at it
 
 from __future__ import annotations
 
-from streams.rules_board import Recompute, recompute_progress
+import asyncio
+import logging
+import time
+from typing import cast
+
+import pytest
+
+from streams import live_rules as live_rules_module
+from streams.live_rules import PROGRESS_LOG_EVERY, LiveRules
+from streams.rules_board import Recompute, RulesBoard, recompute_progress
+from taggers.bundled import BUNDLED_RULES
+from taggers.engine import Engine
+from taggers.events import MAX_EVENT_BYTES
+from taggers.pipeline import Pipeline
+from taggers.replay import Replay
+from taggers.ruleset import load_rules
+from taggers.simulate import SimulationConfig, simulate
+from taggers.store import MemoryStore
+
+RULES = load_rules(BUNDLED_RULES)
 
 START = "2026-11-28T04:00:00+00:00"
 
@@ -39,3 +58,53 @@ def test_a_finished_recompute_says_how_many_and_how_fast() -> None:
 def test_before_its_first_step_there_is_nothing_to_say() -> None:
     assert recompute_progress(Recompute("v2", "v1", START), 10_000) is None
     assert recompute_progress(Recompute("v2", None, "t0", updated_at="t1"), 10) is None
+
+
+class Board:
+    """What the worker asks of the board for the estimate and the log line."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+
+    def save_total(self, version: str, users: int) -> None:
+        self.totals[version] = users
+
+    def total(self, version: str) -> int | None:
+        return self.totals.get(version)
+
+
+def live_rules(store: MemoryStore, board: Board) -> LiveRules:
+    async def send(prepared: object) -> None:
+        raise AssertionError("nothing is sent here")
+
+    engine = Engine(RULES)
+    return LiveRules(
+        RULES,
+        BUNDLED_RULES,
+        Pipeline(engine, store, MAX_EVENT_BYTES),
+        store,
+        cast(RulesBoard, board),
+        asyncio.Lock(),
+        send,
+        recompute_rate=1000,
+    )
+
+
+def test_the_worker_estimates_the_users_and_logs_progress_now_and_then(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, board = MemoryStore(copies=True), Board()
+    lines = list(simulate(SimulationConfig(users=4, days=30, seed=2)))
+    list(Replay(Engine(RULES), store).run(lines))
+    worker = live_rules(store, board)
+    worker._estimate_total("v2")
+    assert board.totals == {"v2": len(list(store.users()))} == {"v2": 4}  # one stage each
+    progress = running(3, "2026-11-28T04:00:05+00:00")
+    with caplog.at_level(logging.INFO, logger=live_rules_module.log.name):
+        asyncio.run(worker._log_progress(progress))  # just started: not yet
+        worker._progress_logged = time.monotonic() - PROGRESS_LOG_EVERY
+        asyncio.run(worker._log_progress(progress))
+        asyncio.run(worker._log_progress(progress))  # just logged: not again
+    assert [record.getMessage() for record in caplog.records] == [
+        "recompute: 75% (3 users of 4 users), 1 users/s, 2 s left (version v2)"
+    ]
