@@ -1,5 +1,5 @@
-"""``tagger profile`` and ``tagger schema``: one user's stored profile, and the JSON
-Schemas of events and rule files."""
+"""``tagger profile``, ``tagger audience`` and ``tagger schema``: one user's stored
+profile, a tag's audience as a file, and the JSON Schemas of events and rule files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from streams.cli import audience
 from streams.cli.common import RULES_HELP, load_or_report, rules_dir
 from streams.settings import load_settings
 from taggers.display import display_zone, format_value, format_values
@@ -16,6 +17,7 @@ from taggers.engine import Engine
 from taggers.events import event_json_schema
 from taggers.expr import TIMESTAMP
 from taggers.identity import load_person
+from taggers.profile_record import profile_record
 from taggers.rulefile import RuleFile
 
 if TYPE_CHECKING:
@@ -23,12 +25,23 @@ if TYPE_CHECKING:
 
 
 def register(commands: Commands) -> None:
-    """Add ``tagger profile`` and ``tagger schema``."""
-    profile = commands.add_parser("profile", help="print a user's profile from Redis")
-    profile.add_argument("user_id")
+    """Add ``tagger profile``, ``tagger audience`` and ``tagger schema``."""
+    profile = commands.add_parser(
+        "profile",
+        help="print a user's profile from Redis",
+        epilog="example: tagger profile member:8812 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    profile.add_argument("user_id", help="any of the person's ids")
     profile.add_argument("--rules", help=RULES_HELP)
-    profile.add_argument("--json", action="store_true", help="print JSON")
+    profile.add_argument(
+        "--json",
+        action="store_true",
+        help="print the profile record as JSON (the one `tagger replay --json` ends with and"
+        " GET /profiles/{user_id} answers; default: text for people)",
+    )
     profile.set_defaults(func=cmd_profile)
+    audience.register(commands)
 
     schema = commands.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("what", choices=["events", "rules"])
@@ -55,7 +68,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if profile is None:
         print(f"no profile for user {args.user_id!r} in {where}", file=sys.stderr)
         return 1
-    view = Engine(rules).describe(profile)
+    view = profile_record(Engine(rules), profile)
     if args.json:
         print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
         return 0
