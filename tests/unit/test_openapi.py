@@ -10,10 +10,13 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from openapi_spec_validator import validate
 
 from streams.cli import main
+from streams.web import CLOSED, UNAUTHORIZED
 from streams.worker.openapi import openapi_document, openapi_json
+from streams.worker.views import REDIS_UNREACHABLE, readiness
 from tests.support import ROOT
 from tests.support.openapi import response_validator
 from tests.support.values import EVENTS, RULES
@@ -72,3 +75,19 @@ def test_replays_profile_records_validate_and_a_changed_one_does_not(
         {**record, "tags": {"buyer": {**record["tags"]["buyer"], "since": 5}}},
     ):
         assert not validator.is_valid(broken), broken
+
+
+def test_the_refusals_and_the_answers_while_redis_is_away_validate() -> None:
+    for path in ("/profiles/{user_id}", "/tags/{tag}/members"):
+        response_validator(DOCUMENT, path, "403").validate(CLOSED.body)
+        response_validator(DOCUMENT, path, "401").validate(UNAUTHORIZED.body)
+        response_validator(DOCUMENT, path, "503").validate(REDIS_UNREACHABLE)
+    body, status = readiness([], _Away(), None)
+    assert status == 503
+    response_validator(DOCUMENT, "/readyz", "503").validate(body)
+    assert not response_validator(DOCUMENT, "/readyz", "503").is_valid({**body, "ready": "no"})
+
+
+class _Away:
+    def ping(self) -> None:
+        raise redis.ConnectionError("refused")
