@@ -39,7 +39,7 @@ def add_views(
     /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON, for those
     ``access`` lets in; GET /openapi.json, the description of them all. These are the only
     routes the worker serves."""
-    from streams.worker.openapi import openapi_json  # noqa: PLC0415 (it reads our constants)
+    from streams.worker.openapi import openapi_json  # noqa: PLC0415 (it imports this module)
 
     data = DataViews(pipeline, store, access)
     description = openapi_json()
