@@ -14,9 +14,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from streams.cli import main
-from streams.cli.audience import PAGE
+from streams.cli.audience import PAGE, audience_rows
 from streams.local_stack import RedisServer
 from streams.redis_store import RedisStore
 from taggers.events import format_ts
@@ -149,3 +150,16 @@ def _where() -> str:
     from streams.settings import load_settings  # noqa: PLC0415
 
     return redacted(load_settings().redis_url)
+
+
+def test_the_pages_read_alike_on_a_redis_cluster(cluster_client: RedisCluster) -> None:
+    # The members' profiles lie in other slots than the audience: the pipeline spans nodes.
+    store = RedisStore(cluster_client)
+    users = [f"用户{n}" for n in range(25)]
+    store.save(
+        [Profile(u, tags={"high_value": _record(START_MS + n)}) for n, u in enumerate(users)]
+    )
+    rows = list(audience_rows(store, "high_value", None))
+    assert [row["user_id"] for row in rows] == sorted(users)
+    assert {row["since"] for row in rows} == {format_ts(START_MS + n) for n in range(25)}
+    assert len(list(audience_rows(store, "high_value", 7))) == 7
