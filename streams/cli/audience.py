@@ -31,9 +31,10 @@ def register(commands: Commands) -> None:
     parser = commands.add_parser(
         "audience",
         help="export a tag's audience from Redis as CSV or JSON lines",
-        description="Print the users holding a tag, by id, with when they got it (since)"
-        " and when it expires unless confirmed (expires; empty: never), times in ISO-8601"
-        " UTC. A tag the rules cannot give and no user holds is an error (exit 2).",
+        description="Print the users holding a tag, by id, with when they got it (since)\n"
+        "and when it expires unless confirmed (expires; empty: never), in ISO-8601 UTC,\n"
+        "read from Redis a page at a time. A tag the rules cannot give and no user holds\n"
+        "is an error (exit 2).",
         epilog="example: tagger audience high_value --format csv --limit 5000 > high_value.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
