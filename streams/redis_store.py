@@ -494,6 +494,27 @@ class RedisStore(IdentityCalls):
         )
         return [_text(user) for user in found]
 
+    def audience_page(
+        self, tag: str, *, after: str = "", count: int = 1000
+    ) -> list[tuple[str, dict[str, Any] | None]]:
+        """A page of a tag's audience (at most ``count`` members after the user id
+        ``after``, by id) with each member's record of the tag (``since``, ``expires``...
+        in epoch ms), read in two round trips: the range, then the members' profiles.
+        The record is None for a member whose profile no longer holds the tag (it changed
+        between the two reads); the next page starts after the page's last member all
+        the same."""
+        members = self.tag_members(tag, after=after, limit=count)
+        if not members:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for user in members:
+            pipe.hget(self.keys.user(user), "p")
+        page: list[tuple[str, dict[str, Any] | None]] = []
+        for user, data in zip(members, pipe.execute(), strict=True):
+            record = None if data is None else orjson.loads(data).get("tags", {}).get(tag)
+            page.append((user, record))
+        return page
+
     def users_page(self, cursor: str, count: int) -> tuple[str, list[str]]:
         """See OperationsStore.users_page: one SCAN step.
 

@@ -1,5 +1,5 @@
-"""``tagger profile`` and ``tagger schema``: one user's stored profile, and the JSON
-Schemas of events and rule files."""
+"""``tagger profile``, ``tagger audience`` and ``tagger schema``: one user's stored
+profile, a tag's audience as a file, and the JSON Schemas of events and rule files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from streams.cli import audience
 from streams.cli.common import add_rules_option, command, load_or_report, rules_dir
 from streams.settings import load_settings
 from taggers.display import display_zone, format_value, format_values
@@ -16,6 +17,7 @@ from taggers.engine import Engine
 from taggers.events import event_json_schema
 from taggers.expr import TIMESTAMP
 from taggers.identity import load_person
+from taggers.profile_record import profile_record
 from taggers.rulefile import RuleFile
 
 if TYPE_CHECKING:
@@ -23,17 +25,23 @@ if TYPE_CHECKING:
 
 
 def register(commands: Commands) -> None:
-    """Add ``tagger profile`` and ``tagger schema``."""
+    """Add ``tagger profile``, ``tagger audience`` and ``tagger schema``."""
     profile = command(
         commands,
         "profile",
         help="print a user's profile from Redis: stage, tags and why, aggregates",
-        example="tagger profile u42 --json",
+        example="tagger profile member:8812 --json",
     )
-    profile.add_argument("user_id", metavar="USER_ID", help="any id of the person")
+    profile.add_argument("user_id", metavar="USER_ID", help="any of the person's ids")
     add_rules_option(profile)
-    profile.add_argument("--json", action="store_true", help="print JSON (default: text)")
+    profile.add_argument(
+        "--json",
+        action="store_true",
+        help="print the profile record as JSON (the one `tagger replay --json` ends with and"
+        " GET /profiles/{user_id} answers; default: text for people)",
+    )
     profile.set_defaults(func=cmd_profile)
+    audience.register(commands)
 
     schema = command(
         commands,
@@ -65,7 +73,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if profile is None:
         print(f"no profile for user {args.user_id!r} in {where}", file=sys.stderr)
         return 1
-    view = Engine(rules).describe(profile)
+    view = profile_record(Engine(rules), profile)
     if args.json:
         print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
         return 0

@@ -30,11 +30,12 @@ from streams.cli.common import (
 from streams.cli.summary import by_count, section
 from streams.settings import load_settings
 from streams.work_progress import ProgressLine, counted
-from taggers.display import OutputTally, describe_output, display_zone, json_values
+from taggers.display import OutputTally, describe_output, display_zone
 from taggers.durations import DAY_MS
 from taggers.engine import Engine
 from taggers.events import to_epoch_ms
 from taggers.outputs import OUTPUT_KINDS, Output, output_to_dict
+from taggers.profile_record import profile_record
 from taggers.replay import BadLine, Replay
 from taggers.ruleset import RuleSet
 from taggers.simulate import DEFAULT_START, SimulationConfig, simulate
@@ -209,16 +210,7 @@ def _write_item(
 def _write_profiles(users: Sequence[Any], engine: Engine, replay: Replay, out: IO[bytes]) -> None:
     """The ``--json`` ending: each user's profile, then the values skipped per aggregate."""
     for profile in sorted(users, key=lambda p: p.user_id):
-        record = {
-            "kind": "profile",
-            "user_id": profile.user_id,
-            "ids": profile.ids,
-            "stage": profile.stage,
-            "tags": sorted(profile.tags),
-            "aggregates": json_values(
-                engine.aggregate_values(profile, replay.clock), engine.rules.types
-            ),
-        }
+        record = profile_record(engine, profile, replay.clock)
         out.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
     for name, count in sorted(replay.skipped.items()):
         record = {"kind": "skipped", "aggregate": name, "values": count}

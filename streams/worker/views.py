@@ -1,4 +1,5 @@
-"""The worker's HTTP routes: probes, metrics, and the profile and audience views."""
+"""The worker's HTTP routes: probes, metrics, the profile and audience views, and their
+OpenAPI description (``streams.worker.openapi``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from streams.web import DataAccess
 from streams.worker.routing import Topics
 from taggers.identity import load_person
 from taggers.pipeline import Pipeline
+from taggers.profile_record import profile_record
 from taggers.store import OperationsStore
+from taggers.tag_names import tag_declared, unknown_tag
 
 if TYPE_CHECKING:  # the app module wires these views: no import cycle at run time
     from streams.app import TaggerApp
@@ -34,8 +37,12 @@ def add_views(
     """GET /metrics (Prometheus text); GET /healthz (alive) and /readyz (input partitions
     assigned, Redis reachable, rules loaded: else 503 with the problems); GET
     /profiles/{user_id} and GET /tags/{tag}/members?after=&limit= as JSON, for those
-    ``access`` lets in. These are the only routes the worker serves."""
+    ``access`` lets in; GET /openapi.json, the description of them all. These are the only
+    routes the worker serves."""
+    from streams.worker.openapi import openapi_json  # noqa: PLC0415 (it imports this module)
+
     data = DataViews(pipeline, store, access)
+    description = openapi_json()
 
     # Faust makes each handler a View's method (it is given the view first): functions.
     async def profile_view(view: Any, request: Any, user_id: str) -> Any:
@@ -49,9 +56,13 @@ def add_views(
         body, status = readiness(assigned, store, app.live_rules)
         return view.json(body, status=status)
 
+    async def openapi_view(view: Any, request: Any) -> Any:
+        return view.bytes(description, content_type="application/json")
+
     app.page("/healthz")(health_view)
     app.page("/readyz")(ready_view)
     app.page("/metrics")(metrics_view)
+    app.page("/openapi.json")(openapi_view)
     app.page("/profiles/{user_id}")(profile_view)
     app.page("/tags/{tag}/members")(members_view)
 
@@ -86,10 +97,11 @@ class DataViews:
             return view.json(REDIS_UNREACHABLE, status=503)
         if found is None:
             return view.json({"error": f"no profile for user {user_id!r}"}, status=404)
-        return view.json(self.pipeline.engine.describe(found))
+        return view.json(profile_record(self.pipeline.engine, found))
 
     async def members(self, view: Any, request: Any, tag: str) -> Any:
-        """GET /tags/{tag}/members?after=&limit=."""
+        """GET /tags/{tag}/members?after=&limit=: a page of the audience; 404 for a tag the
+        rules cannot give and no user holds (a typo is not an empty audience)."""
         if (refused := self.access.check(view, request)) is not None:
             return refused
         query = request.query
@@ -99,10 +111,20 @@ class DataViews:
             limit = 0
         if limit < 1:
             return view.json({"error": "limit must be a whole number from 1"}, status=400)
+        after = query.get("after", "")
+        rules = self.pipeline.engine.rules
         try:
-            members = self.store.tag_members(tag, after=query.get("after", ""), limit=limit)
+            members = self.store.tag_members(tag, after=after, limit=limit)
+            # Only an empty page asks whether the tag exists: a held tag does.
+            unknown = (
+                not members
+                and not tag_declared(rules, tag)
+                and not (after and self.store.tag_members(tag, limit=1))
+            )
         except REDIS_DOWN:
             return view.json(REDIS_UNREACHABLE, status=503)
+        if unknown:
+            return view.json(unknown_tag(rules, tag), status=404)
         more = len(members) == limit
         return view.json({"tag": tag, "members": members, "next": members[-1] if more else None})
 

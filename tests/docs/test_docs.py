@@ -42,6 +42,7 @@ from taggers.engine import Engine
 from taggers.events import EVENT_TYPES, BehaviourEvent, to_epoch_ms
 from taggers.outputs import kind_named
 from taggers.pipeline import Pipeline, Record
+from taggers.profile_record import profile_record
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
 from taggers.store import MemoryStore
@@ -472,7 +473,7 @@ def test_profile_example_is_what_the_engine_shows(example: Path) -> None:
     list(replay.run(events.text.encode().splitlines()))
     profile = store.get("u1")
     assert profile is not None
-    assert engine.describe(profile) == json.loads(profile_block.text)
+    assert profile_record(engine, profile) == json.loads(profile_block.text)
 
 
 # --- docs/architecture.md -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from taggers.bundled import BUNDLED_RULES
 from taggers.engine import Engine
 from taggers.pipeline import Pipeline
 from taggers.profile import Profile
+from taggers.profile_record import PROFILE_RECORD_SCHEMA, profile_record
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
 from taggers.store import SAVED, tombstone_hash
@@ -207,7 +208,47 @@ def test_the_profile_web_view_shows_values_in_their_json_form(
     request = SimpleNamespace(headers={})
     body, status = asyncio.run(views.profile(_View(), request, "u1"))
     assert status == 200
-    assert body == engine.describe(RedisStore(redis_client).load(["u1"])["u1"])
+    assert body == profile_record(engine, RedisStore(redis_client).load(["u1"])["u1"])
     assert body["aggregates"]["last_at"] == "2026-01-06T16:50:42.765Z"
     assert body["aggregates"]["spend"] == 0.3 and body["aggregates"]["gap"] == 492_642_765
     assert body["tags"]["buyer"]["values"] == {"joined": None, "spend": 0.1}
+
+
+def _shape(value: Any) -> Any:
+    """A JSON value's shape: objects by key, lists by their items' shapes, else the type."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return sorted({repr(_shape(item)) for item in value})
+    return type(value).__name__
+
+
+def test_replay_the_profile_view_and_tagger_profile_give_one_record(
+    redis_client: redis.Redis,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    rules, engine = _stored_example(tmp_path, redis_client)  # the events, into Redis
+    events = tmp_path / "events.jsonl"
+    events.write_text(VALUE_EVENTS, encoding="utf-8")
+    monkeypatch.setenv("TAGGER_REDIS_URL", redis_server.url)
+    assert main(["replay", str(events), "--rules", str(rules), "--json"]) == 0
+    replayed = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (from_replay,) = [r for r in replayed if r["kind"] == "profile"]
+    assert main(["profile", "u1", "--rules", str(rules), "--json"]) == 0
+    from_command = orjson.loads(capsys.readouterr().out)
+    views = DataViews(
+        Pipeline(engine, RedisStore(redis_client), 65536),
+        RedisStore(redis_client),
+        DataAccess(None, loopback=True),
+    )
+    body, status = asyncio.run(views.profile(_View(), SimpleNamespace(headers={}), "u1"))
+    from_view = orjson.loads(orjson.dumps(body))  # as the view sends it
+    assert status == 200
+    # The same keys and value forms; for the same events and rules, the same values.
+    assert _shape(from_replay) == _shape(from_command) == _shape(from_view)
+    assert from_replay == from_command == from_view
+    assert set(from_replay) == set(PROFILE_RECORD_SCHEMA["properties"])
+    assert from_view["kind"] == "profile" and from_view["tags"]["regular"]["when"]

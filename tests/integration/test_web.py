@@ -25,8 +25,10 @@ from streams.redis_store import Client
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.web import CLOSED, UNAUTHORIZED, DataAccess, Web, is_loopback
+from streams.worker.openapi import openapi_document
 from taggers.bundled import BUNDLED_RULES
 from taggers.ruleset import load_rules
+from tests.support.openapi import response_validator
 from tests.support.stack import (
     all_applied,
     assigned_partitions,
@@ -90,8 +92,20 @@ def test_the_worker_serves_our_routes_and_no_route_of_faust(redis_server: RedisS
         for route in web.web_app.router.routes()
         if route.resource is not None
     }
-    ours = ["/healthz", "/readyz", "/metrics", "/profiles/{user_id}", "/tags/{tag}/members"]
+    ours = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/profiles/{user_id}",
+        "/tags/{tag}/members",
+    ]
     assert routes == {(method, path) for path in ours for method in ("GET", "HEAD")}
+    # Every route served is described, and every route described is served.
+    described = openapi_document()["paths"]
+    assert {(method, path) for method, path in routes if method == "GET"} == {
+        (method.upper(), path) for path, item in described.items() for method in item
+    }
 
 
 @pytest.mark.parametrize(
@@ -214,3 +228,75 @@ def test_off_loopback_without_a_token_the_data_views_are_closed(
     assert warned[0]["web_bind"] == "0.0.0.0" and warned[0]["level"] == "WARNING"
     libraries = {r["logger"].split(".")[0] for r in records}
     assert {"faust", "mode", "aiokafka"} <= libraries, libraries
+
+
+def test_a_running_workers_answers_are_as_its_openapi_description_says(
+    broker: TansuBroker, redis_server: RedisServer, redis_client: Client, tmp_path: Path
+) -> None:
+    settings = pipeline_settings(broker, redis_server, web_token=TOKEN)
+    ensure_topics(settings)
+    stream: list[str | bytes] = [
+        orjson.dumps(
+            {
+                "event_id": f"e{n}",
+                "user_id": user,
+                "type": "purchase",
+                "ts": 1_767_225_600_000 + n,
+                "channel": "wecom",
+                "props": {"amount": 1500, "order_id": f"o{n}"},
+            }
+        ).decode()
+        for n, user in enumerate(["u1", "u2", "u3"])
+    ]
+    produce(settings, stream)
+    web = f"http://127.0.0.1:{settings.web_port}"
+    with running_worker(settings, tmp_path):
+        wait_for(lambda: assigned_partitions(settings) > 0, 60, "the worker to be ready")
+        wait_for(lambda: all_applied(redis_client, settings, stream), 60, "the events")
+        status, body = request(f"{web}/openapi.json")
+        assert status == 200
+        document = orjson.loads(body)
+        assert document == openapi_document()
+        asked = {
+            ("/healthz", "/healthz", None): "200",
+            ("/readyz", "/readyz", None): "200",
+            ("/openapi.json", "/openapi.json", None): "200",
+            ("/profiles/{user_id}", "/profiles/u1", TOKEN): "200",
+            ("/profiles/{user_id}", "/profiles/nobody", TOKEN): "404",
+            ("/profiles/{user_id}", "/profiles/u1", None): "401",
+            ("/tags/{tag}/members", "/tags/high_value/members?limit=2", TOKEN): "200",
+            ("/tags/{tag}/members", "/tags/koc/members", TOKEN): "200",
+            ("/tags/{tag}/members", "/tags/high_valeu/members", TOKEN): "404",
+            ("/tags/{tag}/members", "/tags/high_value/members?limit=0", TOKEN): "400",
+            ("/tags/{tag}/members", "/tags/high_value/members", "wrong-token-of-length"): "401",
+        }
+        bodies = {}
+        for (path, url, token), want in asked.items():
+            status, body = request(web + url, token)
+            assert str(status) == want, url
+            bodies[url, want] = orjson.loads(body)
+            response_validator(document, path, want).validate(bodies[url, want])
+        status, body = request(f"{web}/metrics")
+        assert status == 200 and b"# TYPE" in body
+    assert bodies["/tags/high_value/members?limit=2", "200"] == {
+        "tag": "high_value",
+        "members": ["u1", "u2"],
+        "next": "u2",
+    }
+    assert bodies["/tags/koc/members", "200"] == {"tag": "koc", "members": [], "next": None}
+    assert bodies["/tags/high_valeu/members", "404"]["did_you_mean"] == "high_value"
+    assert bodies["/profiles/u1", "200"]["tags"]["high_value"]["values"]["spend_90d"] == 1500
+    # Each JSON answer the document describes was had, but those of a closed port (403)
+    # and of Redis away (503), whose bodies tests/unit/test_openapi.py validates.
+    described = {
+        (path, status)
+        for path, item in document["paths"].items()
+        for status, answer in item["get"]["responses"].items()
+        if "application/json" in answer.get("content", {})
+    }
+    had = {(path, want) for (path, _, _), want in asked.items()}
+    assert described - had == {
+        (path, status)
+        for path in ("/profiles/{user_id}", "/tags/{tag}/members")
+        for status in ("403", "503")
+    } | {("/readyz", "503")}
