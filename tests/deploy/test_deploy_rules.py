@@ -75,7 +75,8 @@ def rules_volume(pod: Doc) -> Doc:
     assert "subPath" not in mount and "subPathExpr" not in mount
     assert mount["readOnly"] is True
     (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-    return volume
+    found: Doc = volume
+    return found
 
 
 def test_the_committed_configmap_and_items_are_what_the_generator_makes() -> None:
