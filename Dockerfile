@@ -5,8 +5,10 @@
 #   docker run --rm -e TAGGER_BROKER_URL=kafka://broker:9092 \
 #       -e TAGGER_REDIS_URL=redis://redis:6379/0 -p 6066:6066 tagger
 #
-# Two stages: the builder makes a virtualenv in /opt/venv from the pinned runtime
-# dependencies (deploy/requirements.lock) and the project's wheel; the final image is the
+# Two stages: the builder makes a virtualenv in /opt/venv from the locked runtime
+# dependencies (deploy/requirements.lock, every file checked against its sha256) and the
+# project's wheel, built with the locked build requirements
+# (deploy/requirements-build.lock; both made by deploy/lock.sh); the final image is the
 # slim Python base plus that virtualenv (the rule pack is in the wheel), run as an
 # unprivileged user.
 # The base image is pinned to an exact Python patch release; pin its digest too
@@ -24,25 +26,24 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 
+WORKDIR /src
 # The build backend and mypyc, with the packages whose types mypyc checks the core against
-# (pyproject.toml [build-system]), pinned, in the builder's own Python only (never in the
-# image).
-RUN pip install setuptools==80.9.0 mypy==2.4.1 pydantic==2.14.4 orjson==3.13.0 \
-    types-PyYAML==6.0.12.20261122
+# (pyproject.toml [build-system]), locked with hashes, in the builder's own Python only
+# (never in the image). Dependencies first: these layers are reused until a lock changes.
+COPY deploy/requirements-build.lock deploy/requirements-build.lock
+RUN pip install --require-hashes --no-deps -r deploy/requirements-build.lock
 
 RUN python -m venv /opt/venv
-WORKDIR /src
-
-# Dependencies first: this layer is reused until the lock file changes.
 COPY deploy/requirements.lock deploy/requirements.lock
-RUN /opt/venv/bin/pip install --no-deps -r deploy/requirements.lock
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r deploy/requirements.lock
 
 COPY pyproject.toml setup.py README.md ./
 COPY taggers taggers
 COPY streams streams
 # The bundled rule pack: package data of the wheel (taggers.rules_pack).
 COPY rules rules
-# `pip check`: --no-deps trusts the lock to be complete; fail the build if it is not.
+# `pip check`: --no-deps trusts the lock to be complete (--require-hashes already refuses
+# an unpinned one); fail the build if it is not.
 # pip and setuptools are not needed to run, and only widen the image's attack surface.
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/*.whl \

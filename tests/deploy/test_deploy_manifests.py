@@ -2,7 +2,7 @@
 
 No docker engine or cluster is needed: docker-compose resolves docker-compose.yml
 (``config``), Kubernetes' own JSON schemas (kubernetes-validate, offline) check
-deploy/k8s, and the Dockerfile and its lock file are read as text. A typo in a
+deploy/k8s, and the Dockerfile is read as text. A typo in a
 ``TAGGER_*`` name, a probe on the wrong port or an HPA that outgrows the partitions would
 otherwise only show once deployed.
 """
@@ -15,7 +15,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from streams.cli import build_parser
 from streams.settings import Settings, SettingsError, load_settings, unknown_variables
@@ -33,13 +30,13 @@ from tests.support import ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
-LOCK_FILE = ROOT / "deploy" / "requirements.lock"
-PYPROJECT = ROOT / "pyproject.toml"
 
 SERVICES = {"kafka", "redis", "worker-1", "worker-2", "prometheus", "grafana", "generator"}
 WORKERS = ("worker-1", "worker-2")
 # An example the operator copies, not a resource to apply: see kustomization.yaml.
 EXAMPLE_SECRET = "secret.example.yaml"
+# Generated from rules/ (scripts/rules_configmap.py); the workers' rule directory.
+RULES_CONFIGMAP = K8S / "rules-configmap.yaml"
 WEB_PORT: int = Settings.model_fields["web_port"].default
 IMAGE_UID = 10001
 
@@ -285,9 +282,12 @@ def documents(path: Path) -> Iterator[Doc]:
 
 @pytest.fixture(scope="module")
 def resources() -> dict[str, Doc]:
-    """Every manifest's resource by kind (one of each kind here)."""
+    """Every manifest's resource by kind (one of each kind here), but for the rules
+    ConfigMap, which tests/deploy/test_deploy_rules.py checks."""
     found: dict[str, Doc] = {}
     for path in manifest_files():
+        if path == RULES_CONFIGMAP:
+            continue
         for document in documents(path):
             assert document["kind"] not in found, f"two {document['kind']}s"
             found[document["kind"]] = document
@@ -298,7 +298,8 @@ def test_there_are_manifests() -> None:
     """The parametrised validation below must not pass by finding nothing."""
     names = {path.name for path in manifest_files()}
     expected = {"configmap.yaml", EXAMPLE_SECRET, "deployment.yaml", "service.yaml"}
-    assert names >= expected | {"hpa.yaml", "pdb.yaml"}
+    assert names >= expected | {"hpa.yaml", "pdb.yaml", "networkpolicy.yaml"}
+    assert names >= {RULES_CONFIGMAP.name}
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -430,6 +431,89 @@ def test_autoscaler_stays_within_the_partitions(resources: Doc) -> None:
     assert pdb["selector"]["matchLabels"].items() <= labels.items()
 
 
+def peers(rule: Doc, direction: str) -> list[Doc]:
+    """The peers (``from`` or ``to``) of a NetworkPolicy rule."""
+    found: list[Doc] = rule[direction]
+    return found
+
+
+def rule_ports(worker: Doc, rule: Doc) -> set[tuple[int, str]]:
+    """(port, protocol) of a NetworkPolicy rule, named ports resolved on the worker."""
+    return {
+        (container_port(worker, port["port"]), port.get("protocol", "TCP"))
+        for port in rule["ports"]
+    }
+
+
+def egress_to(policy: Doc, worker: Doc, namespace: str) -> set[tuple[int, str]]:
+    """The ports the worker may reach in a namespace (by its kubernetes.io/metadata.name)."""
+    ports: set[tuple[int, str]] = set()
+    for rule in policy["spec"]["egress"]:
+        for peer in peers(rule, "to"):
+            labels = peer.get("namespaceSelector", {}).get("matchLabels", {})
+            if labels.get("kubernetes.io/metadata.name") == namespace:
+                ports |= rule_ports(worker, rule)
+    return ports
+
+
+def service_namespace(host: str) -> str:
+    """The namespace of a cluster service's name (NAME.NAMESPACE.svc[.cluster.local])."""
+    parts = host.split(".")
+    assert len(parts) >= 3 and parts[2] == "svc", f"{host} is not NAME.NAMESPACE.svc..."
+    return parts[1]
+
+
+def test_network_policy_opens_the_web_port_to_prometheus_and_view_clients(
+    resources: Doc,
+) -> None:
+    """The policy selects the workers, lets in only Prometheus and the labelled view
+    clients, and only on the web port the worker serves."""
+    policy = resources["NetworkPolicy"]
+    worker = container(resources)
+    labels = resources["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    (ingress,) = policy["spec"]["ingress"]
+    web_port = int(resources["ConfigMap"]["data"].get("TAGGER_WEB_PORT", WEB_PORT))
+    assert rule_ports(worker, ingress) == {(web_port, "TCP")}
+    allowed = [peer["podSelector"]["matchLabels"] for peer in peers(ingress, "from")]
+    assert allowed == [
+        {"app.kubernetes.io/name": "prometheus"},
+        {"tagger-views-client": "true"},
+    ]
+    # Any namespace, but only pods with those labels: never a bare namespaceSelector.
+    for peer in peers(ingress, "from"):
+        assert set(peer) == {"namespaceSelector", "podSelector"}
+
+
+def test_network_policy_lets_the_worker_reach_kafka_redis_and_dns(resources: Doc) -> None:
+    """Egress is open to DNS and to the namespaces and ports of the ConfigMap's broker and
+    Redis URLs, and nothing else: a changed URL without a changed policy fails here."""
+    policy = resources["NetworkPolicy"]
+    worker = container(resources)
+    config = resources["ConfigMap"]["data"]
+    wanted: dict[str, set[tuple[int, str]]] = {"kube-system": {(53, "UDP"), (53, "TCP")}}
+    for server in config["TAGGER_BROKER_URL"].removeprefix("kafka://").split(";"):
+        host, _, port = server.rpartition(":")
+        wanted.setdefault(service_namespace(host), set()).add((int(port), "TCP"))
+    redis_url = urlsplit(config["TAGGER_REDIS_URL"])
+    assert redis_url.hostname is not None
+    wanted.setdefault(service_namespace(redis_url.hostname), set()).add(
+        (redis_url.port or 6379, "TCP")
+    )
+    assert {name: egress_to(policy, worker, name) for name in wanted} == wanted
+    namespaces = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in policy["spec"]["egress"]
+        for peer in peers(rule, "to")
+    }
+    assert namespaces == set(wanted)
+    (dns,) = [rule for rule in policy["spec"]["egress"] if (53, "UDP") in rule_ports(worker, rule)]
+    assert [peer["podSelector"]["matchLabels"] for peer in peers(dns, "to")] == [
+        {"k8s-app": "kube-dns"}
+    ]
+
+
 def test_kustomization_lists_every_manifest() -> None:
     """`kubectl apply -k deploy/k8s` applies every manifest, except the example Secret,
     which must never be applied with its placeholder passwords."""
@@ -441,7 +525,7 @@ def test_kustomization_lists_every_manifest() -> None:
     assert set(listed) == expected
 
 
-# --- Dockerfile and lock file -----------------------------------------------------------------
+# --- Dockerfile ------------------------------------------------------------------------------
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -523,33 +607,14 @@ def test_dockerfile_runs_the_worker_unprivileged() -> None:
     assert ("CMD", '["run"]') in final
 
 
-def lock_pins() -> dict[str, str]:
-    """Normalised name -> version of each line of the lock file."""
-    pins: dict[str, str] = {}
-    for raw in LOCK_FILE.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9._+!-]+)", line)
-        assert match, f"not pinned with ==: {line}"
-        name = canonicalize_name(match.group(1))
-        assert name not in pins, f"{name} twice"
-        pins[name] = match.group(2)
-    return pins
-
-
-def test_lock_pins_every_runtime_dependency() -> None:
-    """The image installs the lock with --no-deps: it must pin every dependency the
-    package declares (and `pip check` in the build catches transitive gaps), and no
-    development tools."""
-    project = tomllib.loads(PYPROJECT.read_text())["project"]
-    pins = lock_pins()
-    declared = {canonicalize_name(Requirement(text).name) for text in project["dependencies"]}
-    assert declared - set(pins) == set()
-    dev = project.get("optional-dependencies", {}).get("dev", [])
-    dev_names = {canonicalize_name(Requirement(text).name) for text in dev}
-    assert dev_names & set(pins) == set()
+def test_dockerfile_installs_the_locks_with_their_hashes() -> None:
+    """The builder installs the build requirements and the runtime dependencies from
+    their locks, every file checked against its hash (tests/lint/test_locks.py checks
+    the locks themselves)."""
     runs = [arguments for keyword, arguments in instructions() if keyword == "RUN"]
-    assert any("--no-deps -r deploy/requirements.lock" in command for command in runs), (
-        "the Dockerfile does not install the lock file with --no-deps"
-    )
+    for lock in ("deploy/requirements-build.lock", "deploy/requirements.lock"):
+        installs = [command for command in runs if f"-r {lock}" in command]
+        assert installs, f"the Dockerfile does not install {lock}"
+        assert all("--require-hashes" in command for command in installs), lock
+    copies = [arguments for keyword, arguments in instructions() if keyword == "COPY"]
+    assert "deploy/requirements.lock deploy/requirements.lock" in copies

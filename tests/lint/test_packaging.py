@@ -124,3 +124,23 @@ def test_an_installed_wheel_finds_its_rule_pack_from_any_directory(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "rules_pack"]
+
+
+def test_no_redis_snapshot_is_committed_and_any_is_ignored() -> None:
+    """A redis-server started in the checkout writes dump.rdb there: it holds test data,
+    never belongs in the repository, and git ignores it (and any other *.rdb)."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        [git, "ls-files", "--", "*.rdb"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert tracked.stdout == ""
+    ignored = subprocess.run(
+        [git, "check-ignore", "--no-index", "dump.rdb", "rules/tests/backup.rdb"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ignored.stdout.split() == ["dump.rdb", "rules/tests/backup.rdb"]
