@@ -56,13 +56,30 @@ def register(commands: Commands) -> None:
     forget.set_defaults(func=cmd_forget)
 
     demo = commands.add_parser(
-        "demo", help="run everything locally (broker, Redis, worker, simulator) and watch"
+        "demo",
+        help="run everything locally (broker, Redis, worker, simulator) and watch",
+        description="Start a broker, redis-server and a worker on this machine, feed them a "
+        "simulated shop, and show what the worker decides: a live view on a terminal, plain "
+        "lines otherwise. Ctrl-C stops everything it started.",
+        epilog="example: tagger demo --rate 500 --duration 60",
     )
     demo.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
-    demo.add_argument("--rate", type=positive, default=300, help="events per second")
-    demo.add_argument("--users", type=positive, default=2000)
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument(
+        "--rate", type=positive, default=300, help="events sent per second (default: 300)"
+    )
+    demo.add_argument(
+        "--users", type=positive, default=2000, help="people in the simulated shop (default: 2000)"
+    )
+    demo.add_argument(
+        "--seed", type=int, default=1, help="the simulator's random seed (default: 1)"
+    )
     demo.add_argument("--rules", help=RULES_HELP)
+    demo.add_argument(
+        "--plain",
+        action="store_true",
+        help="print plain lines even on a terminal (default: a live view on a terminal, "
+        "plain lines when the output is a pipe or a file)",
+    )
     demo.set_defaults(func=cmd_demo)
 
 
@@ -177,7 +194,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the product locally: broker, Redis, worker and simulator, all started here."""
-    from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
+    from streams.demo import DemoOptions, LiveViewError, run_demo  # noqa: PLC0415
     from streams.local_stack import ServerError  # noqa: PLC0415
 
     # Absolute before anything starts: the worker runs in a folder of its own.
@@ -191,9 +208,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         rate=args.rate,
         users=args.users,
         seed=args.seed,
+        plain=args.plain,
     )
     try:
         return run_demo(options, rules)
-    except ServerError as error:  # a server of the local stack could not start
+    # the live view without rich (before anything starts), or a server that cannot start
+    except (LiveViewError, ServerError) as error:
         print(f"tagger demo: {error}", file=sys.stderr)
         return 1
