@@ -406,16 +406,17 @@ class _Reader:
 
 class PlainView:
     """The demo as plain lines, for a pipe or a file (or ``--plain``): the decisions as they
-    come (at most ``show`` a second), and every few seconds a summary, a user to look up
-    and where everything is."""
+    come, at most ``show`` a second (picked evenly among those that came, so that every
+    kind shows), and every few seconds a summary, a user to look up and where everything
+    is."""
 
     def __init__(self, out: TextIO, where: StackAddresses, show: int) -> None:
         self.out = out
         self.where = where
         self.most = show
         self._seen = 0  # decisions printed or passed over
-        self._second = -1  # the whole second of the stream the count below is of
-        self._printed = 0  # decisions printed in that second
+        self._allowance = float(show)  # lines it may print now; refills at ``show`` a second
+        self._last: float | None = None  # when it was last called
         self._summaries = 0  # how many were printed
 
     def __enter__(self) -> Self:
@@ -426,15 +427,16 @@ class PlainView:
 
     def show(self, state: DemoState, now: float) -> None:
         """Print what came since the last call, and the summary when one is due."""
-        second = int(state.elapsed(now))
-        if second != self._second:
-            self._second, self._printed = second, 0
+        if self._last is not None:
+            self._allowance = min(self.most, self._allowance + (now - self._last) * self.most)
+        self._last = now
         new = min(state.decisions - self._seen, len(state.log))
         self._seen = state.decisions
-        fresh = list(state.log)[len(state.log) - new :][: max(self.most - self._printed, 0)]
-        for decision in fresh:
-            print(decision.line, file=self.out)
-        self._printed += len(fresh)
+        fresh = list(state.log)[len(state.log) - new :]
+        take = min(int(self._allowance), len(fresh))
+        self._allowance -= take
+        for index in range(take):
+            print(fresh[index * len(fresh) // take].line, file=self.out)
         if state.elapsed(now) >= (self._summaries + 1) * SUMMARY_EVERY_SECONDS:
             self._summaries += 1
             print(state.summary(now), file=self.out)

@@ -52,9 +52,9 @@ def render(state: DemoState, where: StackAddresses, version: str, now: float) ->
 
 
 def _header(state: DemoState, where: StackAddresses, version: str, now: float) -> Panel:
-    rows = Table.grid(padding=(0, 2))
-    rows.add_column(style="bold", no_wrap=True)
-    rows.add_column(no_wrap=True, overflow="ellipsis")
+    rows = Table.grid(padding=(0, 2), expand=True)
+    rows.add_column(style="bold", no_wrap=True, min_width=len("look up"))
+    rows.add_column(no_wrap=True, overflow="ellipsis", ratio=1)  # cut on a narrow terminal
     rows.add_row(
         "worker",
         f"{where.web}  (pid {where.worker_pid})   /profiles/<user_id>   /tags/<tag>/members"
