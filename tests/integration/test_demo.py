@@ -435,8 +435,10 @@ def test_on_a_terminal_a_live_view_shows_where_everything_is_until_ctrl_c(
         after = demo.drawn.rsplit(NORMAL_SCREEN, 1)[1]
         lines = [line.strip() for line in after.replace("\r", "").splitlines() if line.strip()]
         assert lines[1].startswith("== ") and "events sent" in lines[1], lines
-        steps = [line.split(" (")[0] for line in lines if line.startswith(STOP_LINES)]
-        assert steps == list(STOP_LINES), lines
+        # (The worker may be killed: one still joining its group waits for the join.)
+        step = re.compile(r"(generator|worker|redis-server|broker) (stopped|killed) \(")
+        steps = [done.group(1) for line in lines if (done := step.match(line))]
+        assert steps == ["generator", "worker", "redis-server", "broker"], lines
         assert lines[-1].startswith("stopped: broker, redis-server and worker are gone"), lines
         assert still_running(started) == [] and with_tmpdir_under(demo.scratch) == []
         assert list(demo.scratch.iterdir()) == []
