@@ -17,6 +17,7 @@ at once instead of waiting.
 from __future__ import annotations
 
 import gc
+import http.client
 import queue
 import shlex
 import signal
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TextIO
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
-from streams.demo_state import DemoState, StackAddresses
+from streams.demo_state import DemoState, StackAddresses, WorkerNumbers, worker_numbers
 from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
 from streams.settings import Settings
@@ -58,6 +60,8 @@ WORKER_STOP_SECONDS: Final = 6.0
 LOG_TAIL_LINES: Final = 20  # of a worker's log, printed when it dies
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FEED_AHEAD: Final = 10_000  # simulated lines made ahead of sending
+METRICS_EVERY_SECONDS: Final = 1.0  # how often the worker's /metrics are read
+METRICS_TIMEOUT_SECONDS: Final = 1.0
 POLL_MS: Final = 100  # the longest wait for outputs: the view redraws between two waits
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
@@ -343,9 +347,10 @@ def _stream(
     )
     stages = tuple(rules.lifecycle.stages) if rules.lifecycle is not None else ()
     state = DemoState(started=time.monotonic(), stages=stages)
-    reader = _Reader(settings, rules, state)
+    reader = _Reader(settings, rules, state, _WorkerWatch(f"{where.web}/metrics"))
     try:
-        with view:  # left (a terminal as it was) before anything below prints
+        # the view left (a terminal as it was) before anything below prints
+        with view, reader.watch:
             died = _pump(options, feed, worker, signals, view, state, producer, consumer, reader)
         if died:
             _worker_died(worker, where.worker_log, out)
@@ -386,6 +391,7 @@ def _pump(
         for records in consumer.poll(timeout_ms=POLL_MS).values():
             for record in records:
                 reader.read(record)
+        state.worker = reader.watch.latest
         now = time.monotonic()
         state.tick(now)
         view.show(state, now)
@@ -393,9 +399,13 @@ def _pump(
 
 
 class _Reader:
-    """Outputs and dead letters read back, into the demo's state."""
+    """What comes back from the stack, into the demo's state: outputs and dead letters
+    (``read``), the worker's own numbers (``watch``)."""
 
-    def __init__(self, settings: Settings, rules: RuleSet, state: DemoState) -> None:
+    def __init__(
+        self, settings: Settings, rules: RuleSet, state: DemoState, watch: _WorkerWatch
+    ) -> None:
+        self.watch = watch
         self.events_topic = settings.events_topic
         self._dlq = settings.dlq_topic
         # An output sent to every output topic (a forgotten person) is counted once.
@@ -411,6 +421,35 @@ class _Reader:
             self._state.add_dead_letter(data)
         elif not kind_named(data["kind"]).everywhere or record.topic == self._first_topic:
             self._state.add_decision(data, describe_output(data, self._types, self._zone))
+
+
+class _WorkerWatch:
+    """The worker's ``/metrics``, read every second in a thread of its own, so that a busy
+    worker slow to answer never holds up the demo's steps; ``latest``: what it said last
+    (None before it answered)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.latest: WorkerNumbers | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-metrics", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=METRICS_TIMEOUT_SECONDS)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(METRICS_EVERY_SECONDS):
+            try:
+                with urllib.request.urlopen(self.url, timeout=METRICS_TIMEOUT_SECONDS) as answer:
+                    text = answer.read().decode()
+            except (OSError, http.client.HTTPException):  # not up yet, or busy: try again
+                continue
+            self.latest = worker_numbers(text)  # one assignment: the demo reads it whole
 
 
 class PlainView:

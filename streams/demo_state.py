@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from taggers.display import OutputTally
 from taggers.outputs import ALERT, FORGOTTEN, IDENTITY_MERGE, TAG_CHANGE, TRANSITION
 
@@ -48,6 +50,28 @@ class StackAddresses:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerNumbers:
+    """What the worker's ``/metrics`` said: the input events it has handled (every outcome
+    but ``rekeyed``, whose copy is counted when it is handled), and its consumer lag (the
+    messages of its partitions not yet applied)."""
+
+    handled: int
+    lag: int
+
+
+def worker_numbers(exposition: str) -> WorkerNumbers:
+    """The worker's numbers, read from its metrics in the Prometheus text format."""
+    handled = lag = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "tagger_events_total" and sample.labels["outcome"] != "rekeyed":
+                handled += sample.value
+            elif sample.name == "tagger_consumer_lag_messages":
+                lag += sample.value
+    return WorkerNumbers(int(handled), int(lag))
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One output as the log shows it: its kind, whether it takes something away (a tag
     removed), and its line (``describe_output``)."""
@@ -71,10 +95,11 @@ class DemoState:
     last_user: str = "<user_id>"  # the latest person a decision was about
     log: deque[Decision] = field(default_factory=lambda: deque(maxlen=LOG_KEPT))
     holders: Counter[str] = field(default_factory=Counter)  # tag -> people holding it now
+    worker: WorkerNumbers | None = None  # None until its metrics were read
     _tags_of: dict[str, set[str]] = field(default_factory=dict)
     _stage_of: dict[str, str] = field(default_factory=dict)
-    # (time, events sent, decisions) at most once per call of ``tick``, oldest first
-    _samples: deque[tuple[float, int, int]] = field(default_factory=deque)
+    # (time, events sent, decisions, handled by the worker) at each ``tick``, oldest first
+    _samples: deque[tuple[float, int, int, int]] = field(default_factory=deque)
 
     @property
     def decisions(self) -> int:
@@ -127,22 +152,31 @@ class DemoState:
             self.holders[tag] -= 1
         self._stage_of.pop(person, None)
 
+    @property
+    def handled(self) -> int:
+        """Events the worker has handled, as its metrics said last (0 before)."""
+        return self.worker.handled if self.worker is not None else 0
+
     def tick(self, now: float) -> None:
         """Take a sample of the totals for the rates (call it once per step)."""
-        self._samples.append((now, self.sent, self.decisions))
+        self._samples.append((now, self.sent, self.decisions, self.handled))
         while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_SECONDS:
             self._samples.popleft()
 
-    def rates(self, now: float) -> tuple[float, float]:
-        """Events sent and decisions read per second, over the last few seconds (from the
-        oldest sample kept to now); zeros before a second sample."""
+    def rates(self, now: float) -> tuple[float, float, float]:
+        """Per second over the last few seconds (from the oldest sample kept to now): events
+        sent, decisions read, events the worker handled; zeros before a second sample."""
         if not self._samples:
-            return 0.0, 0.0
-        then, sent, decisions = self._samples[0]
+            return 0.0, 0.0, 0.0
+        then, sent, decisions, handled = self._samples[0]
         span = now - then
         if span <= 0:
-            return 0.0, 0.0
-        return (self.sent - sent) / span, (self.decisions - decisions) / span
+            return 0.0, 0.0, 0.0
+        return (
+            (self.sent - sent) / span,
+            (self.decisions - decisions) / span,
+            (self.handled - handled) / span,
+        )
 
     def stage_counts(self) -> list[tuple[str, int]]:
         """People per lifecycle stage: the rule set's stages in order (zeros too), then any

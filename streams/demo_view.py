@@ -79,7 +79,7 @@ def _header(state: DemoState, where: StackAddresses, version: str, now: float) -
 
 def _panel(state: DemoState, now: float) -> Table:
     grid = Table(expand=True, show_edge=True, pad_edge=True, border_style="blue")
-    for title in ("throughput", "people per stage", "top tags (holders now)", "alerts"):
+    for title in ("events", "people per stage", "top tags (holders now)", "alerts"):
         grid.add_column(title, ratio=1, no_wrap=True, overflow="ellipsis")
     grid.add_row(
         _pairs(_throughput(state, now)),
@@ -91,12 +91,14 @@ def _panel(state: DemoState, now: float) -> Table:
 
 
 def _throughput(state: DemoState, now: float) -> list[tuple[str, str]]:
-    events, decisions = state.rates(now)
+    sent, decisions, handled = state.rates(now)
+    worker = state.worker
     rows = [
-        ("events/s", f"{events:.0f}"),
-        ("events sent", str(state.sent)),
-        ("decisions/s", f"{decisions:.0f}"),
-        ("decisions", str(state.decisions)),
+        # the events sent, then those the worker has handled (its /metrics) and not yet
+        ("sent", f"{state.sent}  {sent:4.0f}/s"),
+        ("worker in", "-" if worker is None else f"{worker.handled}  {handled:4.0f}/s"),
+        ("worker lag", "-" if worker is None else str(worker.lag)),
+        ("decisions", f"{state.decisions}  {decisions:4.0f}/s"),
     ]
     rows += [
         (kind.plural, str(state.tally.kinds[kind.name]))

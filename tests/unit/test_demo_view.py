@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from streams.demo import DemoOptions, LiveViewError, PlainView, run_demo, wants_live_view
-from streams.demo_state import LOG_KEPT, RATE_WINDOW_SECONDS, DemoState, StackAddresses
+from streams.demo_state import (
+    LOG_KEPT,
+    RATE_WINDOW_SECONDS,
+    DemoState,
+    StackAddresses,
+    WorkerNumbers,
+    worker_numbers,
+)
 from streams.demo_view import LiveView, render, text_of
 from taggers.bundled import BUNDLED_RULES
 from taggers.display import describe_output, display_zone
@@ -69,6 +76,7 @@ def _state(started: float = 0.0) -> DemoState:
     state.add_dead_letter({"reason": "schema", "error": "user_id: missing"})
     state.add_dead_letter({"reason": "schema", "error": "ts: missing"})
     state.add_sent(1500)
+    state.worker = WorkerNumbers(handled=1400, lag=100)
     state.tick(started + 5.0)
     return state
 
@@ -122,14 +130,40 @@ def test_alerts_and_dead_letters_are_counted_by_name_and_reason() -> None:
 
 def test_rates_are_over_the_last_seconds() -> None:
     state = DemoState(started=0.0)
-    assert state.rates(0.0) == (0.0, 0.0)
+    assert state.rates(0.0) == (0.0, 0.0, 0.0)
     for second in range(21):  # 300 events a second for 10 s, then 100 a second
         state.add_sent(300 if second <= 10 else 100)
+        state.worker = WorkerNumbers(handled=second * 50, lag=0)
         state.tick(float(second))
-    events, decisions = state.rates(20.0)
+    events, decisions, handled = state.rates(20.0)
     assert events == pytest.approx(100, abs=1)
     assert decisions == 0
+    assert handled == pytest.approx(50)
     assert 20.0 - RATE_WINDOW_SECONDS - 1 <= state._samples[0][0] <= 20.0 - RATE_WINDOW_SECONDS
+
+
+def test_the_workers_numbers_come_from_its_metrics() -> None:
+    exposition = "\n".join(
+        [
+            "# TYPE tagger_events_total counter",
+            'tagger_events_total{type="order",outcome="applied"} 120.0',
+            'tagger_events_total{type="view",outcome="redelivered"} 3.0',
+            'tagger_events_total{type="unknown",outcome="dead"} 2.0',
+            'tagger_events_total{type="identify",outcome="rekeyed"} 7.0',  # handled again
+            "# TYPE tagger_consumer_lag_messages gauge",
+            'tagger_consumer_lag_messages{topic="behaviour-events",partition="0"} 40.0',
+            'tagger_consumer_lag_messages{topic="behaviour-events",partition="1"} 2.0',
+            "# TYPE tagger_outputs_total counter",
+            'tagger_outputs_total{kind="alert"} 9.0',
+            "",
+        ]
+    )
+    assert worker_numbers(exposition) == WorkerNumbers(handled=125, lag=42)
+
+
+def test_before_the_worker_answers_its_numbers_are_dashes() -> None:
+    screen = "\n".join(text_of(render(DemoState(started=0.0), WHERE, "v", 1.0), 120, 30))
+    assert re.search(r"worker in +- │", screen) and re.search(r"worker lag +- │", screen)
 
 
 def test_the_log_keeps_the_latest_decisions_only() -> None:
@@ -152,17 +186,19 @@ def test_the_live_view_shows_the_numbers_and_where_everything_is() -> None:
     assert "Ctrl-C stops everything" in text
     assert "rules 6a4d9e327e5d" in text and "5s" in screen[0]
 
-    cells = [cell.strip().rsplit(None, 1) for line in screen for cell in line.split("│")]
-    numbers = {cell[0].strip(): cell[1] for cell in cells if len(cell) == 2}
+    cells = [
+        re.split(r"\s{2,}", cell.strip(), maxsplit=1) for line in screen for cell in line.split("│")
+    ]
+    numbers = {cell[0]: cell[1] for cell in cells if len(cell) == 2}
 
     def row(name: str) -> str:  # the number beside a name in the panel
         assert name in numbers, f"{name} is not shown:\n{text}"
         return numbers[name]
 
-    assert row("events/s") == "300"  # 1500 events in 5 s
-    assert row("events sent") == "1500"
-    assert row("decisions") == "70"
-    assert row("decisions/s") == "14"
+    assert row("sent") == "1500   300/s"  # in 5 s
+    assert row("worker in") == "1400   280/s"
+    assert row("worker lag") == "100"
+    assert row("decisions") == "70    14/s"
     assert row("tag changes") == "31"
     assert row("transitions") == "35"
     assert (row("new"), row("active"), row("churned")) == ("25", "5", "0")
