@@ -162,7 +162,9 @@ class Demo:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        for pid in with_tmpdir_under(self.scratch):  # in sessions of their own
+        # In sessions of their own; redis-server writes its title over its environment,
+        # so it is found among the processes noted while the demo ran.
+        for pid in {*with_tmpdir_under(self.scratch), *still_running(self.started)}:
             os.kill(pid, signal.SIGKILL)
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
@@ -356,6 +358,7 @@ class TerminalDemo:
         os.close(secondary)
         self._primary = primary
         self._screen = bytearray()
+        self.started: dict[int, int] = {}  # what it started, once noted
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -393,7 +396,7 @@ class TerminalDemo:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        for pid in with_tmpdir_under(self.scratch):
+        for pid in {*with_tmpdir_under(self.scratch), *still_running(self.started)}:
             os.kill(pid, signal.SIGKILL)
         self._reader.join(timeout=10)
         os.close(self._primary)
@@ -411,7 +414,7 @@ def test_on_a_terminal_a_live_view_shows_where_everything_is_until_ctrl_c(
     try:
         # Drawn in place on the alternate screen, with decisions in its log by now.
         drawn = demo.wait_for(lambda text: ALTERNATE_SCREEN in text and " tag +" in text)
-        started = descendants(demo.process.pid)
+        demo.started = started = descendants(demo.process.pid)
         assert len(started) >= 3, started
         found = re.search(r"broker (\S+) \(pid \d+\), redis (redis://\S+)", drawn)
         assert found is not None, drawn
