@@ -32,6 +32,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,13 @@ import orjson
 
 from streams import metrics
 from streams.redis_retry import redis_call
-from streams.rules_board import Recompute, Rejection, RulesBoard, WorkerRules
+from streams.rules_board import (
+    Recompute,
+    Rejection,
+    RulesBoard,
+    WorkerRules,
+    recompute_progress,
+)
 from taggers.engine import Engine
 from taggers.outputs import Output
 from taggers.pipeline import Pipeline, Prepared
@@ -55,6 +62,7 @@ log = logging.getLogger(__name__)
 # Seconds between recompute steps. A step holds the worker's lock (events wait), so steps
 # are small and often: at the default rate, 250 users, about 25 ms of engine time.
 RECOMPUTE_INTERVAL = 0.25
+PROGRESS_LOG_EVERY = 15.0  # seconds between two log lines of the recompute's progress
 LEASE_MS = 10_000  # renewed every step; a crashed holder is replaced this soon
 MAX_CONFLICT_RETRIES = 5
 MAX_PROBLEMS_KEPT = 50
@@ -103,6 +111,7 @@ class LiveRules:
         self.loaded_at = _now()
         self.rejected: Rejection | None = None
         self._settling: str | None = None  # a changed version seen once, not yet loaded
+        self._progress_logged = time.monotonic()  # the first line after a while, not at once
         metrics.RULES_INFO.labels(rules.version).set(1)
 
     # --- reload ----------------------------------------------------------------------------
@@ -208,6 +217,8 @@ class LiveRules:
         metrics.RECOMPUTE_SCANNED.set(progress.scanned)
         if not await redis_call(self.board.lease, self.worker, LEASE_MS):
             return  # another worker runs it
+        if progress.scanned == 0 and progress.cursor == "0":
+            await redis_call(self._estimate_total, progress.version)
         async with self.lock:
             if self.rules.version != progress.version:
                 return  # reloaded meanwhile
@@ -217,7 +228,9 @@ class LiveRules:
         self._advance(progress, cursor, len(users), changed)
         await redis_call(self.board.save_progress, progress)
         metrics.RECOMPUTE_SCANNED.set(progress.scanned)
-        if not progress.running:
+        if progress.running:
+            await self._log_progress(progress)
+        else:
             metrics.RECOMPUTE_RUNNING.set(0)
             log.info(
                 "recompute of %s done: %d users, %d changed",
@@ -226,6 +239,26 @@ class LiveRules:
                 progress.changed,
                 extra={"version": progress.version},
             )
+
+    def _estimate_total(self, version: str) -> None:
+        """Before a recompute's first step, record how many users it has to re-evaluate,
+        for its rate and time left: every person is in one stage, so the stages' sizes
+        add up to them (set sizes, not a scan). Rules with no lifecycle leave it unknown."""
+        if self.rules.lifecycle is None:
+            return
+        by_stage, _ = self.store.population(list(self.rules.lifecycle.stages))
+        self.board.save_total(version, sum(by_stage.values()))
+
+    async def _log_progress(self, progress: Recompute) -> None:
+        """A line with the recompute's rate and time left, every PROGRESS_LOG_EVERY s."""
+        now = time.monotonic()
+        if now - self._progress_logged < PROGRESS_LOG_EVERY:
+            return
+        self._progress_logged = now
+        total = await redis_call(self.board.total, progress.version)
+        text = recompute_progress(progress, total)
+        if text is not None:
+            log.info("%s (version %s)", text, progress.version, extra={"version": progress.version})
 
     def _advance(self, progress: Recompute, cursor: str, scanned: int, changed: int) -> None:
         progress.cursor = cursor

@@ -297,7 +297,7 @@ def _linked_id_problem(item: object, user_id: str) -> str | None:
         return f"must be an id (a string), not {_json_type(item)}"
     if not 1 <= len(item) <= MAX_ID_LENGTH:
         return f"must be 1-{MAX_ID_LENGTH} characters, not {len(item)}"
-    if not _ID_RE.match(item):
+    if not _ID_RE.fullmatch(item):  # match's $ would let a final newline through
         return _id_problem(item)
     if item == user_id:
         return "is the event's own user_id (list the person's other ids)"

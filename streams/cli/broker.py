@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streams.cli.common import (
-    RULES_HELP,
+    add_rules_option,
+    command,
     input_lines,
     load_or_report,
     moment,
@@ -30,55 +31,64 @@ if TYPE_CHECKING:
 
 def register(commands: Commands) -> None:
     """Add ``tagger run``, ``tagger produce``, ``tagger forget`` and ``tagger demo``."""
-    run = commands.add_parser("run", help="run the streaming worker (Kafka in, Redis, Kafka out)")
-    run.add_argument("--rules", help=RULES_HELP)
-    run.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    run = command(
+        commands,
+        "run",
+        help="run the streaming worker (Kafka in, Redis, Kafka out)",
+        example="tagger run --rules rules/ --loglevel warning",
+    )
+    add_rules_option(run)
+    run.add_argument(
+        "--loglevel",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the lowest level of log record written",
+    )
     run.set_defaults(func=cmd_run)
 
-    send = commands.add_parser(
-        "produce", help="send events (JSON lines) to the events topic, keyed by user id"
+    send = command(
+        commands,
+        "produce",
+        help="send events (JSON lines) to the events topic, keyed by user id",
+        example="tagger simulate --users 100 | tagger produce - --rate 200",
     )
-    send.add_argument("events", help="a JSON-lines file, or - for standard input")
+    send.add_argument("events", metavar="EVENTS", help="a JSON-lines file, or - for standard input")
     send.add_argument(
         "--rate", type=positive, help="events per second at most (default: as fast as it can)"
     )
     send.set_defaults(func=cmd_produce)
 
-    forget = commands.add_parser(
-        "forget", help="delete a person everywhere: send a forget event for one of their ids"
+    forget = command(
+        commands,
+        "forget",
+        help="delete a person everywhere: send a forget event for one of their ids",
+        example="tagger forget u42 --at 2026-03-01T12:00:00Z",
     )
     forget.add_argument("id", help="any id of the person (its own, or one linked to it)")
     forget.add_argument(
         "--at",
+        metavar="WHEN",
         help="when the person asked (ISO-8601 with a time zone, or epoch ms; default: now): "
         "their events up to then change nothing",
     )
     forget.set_defaults(func=cmd_forget)
 
-    demo = commands.add_parser(
+    demo = command(
+        commands,
         "demo",
-        help="run everything locally (broker, Redis, worker, simulator) and watch",
-        description="Start a broker, redis-server and a worker on this machine, feed them a "
-        "simulated shop, and show what the worker decides: a live view on a terminal, plain "
-        "lines otherwise. Ctrl-C stops everything it started.",
-        epilog="example: tagger demo --rate 500 --duration 60",
+        help="run everything locally (broker, Redis, worker, simulator) and watch it live",
+        example=["tagger demo --duration 60 --rate 500", "tagger demo --plain --duration 30"],
     )
     demo.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
-    demo.add_argument(
-        "--rate", type=positive, default=300, help="events sent per second (default: 300)"
-    )
-    demo.add_argument(
-        "--users", type=positive, default=2000, help="people in the simulated shop (default: 2000)"
-    )
-    demo.add_argument(
-        "--seed", type=int, default=1, help="the simulator's random seed (default: 1)"
-    )
-    demo.add_argument("--rules", help=RULES_HELP)
+    demo.add_argument("--rate", type=positive, default=300, help="events per second")
+    demo.add_argument("--users", type=positive, default=2000, help="how many simulated users")
+    demo.add_argument("--seed", type=int, default=1, help="the simulator's seed")
+    add_rules_option(demo)
     demo.add_argument(
         "--plain",
         action="store_true",
-        help="print plain lines even on a terminal (default: a live view on a terminal, "
-        "plain lines when the output is a pipe or a file)",
+        help="print plain lines even on a terminal (where the default is a live view; on "
+        "a pipe or a file the lines are always plain)",
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -1,15 +1,19 @@
-"""What the commands of ``tagger`` share: finding and loading the rules, reading input
-lines, and the argument types of their options."""
+"""What the commands of ``tagger`` share: how a command is declared (help, defaults, an
+example), naming and loading the rule directory, reading input lines, and the argument
+types of their options."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, TypeAlias
 
 from streams.settings import load_settings
+from streams.work_progress import ProgressLine
 from taggers.events import to_epoch_ms
 from taggers.ruleset import RuleSet, load_rules
 from taggers.yaml_source import RuleSetError
@@ -18,7 +22,96 @@ if TYPE_CHECKING:
     # The object ``add_subparsers`` returns, to which each command module adds its own.
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
-RULES_HELP: Final = "rule directory (default: $TAGGER_RULES_DIR, ./rules)"
+RULES_DEFAULT: Final = "default: $TAGGER_RULES_DIR, else ./rules, else the bundled pack"
+RULES_HELP: Final = f"the rule directory ({RULES_DEFAULT})"
+EXAMPLE: Final = "example:"  # how each command's epilog starts its example lines
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that keeps the epilog's lines (the examples) as written, and ends an option's
+    help with its default when it has one the text does not already give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if text == argparse.SUPPRESS or "default" in text or _no_default(action):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _no_default(action: argparse.Action) -> bool:
+    """Whether an option has no default worth showing: a flag (off unless given), a
+    required one, or one whose default is None (its help says what happens then)."""
+    return action.nargs == 0 or action.required or action.default in (None, argparse.SUPPRESS)
+
+
+def command(
+    commands: Commands, name: str, *, help: str, example: str | Sequence[str]
+) -> argparse.ArgumentParser:
+    """Add the (sub)command ``name``: its one-line ``help`` (also its description), and an
+    epilog of example invocations, each a full ``tagger ...`` line (tests run them through
+    the parser, so they stay real)."""
+    examples = [example] if isinstance(example, str) else list(example)
+    epilog = "\n".join([EXAMPLE, *(f"  {line}" for line in examples)])
+    return commands.add_parser(
+        name, help=help, description=help, epilog=epilog, formatter_class=HelpFormatter
+    )
+
+
+def add_rules_option(parser: argparse.ArgumentParser, help: str = RULES_HELP) -> None:
+    """``--rules DIR``: how every command names the rule directory it works on."""
+    parser.add_argument("--rules", metavar="DIR", help=help)
+
+
+def add_rules_positional(parser: argparse.ArgumentParser) -> None:
+    """The older spelling ``tagger rules check DIR``, kept next to ``--rules DIR`` for the
+    scripts and runbooks that name the directory so (see ``given_rules``)."""
+    parser.add_argument(
+        "dir", nargs="?", metavar="DIR", help="the same as --rules DIR (the older spelling)"
+    )
+
+
+def given_rules(args: argparse.Namespace) -> str | None:
+    """The rule directory given as ``--rules DIR`` or as the positional DIR (one of them:
+    both, naming different directories, is an error)."""
+    positional: str | None = getattr(args, "dir", None)
+    option: str | None = args.rules
+    if positional and option and Path(positional) != Path(option):
+        print(
+            f"tagger: name the rule directory once: {positional} or --rules {option}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return option or positional
+
+
+def add_progress_option(parser: argparse.ArgumentParser, auto: str) -> None:
+    """``--progress`` / ``--no-progress``: whether to show the progress of the work on
+    standard error; unset, ``auto`` says when (see ``progress_line``)."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"show progress, rate and time left on standard error (default: {auto})",
+    )
+
+
+def progress_line(
+    chosen: bool | None, label: str, total: float | None, *, auto: bool
+) -> ProgressLine | None:
+    """The progress line to draw on standard error, or None: as ``--progress`` chose, else
+    ``auto`` (the command's own "when a terminal would show it")."""
+    if not (auto if chosen is None else chosen):
+        return None
+    return ProgressLine(sys.stderr, label, total, terminal=sys.stderr.isatty())
+
+
+def file_size(path: str) -> int | None:
+    """The size of an input (``-``: standard input, when it is a file), None if unknown."""
+    try:
+        info = os.fstat(sys.stdin.fileno()) if path == "-" else os.stat(path)
+    except (OSError, ValueError):  # no such file, or a standard input with no descriptor
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def rules_dir(given: str | None) -> Path:

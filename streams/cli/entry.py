@@ -9,15 +9,23 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from streams.cli import broker, lookup, replay, rules
+from streams.cli.common import EXAMPLE, HelpFormatter
 from streams.core_build import core_description
 from streams.settings import SettingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tagger``."""
-    parser = argparse.ArgumentParser(prog="tagger", description="Real-time user tagging engine")
-    parser.add_argument("--version", action="version", version=version_line())
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="tagger",
+        description="Real-time user tagging engine (each command's --help has an example)",
+        epilog=f"{EXAMPLE}\n  tagger demo\n  tagger rules check --rules rules/",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_line(), help="print the version and exit"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # In the order ``tagger --help`` lists them.
     for module in (rules, replay, broker, lookup):
         module.register(commands)

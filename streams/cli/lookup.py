@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from streams.cli.common import RULES_HELP, load_or_report, rules_dir
+from streams.cli.common import add_rules_option, command, load_or_report, rules_dir
 from streams.settings import load_settings
 from taggers.display import display_zone, format_value, format_values
 from taggers.engine import Engine
@@ -24,14 +24,24 @@ if TYPE_CHECKING:
 
 def register(commands: Commands) -> None:
     """Add ``tagger profile`` and ``tagger schema``."""
-    profile = commands.add_parser("profile", help="print a user's profile from Redis")
-    profile.add_argument("user_id")
-    profile.add_argument("--rules", help=RULES_HELP)
-    profile.add_argument("--json", action="store_true", help="print JSON")
+    profile = command(
+        commands,
+        "profile",
+        help="print a user's profile from Redis: stage, tags and why, aggregates",
+        example="tagger profile u42 --json",
+    )
+    profile.add_argument("user_id", metavar="USER_ID", help="any id of the person")
+    add_rules_option(profile)
+    profile.add_argument("--json", action="store_true", help="print JSON (default: text)")
     profile.set_defaults(func=cmd_profile)
 
-    schema = commands.add_parser("schema", help="print a JSON Schema")
-    schema.add_argument("what", choices=["events", "rules"])
+    schema = command(
+        commands,
+        "schema",
+        help="print a JSON Schema: of events (for producers) or of rule files (for editors)",
+        example="tagger schema rules > rules.schema.json",
+    )
+    schema.add_argument("what", choices=["events", "rules"], help="which schema")
     schema.set_defaults(func=cmd_schema)
 
 

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 
-from streams.cli.common import RULES_HELP, input_lines, load_or_report, rules_dir
+from streams.cli.common import (
+    RULES_DEFAULT,
+    add_progress_option,
+    add_rules_option,
+    add_rules_positional,
+    command,
+    file_size,
+    given_rules,
+    input_lines,
+    load_or_report,
+    progress_line,
+    rules_dir,
+)
 from streams.settings import load_settings
+from streams.work_progress import counted
 from taggers.rulediff import (
     SAMPLE_SIZE,
     Change,
@@ -31,43 +45,93 @@ if TYPE_CHECKING:
 
 def register(commands: Commands) -> None:
     """Add ``tagger rules`` and its subcommands."""
-    rules = commands.add_parser("rules", help="check and test rule files")
-    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
-    check = rules_commands.add_parser("check", help="validate a rule directory")
-    check.add_argument("dir", nargs="?", help=RULES_HELP)
+    rules = command(
+        commands,
+        "rules",
+        help="check, test and compare rule directories; the rules the workers run",
+        example=["tagger rules check --rules rules/", "tagger rules test --rules rules/ -v"],
+    )
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
+    check = command(
+        rules_commands,
+        "check",
+        help="validate a rule directory: every problem as file:line:column with a hint",
+        example=[
+            "tagger rules check --rules rules/",
+            "tagger rules check --rules new-rules/ --against rules/",
+        ],
+    )
+    add_rules_option(check)
+    add_rules_positional(check)
     check.add_argument(
         "--against",
         metavar="LIVE_DIR",
-        help="also name the aggregates the rules live now never kept (they start empty)",
+        help="also name the aggregates the rules live now never kept (they start empty;"
+        " default: compare with nothing)",
     )
     check.set_defaults(func=cmd_rules_check)
-    diff = rules_commands.add_parser(
-        "diff", help="replay events under two rule directories: who gains or loses what"
+    register_diff(rules_commands)
+    status = command(
+        rules_commands,
+        "status",
+        help="what the workers run, the last rejection, and the recompute's progress (Redis)",
+        example=["tagger rules status", "tagger rules status --rules rules/ --json"],
     )
-    diff.add_argument("old", metavar="OLD_DIR", help="the rules live now")
-    diff.add_argument("new", metavar="NEW_DIR", help="the rules to compare")
-    diff.add_argument(
-        "--events", required=True, help="a JSON-lines event file, or - for standard input"
-    )
-    diff.add_argument("--json", action="store_true", help="print JSON")
-    diff.set_defaults(func=cmd_rules_diff)
-    status = rules_commands.add_parser(
-        "status", help="what the workers run, the last rejection, and recompute progress"
-    )
-    status.add_argument(
-        "dir", nargs="?", help="rule directory to compare (default: $TAGGER_RULES_DIR, ./rules)"
-    )
-    status.add_argument("--json", action="store_true", help="print JSON")
+    add_rules_option(status, "the rule directory to compare with what runs (" + RULES_DEFAULT + ")")
+    add_rules_positional(status)
+    status.add_argument("--json", action="store_true", help="print JSON (default: text)")
     status.set_defaults(func=cmd_rules_status)
-    test = rules_commands.add_parser("test", help="run the rule tests in DIR/tests")
-    test.add_argument("dir", nargs="?", help=RULES_HELP)
-    test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    test = command(
+        rules_commands,
+        "test",
+        help="run the rule tests in DIR/tests/*.yaml",
+        example="tagger rules test --rules rules/ -v",
+    )
+    add_rules_option(test)
+    add_rules_positional(test)
+    test.add_argument(
+        "-v", "--verbose", action="store_true", help="list passing tests too (default: failures)"
+    )
     test.set_defaults(func=cmd_rules_test)
+
+
+def register_diff(rules_commands: Commands) -> None:
+    """``tagger rules diff``: the rules of ``--rules`` against the live ones of ``--against``."""
+    diff = command(
+        rules_commands,
+        "diff",
+        help="replay events under the live rules and under new ones: who gains or loses what",
+        example=[
+            "tagger rules diff --rules new-rules/ --against rules/ --events events.jsonl",
+            "tagger rules diff --rules new-rules/ --against rules/ --events events.jsonl --json",
+        ],
+    )
+    add_rules_option(diff, "the rules to compare (" + RULES_DEFAULT + ")")
+    diff.add_argument(
+        "--against",
+        metavar="LIVE_DIR",
+        help="the rules live now (no default: give it, or OLD_DIR NEW_DIR)",
+    )
+    diff.add_argument(
+        "dirs",
+        nargs="*",
+        metavar="DIR",
+        help="OLD_DIR NEW_DIR: the older spelling of --against OLD_DIR --rules NEW_DIR",
+    )
+    diff.add_argument(
+        "--events",
+        metavar="EVENTS",
+        required=True,
+        help="a JSON-lines event file, or - for standard input",
+    )
+    diff.add_argument("--json", action="store_true", help="print JSON (default: text)")
+    add_progress_option(diff, "when standard error is a terminal")
+    diff.set_defaults(func=cmd_rules_diff)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
     """Validate a rule directory."""
-    rules = load_or_report(rules_dir(args.dir), sys.stderr)
+    rules = load_or_report(rules_dir(given_rules(args)), sys.stderr)
     if rules is None:
         return 1
     stages = len(rules.lifecycle.stages) if rules.lifecycle else 0
@@ -87,7 +151,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
     """Run the rule tests of a rule directory (its tests/ folder)."""
-    directory = rules_dir(args.dir)
+    directory = rules_dir(given_rules(args))
     rules = load_or_report(directory, sys.stderr)
     if rules is None:
         return 1
@@ -114,21 +178,55 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def diff_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The live and the new rule directory of ``tagger rules diff``, from ``--against`` and
+    ``--rules`` or from the two positional directories (SystemExit 2 if they are not)."""
+    if args.dirs and (len(args.dirs) != 2 or args.against or args.rules):
+        message = "give OLD_DIR NEW_DIR, or --against LIVE_DIR [--rules DIR]"
+    elif args.dirs:
+        return Path(args.dirs[0]), Path(args.dirs[1])
+    elif args.against:
+        return Path(args.against), rules_dir(args.rules)
+    else:
+        message = "name the rules live now: --against LIVE_DIR"
+    print(f"tagger rules diff: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def cmd_rules_diff(args: argparse.Namespace) -> int:
     """Replay events under two rule directories; who gains or loses each tag, stage, alert."""
-    old = load_or_report(Path(args.old), sys.stderr)
-    new = load_or_report(Path(args.new), sys.stderr)
+    old_dir, new_dir = diff_dirs(args)
+    old = load_or_report(old_dir, sys.stderr)
+    new = load_or_report(new_dir, sys.stderr)
     if old is None or new is None:
         return 1
     if args.events == "-":
         lines = list(sys.stdin.buffer)  # read once, replayed twice
-        result = diff_outcomes(old, new, lambda: lines)
+        size: int | None = sum(len(line) for line in lines)
     else:
-        path = Path(args.events)
-        if not path.is_file():
-            print(f"error: {path}: no such file", file=sys.stderr)
+        if not Path(args.events).is_file():
+            print(f"error: {args.events}: no such file", file=sys.stderr)
             return 1
-        result = diff_outcomes(old, new, lambda: input_lines(args.events))
+        size = file_size(args.events)
+    # Both replays on one line: the second starts where the first ended.
+    total = None if size is None else 2 * size
+    progress = progress_line(args.progress, "rules diff", total, auto=sys.stderr.isatty())
+    passes = 0
+
+    def read_events() -> Iterable[bytes]:
+        nonlocal passes
+        read = lines if args.events == "-" else input_lines(args.events)
+        passes += 1
+        if progress is None:
+            return read
+        progress.label = f"rules diff, replay {passes} of 2"
+        return counted(read, progress, start=(passes - 1) * (size or 0))
+
+    try:
+        result = diff_outcomes(old, new, read_events)
+    finally:
+        if progress is not None:
+            progress.finish()
     if args.json:
         print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
         return 0
@@ -202,7 +300,8 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
     from streams.rules_board import RulesBoard  # noqa: PLC0415
 
     settings = load_settings()
-    directory = Path(args.dir) if args.dir else settings.resolved_rules_dir()
+    given = given_rules(args)
+    directory = Path(given) if given else settings.resolved_rules_dir()
     try:
         local: str | None = rules_version(directory)
     except OSError:
@@ -210,6 +309,7 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
     try:
         board = RulesBoard(client_for(settings, timeout=5), settings.redis_prefix)
         workers, recompute = board.workers(), board.recompute()
+        total = None if recompute is None else board.total(recompute.version)
     except redis.RedisError as error:
         print(f"tagger rules status: cannot use Redis (TAGGER_REDIS_URL): {error}", file=sys.stderr)
         return 1
@@ -219,12 +319,13 @@ def cmd_rules_status(args: argparse.Namespace) -> int:
             "directory_version": local,
             "workers": [dataclasses.asdict(w) for w in workers],
             "recompute": dataclasses.asdict(recompute) if recompute else None,
+            "recompute_total": total,  # users it has to re-evaluate, as estimated at its start
         }
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return 0
     print(f"rule directory {directory}: version {local or '(unreadable)'}")
     _print_workers(workers)
-    _print_recompute(recompute)
+    _print_recompute(recompute, total)
     return 0
 
 
@@ -251,7 +352,8 @@ def _print_workers(workers: list[WorkerRules]) -> None:
         print(f"warning: the workers run {len(versions)} different versions: {listed}")
 
 
-def _print_recompute(recompute: Recompute | None) -> None:
+def _print_recompute(recompute: Recompute | None, total: int | None) -> None:
+    """The recompute's state, and how far it is: its rate and, while it runs, time left."""
     if recompute is None:
         print("recompute: none yet")
         return
@@ -261,6 +363,11 @@ def _print_recompute(recompute: Recompute | None) -> None:
         f" {state}; {recompute.scanned} users re-evaluated, {recompute.changed} changed,"
         f" started {recompute.started_at}"
     )
+    from streams.rules_board import recompute_progress  # noqa: PLC0415  (imports Redis)
+
+    progress = recompute_progress(recompute, total)
+    if progress is not None:
+        print(f"  {progress}")
 
 
 def _ago(iso: str) -> str:

@@ -47,6 +47,7 @@ from taggers.ruleset import load_rules
 from taggers.store import MemoryStore
 from taggers.yaml_source import RuleSetError
 from tests.support import ROOT
+from tests.support.cli import older_rules_spelling
 from tests.support.markdown import (
     Block,
     Page,
@@ -122,10 +123,11 @@ def test_shell_line_runs_a_real_command(where: str, line: str) -> None:
         program = command[0]
         if program == "tagger":
             try:
-                build_parser().parse_args(command[1:])
+                parsed = build_parser().parse_args(command[1:])
             except SystemExit:
                 pytest.fail(f"{where}: tagger rejects {' '.join(command)!r}")
             _check_options(where, command)
+            _check_rules_spelling(where, command, parsed)
         elif program == "python":
             _check_bench(where, command)
         elif program.startswith("./"):
@@ -187,6 +189,15 @@ def _check_options(where: str, command: list[str]) -> None:
             assert word.partition("=")[0] in options, f"{where}: {parser.prog} has no {word}"
 
 
+def _check_rules_spelling(where: str, command: list[str], parsed: argparse.Namespace) -> None:
+    """The docs name a rule directory as every command takes it, ``--rules DIR`` (and the
+    live one as ``--against LIVE_DIR``): not as the older positional DIR that ``rules
+    check``, ``test``, ``status`` and ``diff`` still accept for old scripts."""
+    assert not older_rules_spelling(parsed), (
+        f"{where}: {' '.join(command)!r}: name the rule directory with --rules DIR"
+    )
+
+
 INLINE_COMMANDS = [(w, s) for w, s in _prose_spans(PAGES) if s.startswith("tagger ")]
 
 
@@ -203,9 +214,10 @@ def test_inline_command_is_real(where: str, span: str) -> None:
         if any(PLACEHOLDER.match(w) for w in words):
             filled = [PLACEHOLDER_VALUES.get(w, "x") if PLACEHOLDER.match(w) else w for w in words]
             try:
-                build_parser().parse_args(filled)
+                parsed = build_parser().parse_args(filled)
             except SystemExit:
                 pytest.fail(f"{where}: {span!r} does not parse (as {' '.join(filled)!r})")
+            _check_rules_spelling(where, command, parsed)
 
 
 SETTINGS = {f"TAGGER_{name.upper()}": field for name, field in Settings.model_fields.items()}

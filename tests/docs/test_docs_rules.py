@@ -37,6 +37,7 @@ from taggers.ruleset import EVENT_TYPE, RuleSet, load_rules, rule_files
 from taggers.ruletests import run_tests
 from taggers.yaml_source import RuleSetError
 from tests.support import ROOT
+from tests.support.cli import older_rules_spelling
 from tests.support.core import edited_rules
 from tests.support.markdown import Block, Page, shell_lines, spans, table, tagger_commands
 from tests.unit.test_cel_conformance import DOCUMENTED_ONLY, REASONS
@@ -157,9 +158,12 @@ def test_shell_line_is_a_valid_tagger_command(number: int, line: str) -> None:
     assert commands, f"rules.md:{number}: only tagger commands are checked: {line!r}"
     for command in commands:
         try:
-            build_parser().parse_args(command[1:])
+            parsed = build_parser().parse_args(command[1:])
         except SystemExit:
             pytest.fail(f"rules.md:{number}: tagger rejects {shlex.join(command)!r}")
+        assert not older_rules_spelling(parsed), (
+            f"rules.md:{number}: {shlex.join(command)!r}: name the rule directory with --rules"
+        )
 
 
 JSON_BLOCKS = [b for b in BLOCKS if b.lang == "json"]
@@ -352,7 +356,8 @@ def test_diff_output_example(
     else:
         edit = ("high_value_spend: 1000", "high_value_spend: 500")
         new = edited_rules(tmp_path / "new-rules", {"params.yaml": edit})
-    assert main(["rules", "diff", "--events", str(events), str(BUNDLED_RULES), str(new)]) == 0
+    command = ["--rules", str(new), "--against", str(BUNDLED_RULES), "--events", str(events)]
+    assert main(["rules", "diff", *command]) == 0
     version = re.compile(r"version [0-9a-f]{12} -> [0-9a-f]{12}")
     got = version.sub("version V -> V", capsys.readouterr().out.rstrip())
     got = got.replace(f"{new}/", "new-rules/")

@@ -196,11 +196,19 @@ def test_rules_status_shows_each_worker_the_last_rejection_and_the_recompute(
     board.report(WorkerRules("a:1", RULES.version, "rules", "t0", "t1", rejection))
     seen = datetime.now(UTC).isoformat(timespec="seconds")
     board.report(WorkerRules("b:2", "other0000000", "rules", "t0", seen))
-    assert board.start_recompute(RULES.version, "other0000000", "t2")
+    assert board.start_recompute(RULES.version, "other0000000", "2026-11-28T04:00:00+00:00")
     assert not board.start_recompute(RULES.version, None, "t3")  # already the current one
+    progress = board.recompute()
+    assert progress is not None
+    progress.scanned, progress.cursor = 4000, "17"
+    progress.updated_at = "2026-11-28T04:00:05+00:00"
+    assert board.save_progress(progress)
+    board.save_total("other0000000", 5)  # an earlier recompute's estimate: not this one's
+    assert board.total(RULES.version) is None
+    board.save_total(RULES.version, 10_000)
     monkeypatch.setenv("TAGGER_REDIS_URL", redis_server.url)
 
-    assert main(["rules", "status", str(BUNDLED_RULES)]) == 0
+    assert main(["rules", "status", "--rules", str(BUNDLED_RULES)]) == 0
     out = capsys.readouterr().out
     assert f"rule directory {BUNDLED_RULES}: version {RULES.version}" in out
     assert f"worker a:1: version {RULES.version}" in out
@@ -208,11 +216,14 @@ def test_rules_status_shows_each_worker_the_last_rejection_and_the_recompute(
     assert "warning: the workers run 2 different versions" in out
     assert re.search(r"worker b:2: version other0000000 .*\(last seen \d+ s ago,", out)
     assert f"recompute for version {RULES.version} (from other0000000): running" in out
+    # 4,000 users in 5 s: 800 a second, 6,000 to go.
+    assert "  recompute: 40% (4,000 users of 10,000 users), 800 users/s, 8 s left\n" in out
 
     assert main(["rules", "status", "--json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
     assert [w["version"] for w in report["workers"]] == [RULES.version, "other0000000"]
     assert report["recompute"]["version"] == RULES.version
+    assert report["recompute_total"] == 10_000
 
 
 def test_recompute_progress_and_lease(redis_client: redis.Redis) -> None:

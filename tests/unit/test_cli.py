@@ -29,7 +29,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_rules_check_accepts_the_default_pack(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "rules", "check", str(BUNDLED_RULES))
+    code, out, _ = run(capsys, "rules", "check", "--rules", str(BUNDLED_RULES))
     assert code == 0
     assert out.startswith("ok: ") and "7 stages" in out
 
@@ -41,15 +41,51 @@ def test_rules_check_reports_file_line_column(
         'aggregates:\n  orders: {count: purchase}\ntags:\n  vip: {when: "oders >= 5"}\n',
         encoding="utf-8",
     )
-    code, _, err = run(capsys, "rules", "check", str(tmp_path))
+    code, _, err = run(capsys, "rules", "check", "--rules", str(tmp_path))
     assert code == 1
     assert f"error: {tmp_path}/tags.yaml:4:16: unknown name 'oders'" in err
     assert "did you mean 'orders'?" in err
     assert "nothing was loaded" in err
 
 
+def test_the_older_spelling_of_a_rule_directory_still_works(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``rules check DIR`` (the runbooks say so) and ``rules diff OLD NEW`` as before;
+    naming two different directories, or a diff with no live rules, is refused."""
+    code, out, _ = run(capsys, "rules", "check", str(BUNDLED_RULES))
+    assert code == 0 and out.startswith(f"ok: {BUNDLED_RULES}:")
+    code, out, _ = run(capsys, "rules", "check", str(BUNDLED_RULES), "--rules", str(BUNDLED_RULES))
+    assert code == 0
+    with pytest.raises(SystemExit) as refused:
+        main(["rules", "check", str(BUNDLED_RULES), "--rules", str(tmp_path)])
+    assert refused.value.code == 2
+    assert "name the rule directory once" in capsys.readouterr().err
+    events = tmp_path / "events.jsonl"
+    events.write_text("", encoding="utf-8")
+    older = run(
+        capsys, "rules", "diff", "--events", str(events), str(BUNDLED_RULES), str(BUNDLED_RULES)
+    )
+    newer = run(
+        capsys,
+        "rules",
+        "diff",
+        "--against",
+        str(BUNDLED_RULES),
+        "--rules",
+        str(BUNDLED_RULES),
+        "--events",
+        str(events),
+    )
+    assert older == newer and older[0] == 0
+    for wrong in (["--events", str(events)], ["--events", str(events), str(BUNDLED_RULES)]):
+        with pytest.raises(SystemExit) as refused:
+            main(["rules", "diff", *wrong])
+        assert refused.value.code == 2
+
+
 def test_rules_test_passes_on_the_default_pack(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "rules", "test", str(BUNDLED_RULES))
+    code, out, _ = run(capsys, "rules", "test", "--rules", str(BUNDLED_RULES))
     passed = int(out.strip().splitlines()[-1].split()[0])
     assert code == 0, out
     assert passed >= 40
@@ -67,7 +103,7 @@ def test_rules_test_fails_with_a_diff(capsys: pytest.CaptureFixture[str], tmp_pa
         "    expect: {stage: loyal}\n",
         encoding="utf-8",
     )
-    code, out, _ = run(capsys, "rules", "test", str(rules))
+    code, out, _ = run(capsys, "rules", "test", "--rules", str(rules))
     assert code == 1
     assert f"FAIL one purchase is not loyal ({rules}/tests/extra.yaml:2:5)" in out
     assert "expected: 'loyal'" in out and "actual:   'new'" in out
@@ -104,8 +140,14 @@ def test_replay_json_prints_kinds_errors_and_profiles(
     assert records[-2:] == [profiles["u1"], profiles["u2"]]
     # The text summary counts every kind, a rare one (identity merges) only when there are.
     code, _, err = run(capsys, "replay", str(events), "-q")
-    counts = [line.split(":")[0].strip() for line in err.splitlines() if line.startswith("   ")]
-    assert counts[:4] == ["tag_change", "transition", "alert", "bad lines"]
+    (line,) = [line for line in err.splitlines() if line.startswith("outputs: ")]
+    kinds_counted, bad = line.removeprefix("outputs: ").split("; ")
+    assert [count.split()[0] for count in kinds_counted.split(", ")] == [
+        "tag_change",
+        "transition",
+        "alert",
+    ]
+    assert bad == "bad lines 2"
     assert profiles["u1"]["stage"] == "new"
     assert {"high_value", "source_wecom"} <= set(profiles["u1"]["tags"])
     assert profiles["u1"]["aggregates"]["orders"] == 1

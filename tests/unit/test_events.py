@@ -180,6 +180,7 @@ def test_identify_keeps_its_ids_in_order_without_duplicates() -> None:
         ({"ids": ["b", "c}d"]}, "ids[1] must not contain { or }"),
         ({"ids": ["{c"]}, "ids[0] must not contain { or }"),
         ({"ids": ["c\nd"]}, "ids[0] must not contain control characters"),
+        ({"ids": ["c\n"]}, "ids[0] must not contain control characters"),
         ({"ids": ["c\x7f"]}, "ids[0] must not contain control characters"),
         ({"ids": ["b", "a"]}, "ids[1] is the event's own user_id"),
     ],
