@@ -79,7 +79,11 @@ def _header(state: DemoState, where: StackAddresses, version: str, now: float) -
 
 def _panel(state: DemoState, now: float) -> Table:
     grid = Table(expand=True, show_edge=True, pad_edge=True, border_style="blue")
-    for title in ("events", "people per stage", "top tags (holders now)", "alerts"):
+    # The events and stages as wide as they need (short names, numbers: never cut); tags
+    # and alerts share the rest, their long names cut first on a narrow terminal.
+    for title in ("events", "people per stage"):
+        grid.add_column(title, no_wrap=True)
+    for title in ("top tags (holders now)", "alerts"):
         grid.add_column(title, ratio=1, no_wrap=True, overflow="ellipsis")
     grid.add_row(
         _pairs(_throughput(state, now)),
@@ -95,10 +99,10 @@ def _throughput(state: DemoState, now: float) -> list[tuple[str, str]]:
     worker = state.worker
     rows = [
         # the events sent, then those the worker has handled (its /metrics) and not yet
-        ("sent", f"{state.sent}  {sent:4.0f}/s"),
-        ("worker in", "-" if worker is None else f"{worker.handled}  {handled:4.0f}/s"),
+        ("sent", f"{state.sent} {sent:4.0f}/s"),
+        ("worker in", "-" if worker is None else f"{worker.handled} {handled:4.0f}/s"),
         ("worker lag", "-" if worker is None else str(worker.lag)),
-        ("decisions", f"{state.decisions}  {decisions:4.0f}/s"),
+        ("decisions", f"{state.decisions} {decisions:4.0f}/s"),
     ]
     rows += [
         (kind.plural, str(state.tally.kinds[kind.name]))

@@ -352,7 +352,10 @@ class TerminalDemo:
             stdout=secondary,
             stderr=subprocess.PIPE,
             cwd=tmp_path,
-            env=os.environ | {"TMPDIR": str(self.scratch), "TERM": "xterm-256color"},
+            # COLUMNS and LINES, which pytest may set, would win over the terminal's size.
+            env=os.environ
+            | {"TMPDIR": str(self.scratch), "TERM": "xterm-256color"}
+            | {"COLUMNS": "120", "LINES": "40"},
             start_new_session=True,
         )
         os.close(secondary)
@@ -405,6 +408,12 @@ class TerminalDemo:
 
 
 ALTERNATE_SCREEN, NORMAL_SCREEN = "\x1b[?1049h", "\x1b[?1049l"
+TERMINAL_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # a colour, a cursor move
+
+
+def _plain(drawn: str) -> str:
+    """What the screen says, without its colours and cursor moves."""
+    return TERMINAL_CODE.sub("", drawn)
 
 
 def test_on_a_terminal_a_live_view_shows_where_everything_is_until_ctrl_c(
@@ -413,14 +422,14 @@ def test_on_a_terminal_a_live_view_shows_where_everything_is_until_ctrl_c(
     demo = TerminalDemo(tmp_path)
     try:
         # Drawn in place on the alternate screen, with decisions in its log by now.
-        drawn = demo.wait_for(lambda text: ALTERNATE_SCREEN in text and " tag +" in text)
+        drawn = demo.wait_for(lambda text: ALTERNATE_SCREEN in text and " tag +" in _plain(text))
         demo.started = started = descendants(demo.process.pid)
         assert len(started) >= 3, started
         found = re.search(r"broker (\S+) \(pid \d+\), redis (redis://\S+)", drawn)
         assert found is not None, drawn
         web = re.search(r"profiles at (http://\S+)/profiles/", drawn)
         assert web is not None, drawn
-        view = drawn[drawn.index(ALTERNATE_SCREEN) :]
+        view = _plain(drawn[drawn.index(ALTERNATE_SCREEN) :])
         for shown in (found.group(1), found.group(2), web.group(1), "people per stage"):
             assert shown in view, view[-5000:]
         assert "Ctrl-C stops everything" in view and "worker lag" in view
@@ -435,7 +444,7 @@ def test_on_a_terminal_a_live_view_shows_where_everything_is_until_ctrl_c(
         assert code == 0 and "Traceback" not in errors, errors
         assert took < STOP_SECONDS, f"{took:.1f}s to stop"
         # The terminal given back, then the summary and each step of the stop, in order.
-        after = demo.drawn.rsplit(NORMAL_SCREEN, 1)[1]
+        after = _plain(demo.drawn.rsplit(NORMAL_SCREEN, 1)[1])
         lines = [line.strip() for line in after.replace("\r", "").splitlines() if line.strip()]
         assert lines[1].startswith("== ") and "events sent" in lines[1], lines
         # (The worker may be killed: one still joining its group waits for the join.)

@@ -195,10 +195,10 @@ def test_the_live_view_shows_the_numbers_and_where_everything_is() -> None:
         assert name in numbers, f"{name} is not shown:\n{text}"
         return numbers[name]
 
-    assert row("sent") == "1500   300/s"  # in 5 s
-    assert row("worker in") == "1400   280/s"
+    assert row("sent") == "1500  300/s"  # in 5 s
+    assert row("worker in") == "1400  280/s"
     assert row("worker lag") == "100"
-    assert row("decisions") == "70    14/s"
+    assert row("decisions") == "70   14/s"
     assert row("tag changes") == "31"
     assert row("transitions") == "35"
     assert (row("new"), row("active"), row("churned")) == ("25", "5", "0")
@@ -219,6 +219,12 @@ def test_the_log_fills_what_the_panel_leaves(height: int) -> None:
     shown = [line for line in screen[top + 1 : -1] if line.strip("│ ")]
     assert len(shown) == height - top - 2  # every row inside the log's border is used
     assert [line.strip("│ ") for line in shown] == [d.line for d in state.log][-len(shown) :]
+
+
+def test_on_80_columns_the_events_and_stages_keep_their_names() -> None:
+    screen = "\n".join(text_of(render(_state(), WHERE, "v", 5.0), 80, 24))
+    for shown in ("worker in", "worker lag", "decisions", "transitions", "churned"):
+        assert re.search(rf"│ {shown} +[\d-]", screen), screen
 
 
 def test_a_long_tag_name_is_cut_never_its_number() -> None:
