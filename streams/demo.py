@@ -1,8 +1,11 @@
 """`tagger demo`: the whole product on this machine, with nothing installed beforehand.
 
 Starts a Kafka-protocol broker (tansu) and a redis-server on free loopback ports, a worker
-(`tagger run`, on event time), and the simulator producing at a steady rate; prints tag
-changes, transitions and alerts as they come, with a running summary.
+(`tagger run`, on event time), and the simulator producing at a steady rate, and shows
+what the worker decides as it comes: on a terminal, a live view (``streams.demo_view``:
+where everything is, throughput, stages, tags, alerts and dead letters over the latest
+decisions); otherwise plain lines, a summary and where everything is every few seconds.
+Both show the same state (``streams.demo_state``), fed by the outputs read back.
 
 Everything it started is stopped on exit, in order: the generator, then the worker (while
 the broker is still there, so that it commits and leaves its group), then redis-server
@@ -13,6 +16,8 @@ at once instead of waiting.
 
 from __future__ import annotations
 
+import gc
+import http.client
 import queue
 import shlex
 import signal
@@ -21,26 +26,31 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any, Final, Self, TextIO
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TextIO
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.demo_state import DemoState, StackAddresses, WorkerNumbers, worker_numbers
 from streams.kafka_auth import client_options
 from streams.local_stack import RedisServer, TansuBroker, free_port, start_worker, stop_process
 from streams.settings import Settings
 from streams.topics import ensure_topics, output_topics
 from taggers.bundled import BUNDLED_RULES
-from taggers.display import OutputTally, describe_output, display_zone
+from taggers.display import describe_output, display_zone
 from taggers.outputs import kind_named
 from taggers.ruleset import RuleSet
 from taggers.simulate import SimulationConfig, simulate
+
+if TYPE_CHECKING:
+    from kafka.consumer.fetcher import ConsumerRecord
 
 SUMMARY_EVERY_SECONDS: Final = 5.0
 # A running worker commits and leaves its group in 1-3 s; one stopped while it joins its
@@ -50,6 +60,9 @@ WORKER_STOP_SECONDS: Final = 6.0
 LOG_TAIL_LINES: Final = 20  # of a worker's log, printed when it dies
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FEED_AHEAD: Final = 10_000  # simulated lines made ahead of sending
+METRICS_EVERY_SECONDS: Final = 1.0  # how often the worker's /metrics are read
+METRICS_TIMEOUT_SECONDS: Final = 1.0
+POLL_MS: Final = 100  # the longest wait for outputs: the view redraws between two waits
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -65,7 +78,12 @@ class DemoOptions:
     days: int = 365
     seed: int = 1
     malformed: float = 0.005
-    show: int = 20  # most output lines printed per second (the summary counts them all)
+    show: int = 20  # plain lines: most outputs printed per second (the summary counts all)
+    plain: bool = False  # plain lines even on a terminal (never the live view)
+
+
+class LiveViewError(Exception):
+    """The live view cannot be shown (rich is not installed); nothing was started."""
 
 
 class _Signals:
@@ -111,14 +129,17 @@ class _Signals:
 
 
 def run_demo(options: DemoOptions, rules: RuleSet, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns the exit code (1 when the worker died). Stops all it started."""
+    """Run the demo; returns the exit code (1 when the worker died). Stops all it started.
+    LiveViewError, before anything starts, when ``out`` is a terminal and rich is missing.
+    """
+    view = _view_maker(options, rules.version, out)
     with (
         _Signals() as signals,
         tempfile.TemporaryDirectory(prefix="tagger-demo-") as folder,
         ExitStack() as stack,
     ):
         try:
-            code = _run(options, rules, Path(folder), stack, signals, out)
+            code = _run(options, rules, Path(folder), stack, signals, view, out)
         finally:
             signals.begin_stop(out)
         # leaving the stack stops what was started, last first
@@ -131,12 +152,52 @@ def run_demo(options: DemoOptions, rules: RuleSet, out: TextIO = sys.stdout) -> 
     return code
 
 
+class _View(Protocol):
+    """What the demo streams into: shown on entering, redrawn by ``show``, left on exit."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def show(self, state: DemoState, now: float) -> None: ...
+
+
+_ViewMaker = Callable[[StackAddresses], _View]
+
+
+def wants_live_view(options: DemoOptions, out: TextIO) -> bool:
+    """The live view on a terminal, unless ``--plain``; plain lines on a pipe or a file."""
+    return not options.plain and out.isatty()
+
+
+def _view_maker(options: DemoOptions, version: str, out: TextIO) -> _ViewMaker:
+    """How the demo will show what happens, chosen (and rich imported) before it starts."""
+    if not wants_live_view(options, out):
+        return lambda where: PlainView(out, where, options.show)
+    try:
+        from streams.demo_view import LiveView  # noqa: PLC0415  (rich: the demo extra)
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] != "rich":
+            raise
+        raise LiveViewError(
+            "the live view needs the rich package: pip install 'realtime-tagger[demo]'"
+            " (or --plain for plain lines)"
+        ) from None
+    return lambda where: LiveView(out, where, version)
+
+
 def _run(
     options: DemoOptions,
     rules: RuleSet,
     folder: Path,
     stack: ExitStack,
     signals: _Signals,
+    view: _ViewMaker,
     out: TextIO,
 ) -> int:
     """Start the stack, then stream; at each step, a stop signal ends it (code 0)."""
@@ -192,7 +253,17 @@ def _run(
         file=out,
         flush=True,
     )
-    return _stream(settings, options, rules, feed, worker, log_path, look_up, signals, out)
+    where = StackAddresses(
+        web=web,
+        broker=broker.bootstrap,
+        redis=redis_server.url,
+        broker_pid=broker.pid,
+        redis_pid=redis_server.pid,
+        worker_pid=worker.pid,
+        worker_log=log_path,
+        look_up=look_up,
+    )
+    return _stream(settings, options, rules, feed, worker, where, signals, view(where), out)
 
 
 def _stop_step(
@@ -228,7 +299,15 @@ class _Feed:
         threading.Thread(target=self._make, name="demo-feed", daemon=True).start()
 
     def _make(self) -> None:
-        for line in simulate(self.config):
+        lines = simulate(self.config)
+        first = next(lines, None)
+        # The history is made now: millions of objects that live until the demo ends.
+        # Frozen, the garbage collector passes them over, in the demo's collections and in
+        # the one at exit (measured: 3-5 s to exit after a stop, on a busy machine).
+        gc.freeze()
+        if first is not None:
+            self._lines.put(first)
+        for line in lines:
             self._lines.put(line)
         self._lines.put(None)
 
@@ -253,9 +332,9 @@ def _stream(
     rules: RuleSet,
     feed: _Feed,
     worker: subprocess.Popen[bytes],
-    log_path: Path,
-    look_up: str,
+    where: StackAddresses,
     signals: _Signals,
+    view: _View,
     out: TextIO,
 ) -> int:
     producer = KafkaProducer(**client_options(settings), linger_ms=20)
@@ -266,52 +345,152 @@ def _stream(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
     )
-    # An output sent to every output topic (a forgotten person) is counted and shown once.
-    first_topic = next(iter(output_topics(settings).values()))
-    tally, dead_letters = OutputTally(), 0
-    started = time.monotonic()
-    next_summary = started + SUMMARY_EVERY_SECONDS
-    produced = 0
-    last_user = "<user_id>"
+    stages = tuple(rules.lifecycle.stages) if rules.lifecycle is not None else ()
+    state = DemoState(started=time.monotonic(), stages=stages)
+    reader = _Reader(settings, rules, state, _WorkerWatch(f"{where.web}/metrics"))
     try:
-        while options.duration is None or time.monotonic() - started < options.duration:
-            if signals.requested:
-                return 0
-            if worker.poll() is not None:
-                _worker_died(worker, log_path, out)
-                return 1
-            due = int((time.monotonic() - started) * options.rate)
-            for line in feed.take(due - produced):
-                producer.send(settings.events_topic, key=_key(line), value=line.encode())
-                produced += 1
-            shown = 0
-            for records in consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    data = orjson.loads(record.value)
-                    if record.topic == settings.dlq_topic:
-                        dead_letters += 1
-                        continue
-                    if kind_named(data["kind"]).everywhere and record.topic != first_topic:
-                        continue
-                    tally.add(data)
-                    if data["kind"] != "forgotten":  # profiles are under the person's id
-                        last_user = data.get("person_id", data["user_id"])
-                    if shown < options.show:
-                        print(describe_output(data, rules.types, display_zone(rules)), file=out)
-                        shown += 1
-            out.flush()
-            if time.monotonic() >= next_summary:
-                next_summary += SUMMARY_EVERY_SECONDS
-                _summary(out, produced, tally, dead_letters, time.monotonic() - started)
-                print(f"   look up a user: {look_up} {last_user}", file=out, flush=True)
+        # the view left (a terminal as it was) before anything below prints
+        with view, reader.watch:
+            died = _pump(options, feed, worker, signals, view, state, producer, consumer, reader)
+        if died:
+            _worker_died(worker, where.worker_log, out)
+            return 1
         return 0
     finally:
         signals.begin_stop(out)
-        _summary(out, produced, tally, dead_letters, time.monotonic() - started)
+        print(state.summary(time.monotonic()), file=out, flush=True)
         began = time.monotonic()
         producer.close(timeout=1)  # what it has not sent by then is dropped
         consumer.close()
         print(f"  generator stopped ({time.monotonic() - began:.1f}s)", file=out, flush=True)
+
+
+def _pump(
+    options: DemoOptions,
+    feed: _Feed,
+    worker: subprocess.Popen[bytes],
+    signals: _Signals,
+    view: _View,
+    state: DemoState,
+    producer: KafkaProducer,
+    consumer: KafkaConsumer,
+    reader: _Reader,
+) -> bool:
+    """Send events at the rate, read the outputs back and show them, until the duration
+    is over or a stop signal comes (False), or the worker dies (True)."""
+    while options.duration is None or state.elapsed(time.monotonic()) < options.duration:
+        if signals.requested:
+            return False
+        if worker.poll() is not None:
+            return True
+        due = int(state.elapsed(time.monotonic()) * options.rate)
+        lines = feed.take(due - state.sent)
+        for line in lines:
+            producer.send(reader.events_topic, key=_key(line), value=line.encode())
+        state.add_sent(len(lines))
+        for records in consumer.poll(timeout_ms=POLL_MS).values():
+            for record in records:
+                reader.read(record)
+        state.worker = reader.watch.latest
+        now = time.monotonic()
+        state.tick(now)
+        view.show(state, now)
+    return False
+
+
+class _Reader:
+    """What comes back from the stack, into the demo's state: outputs and dead letters
+    (``read``), the worker's own numbers (``watch``)."""
+
+    def __init__(
+        self, settings: Settings, rules: RuleSet, state: DemoState, watch: _WorkerWatch
+    ) -> None:
+        self.watch = watch
+        self.events_topic = settings.events_topic
+        self._dlq = settings.dlq_topic
+        # An output sent to every output topic (a forgotten person) is counted once.
+        self._first_topic = next(iter(output_topics(settings).values()))
+        self._types = rules.types
+        self._zone = display_zone(rules)
+        self._state = state
+
+    def read(self, record: ConsumerRecord) -> None:
+        """One record of an output topic or of the DLQ."""
+        data = orjson.loads(record.value)
+        if record.topic == self._dlq:
+            self._state.add_dead_letter(data)
+        elif not kind_named(data["kind"]).everywhere or record.topic == self._first_topic:
+            self._state.add_decision(data, describe_output(data, self._types, self._zone))
+
+
+class _WorkerWatch:
+    """The worker's ``/metrics``, read every second in a thread of its own, so that a busy
+    worker slow to answer never holds up the demo's steps; ``latest``: what it said last
+    (None before it answered)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.latest: WorkerNumbers | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-metrics", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=METRICS_TIMEOUT_SECONDS)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(METRICS_EVERY_SECONDS):
+            try:
+                with urllib.request.urlopen(self.url, timeout=METRICS_TIMEOUT_SECONDS) as answer:
+                    text = answer.read().decode()
+            except (OSError, http.client.HTTPException):  # not up yet, or busy: try again
+                continue
+            self.latest = worker_numbers(text)  # one assignment: the demo reads it whole
+
+
+class PlainView:
+    """The demo as plain lines, for a pipe or a file (or ``--plain``): the decisions as they
+    come, at most ``show`` a second (picked evenly among those that came, so that every
+    kind shows), and every few seconds a summary, a user to look up and where everything
+    is."""
+
+    def __init__(self, out: TextIO, where: StackAddresses, show: int) -> None:
+        self.out = out
+        self.where = where
+        self.most = show
+        self._seen = 0  # decisions printed or passed over
+        self._allowance = float(show)  # lines it may print now; refills at ``show`` a second
+        self._last: float | None = None  # when it was last called
+        self._summaries = 0  # how many were printed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.out.flush()
+
+    def show(self, state: DemoState, now: float) -> None:
+        """Print what came since the last call, and the summary when one is due."""
+        if self._last is not None:
+            self._allowance = min(self.most, self._allowance + (now - self._last) * self.most)
+        self._last = now
+        new = min(state.decisions - self._seen, len(state.log))
+        self._seen = state.decisions
+        fresh = list(state.log)[len(state.log) - new :]
+        take = min(int(self._allowance), len(fresh))
+        self._allowance -= take
+        for index in range(take):
+            print(fresh[index * len(fresh) // take].line, file=self.out)
+        if state.elapsed(now) >= (self._summaries + 1) * SUMMARY_EVERY_SECONDS:
+            self._summaries += 1
+            print(state.summary(now), file=self.out)
+            print(f"   look up a user: {self.where.look_up} {state.last_user}", file=self.out)
+            print(self.where.reminder(), file=self.out)
+        self.out.flush()
 
 
 def _worker_died(worker: subprocess.Popen[bytes], log_path: Path, out: TextIO) -> None:
@@ -336,13 +515,3 @@ def _key(line: str) -> bytes | None:
         return str(orjson.loads(line)["user_id"]).encode()
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-
-
-def _summary(
-    out: TextIO, produced: int, tally: OutputTally, dead_letters: int, elapsed: float
-) -> None:
-    print(
-        f"== {elapsed:5.0f}s  events sent {produced}  {tally.line()}  dead letters {dead_letters}",
-        file=out,
-        flush=True,
-    )

@@ -76,14 +76,20 @@ def register(commands: Commands) -> None:
     demo = command(
         commands,
         "demo",
-        help="run everything locally (broker, Redis, worker, simulator) and watch",
-        example="tagger demo --duration 60 --rate 500",
+        help="run everything locally (broker, Redis, worker, simulator) and watch it live",
+        example=["tagger demo --duration 60 --rate 500", "tagger demo --plain --duration 30"],
     )
     demo.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     demo.add_argument("--rate", type=positive, default=300, help="events per second")
     demo.add_argument("--users", type=positive, default=2000, help="how many simulated users")
     demo.add_argument("--seed", type=int, default=1, help="the simulator's seed")
     add_rules_option(demo)
+    demo.add_argument(
+        "--plain",
+        action="store_true",
+        help="print plain lines even on a terminal (where the default is a live view; on "
+        "a pipe or a file the lines are always plain)",
+    )
     demo.set_defaults(func=cmd_demo)
 
 
@@ -198,7 +204,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the product locally: broker, Redis, worker and simulator, all started here."""
-    from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
+    from streams.demo import DemoOptions, LiveViewError, run_demo  # noqa: PLC0415
     from streams.local_stack import ServerError  # noqa: PLC0415
 
     # Absolute before anything starts: the worker runs in a folder of its own.
@@ -212,9 +218,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         rate=args.rate,
         users=args.users,
         seed=args.seed,
+        plain=args.plain,
     )
     try:
         return run_demo(options, rules)
-    except ServerError as error:  # a server of the local stack could not start
+    # the live view without rich (before anything starts), or a server that cannot start
+    except (LiveViewError, ServerError) as error:
         print(f"tagger demo: {error}", file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
-"""`tagger demo`, as the README runs it: it shows decisions, stops in order on Ctrl-C (one or
-two, sent to its process group as a terminal does) and leaves no process or folder behind.
+"""`tagger demo`, as the README runs it: it shows decisions (plain lines on a pipe, a live
+view on a terminal), stops in order on Ctrl-C (one or two, sent to its process group as a
+terminal does) and leaves no process or folder behind.
 
 Each demo runs in a process group of its own, in a scratch folder with its own TMPDIR; the
 processes it started are found in /proc (its descendants) while it runs.
@@ -7,13 +8,16 @@ processes it started are found in /proc (its descendants) while it runs.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import re
 import shlex
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -158,7 +162,9 @@ class Demo:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        for pid in with_tmpdir_under(self.scratch):  # in sessions of their own
+        # In sessions of their own; redis-server writes its title over its environment,
+        # so it is found among the processes noted while the demo ran.
+        for pid in {*with_tmpdir_under(self.scratch), *still_running(self.started)}:
             os.kill(pid, signal.SIGKILL)
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
@@ -329,3 +335,124 @@ def test_bad_rules_stop_the_demo_before_it_starts_anything(tmp_path: Path) -> No
     assert re.search(r"params\.yaml:\d+:\d+: ", found.stderr), found.stderr
     assert "nothing was loaded" in found.stderr and "Traceback" not in found.stderr
     assert found.stdout == "" and list(scratch.iterdir()) == []
+
+
+class TerminalDemo:
+    """``tagger demo`` on a terminal of its own (a pseudo-terminal of 120x40), as a person
+    runs it: what it draws is read as it comes, terminal codes and all."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.scratch = tmp_path / "tmp"
+        self.scratch.mkdir()
+        primary, secondary = os.openpty()
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "demo", "--rate", "400"],
+            stdin=secondary,
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            # COLUMNS and LINES, which pytest may set, would win over the terminal's size.
+            env=os.environ
+            | {"TMPDIR": str(self.scratch), "TERM": "xterm-256color"}
+            | {"COLUMNS": "120", "LINES": "40"},
+            start_new_session=True,
+        )
+        os.close(secondary)
+        self._primary = primary
+        self._screen = bytearray()
+        self.started: dict[int, int] = {}  # what it started, once noted
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._primary, 65536)
+            except OSError:  # EIO: the demo and everything on its terminal are gone
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._screen += chunk
+
+    @property
+    def drawn(self) -> str:
+        """Everything written to the terminal so far."""
+        with self._lock:
+            return self._screen.decode(errors="replace")
+
+    def wait_for(self, wanted: Callable[[str], bool], timeout: float = STARTUP_SECONDS) -> str:
+        """What was drawn, once it is ``wanted``; fails on a timeout or an exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if wanted(drawn := self.drawn):
+                return drawn
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"not drawn; the terminal shows:\n{self.drawn[-5000:]}")
+
+    def close(self) -> None:
+        """Kill what is left (a failed test), close the terminal and the pipe."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for pid in {*with_tmpdir_under(self.scratch), *still_running(self.started)}:
+            os.kill(pid, signal.SIGKILL)
+        self._reader.join(timeout=10)
+        os.close(self._primary)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+ALTERNATE_SCREEN, NORMAL_SCREEN = "\x1b[?1049h", "\x1b[?1049l"
+TERMINAL_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # a colour, a cursor move
+
+
+def _plain(drawn: str) -> str:
+    """What the screen says, without its colours and cursor moves."""
+    return TERMINAL_CODE.sub("", drawn)
+
+
+def test_on_a_terminal_a_live_view_shows_where_everything_is_until_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    demo = TerminalDemo(tmp_path)
+    try:
+        # Drawn in place on the alternate screen, with decisions in its log by now.
+        drawn = demo.wait_for(lambda text: ALTERNATE_SCREEN in text and " tag +" in _plain(text))
+        demo.started = started = descendants(demo.process.pid)
+        assert len(started) >= 3, started
+        found = re.search(r"broker (\S+) \(pid \d+\), redis (redis://\S+)", drawn)
+        assert found is not None, drawn
+        web = re.search(r"profiles at (http://\S+)/profiles/", drawn)
+        assert web is not None, drawn
+        view = _plain(drawn[drawn.index(ALTERNATE_SCREEN) :])
+        for shown in (found.group(1), found.group(2), web.group(1), "people per stage"):
+            assert shown in view, view[-5000:]
+        assert "Ctrl-C stops everything" in view and "worker lag" in view
+
+        os.killpg(demo.process.pid, signal.SIGINT)
+        began = time.monotonic()
+        code = demo.process.wait(timeout=60)
+        took = time.monotonic() - began
+        demo._reader.join(timeout=10)
+        assert demo.process.stderr is not None
+        errors = demo.process.stderr.read().decode(errors="replace")
+        assert code == 0 and "Traceback" not in errors, errors
+        assert took < STOP_SECONDS, f"{took:.1f}s to stop"
+        # The terminal given back, then the summary and each step of the stop, in order.
+        after = _plain(demo.drawn.rsplit(NORMAL_SCREEN, 1)[1])
+        lines = [line.strip() for line in after.replace("\r", "").splitlines() if line.strip()]
+        assert lines[1].startswith("== ") and "events sent" in lines[1], lines
+        # (The worker may be killed: one still joining its group waits for the join.)
+        step = re.compile(r"(generator|worker|redis-server|broker) (stopped|killed) \(")
+        steps = [done.group(1) for line in lines if (done := step.match(line))]
+        assert steps == ["generator", "worker", "redis-server", "broker"], lines
+        assert lines[-1].startswith("stopped: broker, redis-server and worker are gone"), lines
+        assert still_running(started) == [] and with_tmpdir_under(demo.scratch) == []
+        assert list(demo.scratch.iterdir()) == []
+    finally:
+        demo.close()
