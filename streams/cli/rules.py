@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from streams.cli import graph
 from streams.cli.common import RULES_HELP, input_lines, load_or_report, rules_dir
 from streams.settings import load_settings
 from taggers.rulediff import (
@@ -63,6 +64,7 @@ def register(commands: Commands) -> None:
     test.add_argument("dir", nargs="?", help=RULES_HELP)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     test.set_defaults(func=cmd_rules_test)
+    graph.register(rules_commands)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

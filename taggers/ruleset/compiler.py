@@ -218,7 +218,7 @@ class RuleSetCompiler(CalendarsCompiler):
                         f"unknown name {detail!r}",
                         f"did you mean {close[0]!r}?"
                         if close
-                        else 'details name values, or give one an expression: - n: "orders + 1"',
+                        else 'details name values, or give one an expression: - next: "orders + 1"',
                     )
                     continue
                 name, text = detail, detail

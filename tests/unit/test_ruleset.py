@@ -231,7 +231,7 @@ def test_alert_details_are_names_or_expressions_checked_where_written(tmp_path: 
     assert problems(tmp_path, a=fixed) == [
         "a.yaml:9:37: unknown name 'oders' (hint: did you mean 'orders'?)",
         "a.yaml:11:9: unknown name 'sku_count' (hint: details name values, or give one an"
-        ' expression: - n: "orders + 1")',
+        ' expression: - next: "orders + 1")',
         "a.yaml:16:18: unknown name 'event' (hint: `event` is only available in rules with"
         " `upon:` (per-event rules))",
     ]
