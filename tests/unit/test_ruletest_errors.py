@@ -144,39 +144,49 @@ VALUES = st.recursive(
 )
 
 
-def _test_like(expect: Any, event: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    """A test that is nearly right, so that malformed parts get past the first checks."""
-    return {"name": "t", "events": [event], "expect": expect, **extra}
-
-
+NAMES = st.sampled_from(["active", "activ", "win_back", "high_value", "orders", "x", ""])
+TIMES = st.one_of(
+    st.sampled_from(["+0d", "+3d", "-1h", "+", "+0x", "2026-01-01T00:00:00Z", "2026-13-45"]),
+    SCALARS,
+)
+EVENTS = st.fixed_dictionaries(
+    {"type": st.sampled_from(["purchase", "view", "message", "purchse", ""])},
+    optional={
+        "at": TIMES,
+        "props": st.one_of(
+            st.dictionaries(st.sampled_from(["amount", "text", "category", "x"]), SCALARS),
+            VALUES,
+        ),
+        "channel": st.one_of(st.sampled_from(["app", "wecom"]), SCALARS),
+        "user": SCALARS,
+    },
+)
+EXPECT = st.fixed_dictionaries(
+    {},
+    optional={
+        "stage": NAMES,
+        "has_tags": st.lists(NAMES, max_size=2),
+        "lacks_alerts": st.lists(NAMES, max_size=2),
+        "transitions": st.lists(st.sampled_from(["new->active", "new", "a->b->c"]), max_size=2),
+        "values": st.dictionaries(NAMES, SCALARS, max_size=2),
+        "details": st.dictionaries(NAMES, st.dictionaries(NAMES, SCALARS), max_size=1),
+    },
+)
+# Tests that are nearly right, so that the malformed parts get past the first checks and
+# reach the names, times and events; and documents of any shape.
+TESTS = st.fixed_dictionaries(
+    {"name": st.just("t"), "events": st.lists(st.one_of(EVENTS, VALUES), max_size=3)},
+    optional={"expect": st.one_of(EXPECT, VALUES), "until": TIMES, "start": TIMES},
+)
 DOCUMENTS = st.one_of(
     VALUES,
-    st.builds(
-        lambda tests: {"tests": tests},
-        st.lists(
-            st.one_of(
-                VALUES,
-                st.builds(
-                    _test_like,
-                    st.one_of(VALUES, st.dictionaries(st.sampled_from(KEYS), VALUES)),
-                    st.one_of(
-                        VALUES,
-                        st.fixed_dictionaries(
-                            {"type": st.sampled_from(["purchase", "view", "purchse"])},
-                            optional={"at": VALUES, "props": VALUES, "channel": VALUES},
-                        ),
-                    ),
-                    st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=3),
-                ),
-            ),
-            max_size=3,
-        ),
-    ),
+    st.builds(lambda tests: {"tests": tests}, st.lists(st.one_of(TESTS, VALUES), max_size=3)),
+    st.builds(lambda tests: {"tests": tests}, st.lists(TESTS, min_size=1, max_size=3)),
 )
 LEAKS = ("pydantic", "Input should", "Field required", "validation error", "[type=")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=DOCUMENTS)
 def test_no_malformed_test_file_crashes_the_runner_or_leaks_pydantic(document: Any) -> None:
     with tempfile.TemporaryDirectory() as folder:
