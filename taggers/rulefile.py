@@ -57,6 +57,12 @@ ParamValue = Annotated[
 ]
 
 
+RENAMED_KEYS: Final[dict[str, str]] = {"on": "upon"}
+"""Keys that rule files once had, by the key that took their place. ``on`` was renamed
+because YAML 1.1 tools (yamllint, editors' schema validators) read the key ``on:`` as
+the boolean true, so that a rule file meant something else to them than to the engine."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -191,7 +197,7 @@ class TransitionSpec(_Strict):
     from_: str | list[str] = Field(alias="from")
     to: str
     when: Expression | None = None
-    on: EventTypes | None = Field(default=None, description="Only when this event arrives")
+    upon: EventTypes | None = Field(default=None, description="Only when this event arrives")
     since: EventTypes | None = Field(
         default=None, description="Timer: `after` this long since the last event of these types"
     )
@@ -202,10 +208,12 @@ class TransitionSpec(_Strict):
     def _trigger(self) -> TransitionSpec:
         if (self.since is None) != (self.after is None):
             raise ValueError("'since' and 'after' go together: since: purchase, after: 60d")
-        if self.on is not None and self.after is not None:
-            raise ValueError("a transition fires either 'on' an event or 'after' a time, not both")
-        if self.when is None and self.on is None and self.after is None:
-            raise ValueError("a transition needs 'when', 'on' or 'since'/'after'")
+        if self.upon is not None and self.after is not None:
+            raise ValueError(
+                "a transition fires either 'upon' an event or 'after' a time, not both"
+            )
+        if self.when is None and self.upon is None and self.after is None:
+            raise ValueError("a transition needs 'when', 'upon' or 'since'/'after'")
         return self
 
 
@@ -259,13 +267,14 @@ class CalendarSpec(_Strict):
 
 
 class AlertSpec(_Strict):
-    """An alert: edge-triggered on ``when``, per event (``on``), on a timer, or per pending item."""
+    """An alert: edge-triggered on ``when``, per event (``upon``), on a timer, or per pending
+    item."""
 
     severity: Severity = "medium"
     display: str | None = None
     description: str | None = None
     when: Expression | None = None
-    on: EventTypes | None = None
+    upon: EventTypes | None = Field(default=None, description="Fire for every such event")
     since: EventTypes | None = None
     after: Expression | None = None
     pending: Name | None = Field(default=None, description="A pending aggregate's items")
@@ -301,7 +310,7 @@ class AlertSpec(_Strict):
         triggers = [
             t
             for t, present in (
-                ("on", self.on is not None),
+                ("upon", self.upon is not None),
                 ("since/after", self.since is not None),
                 ("pending", self.pending is not None),
                 ("calendar", self.calendar is not None),

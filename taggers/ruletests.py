@@ -19,23 +19,25 @@ Times are offsets from ``start`` (default 2026-01-01T00:00:00Z) or ISO-8601 time
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taggers.display import format_value
 from taggers.durations import DurationError, parse_duration
 from taggers.engine import Engine
-from taggers.events import BehaviourEvent, EventError, to_epoch_ms
+from taggers.events import EVENT_TYPES, BehaviourEvent, EventError, to_epoch_ms
 from taggers.expr import Type
+from taggers.model_problems import did_you_mean, validation_problems
 from taggers.outputs import Alert, Output, Transition
 from taggers.ruleset import RuleSet
-from taggers.yaml_source import Position, Problem, RuleSetError, SourceMap, load_yaml
+from taggers.yaml_source import Path_, Position, Problem, RuleSetError, SourceMap, load_yaml
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
+TESTS_DOCS: Final = "docs/rules.md (Testing a rule)"
 
 
 class _Strict(BaseModel):
@@ -196,26 +198,66 @@ def _check_values(expect: Expect, values: dict[str, Any], types: Mapping[str, Ty
     return failures
 
 
+class BadTestInputError(Exception):
+    """A time or an event of a test that cannot be read; ``path`` is where, in the test."""
+
+    def __init__(self, path: Path_, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def _reason(error: Exception) -> str:
+    """Why a time or an event cannot be read, in words (a pydantic error's first message,
+    never its URL)."""
+    if isinstance(error, ValidationError):
+        errors = error.errors(include_url=False)
+        text = str(errors[0]["msg"]) if errors else "not a valid event"
+    else:
+        text = str(error).split("\n", 1)[0]
+    return text.removeprefix("Value error, ").replace(": Field required", ": missing")
+
+
+def events_of(test: RuleTest) -> tuple[list[BehaviourEvent], int | None]:
+    """The events of a test and the time it runs until; raises BadTestInputError."""
+    try:
+        start = to_epoch_ms(test.start)
+    except (ValueError, EventError) as error:
+        raise BadTestInputError(("start",), f"start: {_reason(error)}") from None
+    events: list[BehaviourEvent] = []
+    for i, event in enumerate(test.events):
+        try:
+            at = _time(event.at, start)
+        except (ValueError, DurationError, EventError) as error:
+            raise BadTestInputError(("events", i, "at"), f"at: {_reason(error)}") from None
+        try:
+            events.append(
+                BehaviourEvent.model_validate(
+                    {
+                        "event_id": f"{test.user}-{i}",
+                        "user_id": event.user or test.user,
+                        "type": event.type,
+                        "ts": at,
+                        "channel": event.channel,
+                        "props": event.props,
+                    }
+                )
+            )
+        except (ValueError, EventError) as error:
+            raise BadTestInputError(("events", i), _reason(error)) from None
+    try:
+        until = None if test.until is None else _time(test.until, start)
+    except (ValueError, DurationError, EventError) as error:
+        raise BadTestInputError(("until",), f"until: {_reason(error)}") from None
+    return events, until
+
+
 def run_test(test: RuleTest, engine: Engine) -> list[str]:
     """Run one test on a fresh profile; return its failures (empty when it passes)."""
     try:
-        start = to_epoch_ms(test.start)
-        events = [
-            BehaviourEvent.model_validate(
-                {
-                    "event_id": f"{test.user}-{i}",
-                    "user_id": event.user or test.user,
-                    "type": event.type,
-                    "ts": _time(event.at, start),
-                    "channel": event.channel,
-                    "props": event.props,
-                }
-            )
-            for i, event in enumerate(test.events)
-        ]
-        until = None if test.until is None else _time(test.until, start)
-    except (ValueError, DurationError, EventError, ValidationError) as error:
-        return [f"bad test input: {error}"]
+        events, until = events_of(test)
+    except BadTestInputError as error:
+        return [f"bad test input: {error.message}"]
     profile = engine.new_profile(test.user)
     outputs: list[Output] = []
     for event in events:
@@ -229,22 +271,125 @@ def run_test(test: RuleTest, engine: Engine) -> list[str]:
 def load_tests(path: Path) -> tuple[TestFile, SourceMap]:
     """Load one test file; raises RuleSetError with file:line:column on bad files."""
     data, source = load_yaml(path)
+    if data is not None and not isinstance(data, dict):
+        raise RuleSetError([Problem(source.at(()), "a test file is a mapping: tests: [...]")])
     try:
         return TestFile.model_validate(data or {}), source
     except ValidationError as error:
-        problems = [
-            Problem(source.at(tuple(item["loc"])), str(item["msg"]))
-            for item in error.errors(include_url=False)
-        ]
-        raise RuleSetError(problems) from None
+        raise RuleSetError(validation_problems(error, source, TestFile, TESTS_DOCS)) from None
+
+
+class _Names:
+    """Checks the names one file's tests write against the rule set, with did-you-mean."""
+
+    def __init__(self, rules: RuleSet, source: SourceMap) -> None:
+        self.rules = rules
+        self.source = source
+        self.problems: list[Problem] = []
+        self.stages = list(rules.lifecycle.stages) if rules.lifecycle else []
+        self.aggregates = [n for n in rules.aggregates if not n.startswith("_")]
+
+    def unknown(
+        self, name: str, what: str, known: Iterable[str], where: Path_, key: bool = False
+    ) -> None:
+        """A problem at the name (a key of a mapping when ``key``), with the name meant."""
+        names = sorted(known)
+        listed = f"{what}s are: {', '.join(names[:12])}" if names else f"the rules have no {what}s"
+        hint = did_you_mean(name, names) or listed
+        at = self.source.key(where) if key else self.source.at(where)
+        self.problems.append(Problem(at, f"unknown {what} {name!r}", hint))
+
+    def is_tag(self, name: str) -> bool:
+        """Whether the rules can give the tag ``name`` (a family's ``<name>_<value>``)."""
+        for tag in self.rules.tags:
+            if tag.value is None and tag.name == name:
+                return True
+            value = name.removeprefix(tag.name + "_")
+            family = tag.value is not None and value != name
+            if family and (tag.values is None or value in tag.values):
+                return True
+        return False
+
+    def tags(self, names: list[str] | None, where: Path_) -> None:
+        shown = [t.name if t.value is None else f"{t.name}_<value>" for t in self.rules.tags]
+        for i, name in enumerate(names or []):
+            if not self.is_tag(name):
+                self.unknown(name, "tag", shown, (*where, i))
+
+    def alerts(self, names: Iterable[str] | None, where: Path_, keyed: bool = False) -> None:
+        for i, name in enumerate(names or []):
+            if name not in self.rules.alerts:
+                at = (*where, name if keyed else i)
+                self.unknown(name, "alert", self.rules.alerts, at, key=keyed)
+
+    def stage(self, name: str, where: Path_) -> None:
+        if name not in self.stages:
+            self.unknown(name, "stage", self.stages, where)
+
+    def expect(self, expect: Expect, where: Path_) -> None:
+        if expect.stage is not None:
+            self.stage(expect.stage, (*where, "stage"))
+        for key in ("tags", "has_tags", "lacks_tags"):
+            self.tags(getattr(expect, key), (*where, key))
+        for key in ("alerts", "has_alerts", "lacks_alerts"):
+            self.alerts(getattr(expect, key), (*where, key))
+        self.alerts(expect.details, (*where, "details"), keyed=True)
+        for name in expect.values:
+            if name not in self.aggregates:
+                at = (*where, "values", name)
+                self.unknown(name, "aggregate", self.aggregates, at, key=True)
+        for i, move in enumerate(expect.transitions or []):
+            at = (*where, "transitions", i)
+            stages = move.split("->")
+            if len(stages) != 2:
+                message = f"{move!r} is not a stage change"
+                self.problems.append(Problem(self.source.at(at), message, "write from->to"))
+                continue
+            for stage in stages:
+                self.stage(stage.strip(), at)
+
+    def events(self, test: RuleTest, where: Path_) -> None:
+        unknown = [(i, e.type) for i, e in enumerate(test.events) if e.type not in EVENT_TYPES]
+        for i, name in unknown:
+            self.unknown(name, "event type", EVENT_TYPES, (*where, "events", i, "type"))
+        if unknown:
+            return  # the events are not built: an unknown type is its own problem
+        try:
+            events_of(test)
+        except BadTestInputError as error:
+            self.problems.append(Problem(self.source.at((*where, *error.path)), error.message))
+
+
+def file_problems(tests: TestFile, source: SourceMap, rules: RuleSet) -> list[Problem]:
+    """Every name, time and event of a file's tests that the rules cannot mean: a test of
+    an alert that does not exist would pass (``lacks_alerts: [welcom]``) for no reason."""
+    names = _Names(rules, source)
+    for index, test in enumerate(tests.tests):
+        names.events(test, ("tests", index))
+        names.expect(test.expect, ("tests", index, "expect"))
+    return names.problems
 
 
 def run_tests(rules: RuleSet, directory: Path) -> list[TestResult]:
-    """Run every test in ``directory/*.yaml`` against the rule set."""
+    """Run every test in ``directory/*.yaml`` against the rule set.
+
+    Raises RuleSetError with every problem of every file (file:line:column, a hint)
+    before any test runs."""
     engine = Engine(rules)
-    results: list[TestResult] = []
+    loaded: list[tuple[TestFile, SourceMap]] = []
+    problems: list[Problem] = []
     for path in sorted(directory.glob("*.y*ml")):
-        tests, source = load_tests(path)
+        try:
+            tests, source = load_tests(path)
+        except RuleSetError as error:
+            problems.extend(error.problems)
+            continue
+        problems.extend(file_problems(tests, source, rules))
+        loaded.append((tests, source))
+    if problems:
+        raise RuleSetError(problems)
+    results: list[TestResult] = []
+    for tests, source in loaded:
         for index, test in enumerate(tests.tests):
             where = source.at(("tests", index))
             results.append(TestResult(test.name, where, tuple(run_test(test, engine))))

@@ -12,6 +12,8 @@ from typing import Any, Final
 import yaml
 from yaml._yaml import CParser
 
+from taggers.yaml_versions import ambiguity
+
 Path_ = tuple[str | int, ...]
 
 # A rule file is data written by people: these bounds keep loading one fast and small
@@ -116,7 +118,9 @@ class _Loader(
     yaml.constructor.SafeConstructor,
     yaml.resolver.Resolver,
 ):
-    """YAML 1.2 booleans: only true and false, so that the rule key ``on:`` stays "on".
+    """YAML 1.2 booleans: only true and false. A plain value that YAML 1.1 tools read
+    otherwise (``yes``, ``on``, ``1:30``, ``012``) is a problem where it is written
+    (taggers.yaml_versions), so that a rule file means the same in every YAML tool.
 
     libyaml (C) reads the text into events, fast; this composes them into nodes (in
     Python, PyYAML's own composer), so that every node can be checked as it is made.
@@ -208,7 +212,7 @@ def _build(node: yaml.Node, path: Path_, source: SourceMap, problems: list[Probl
                     Problem(_mark(source.file, key_node), "a key must be a name, not a list or map")
                 )
                 continue
-            key = str(_scalar(key_node, source, problems))
+            key = str(_scalar(key_node, source, problems, key=True))
             if key in result:
                 problems.append(
                     Problem(
@@ -226,10 +230,35 @@ def _build(node: yaml.Node, path: Path_, source: SourceMap, problems: list[Probl
     return _scalar(node, source, problems)
 
 
-def _scalar(node: yaml.Node, source: SourceMap, problems: list[Problem]) -> Any:
+def _ambiguous(node: yaml.Node, file: str, key: bool) -> Problem | None:
+    """A problem for a plain scalar that YAML 1.1 and 1.2 tools read differently."""
+    if not isinstance(node, yaml.ScalarNode) or node.style:
+        return None
+    text = str(node.value)
+    differs = ambiguity(text)
+    if differs is None:
+        return None
+    where = _mark(file, node)
+    if key and text.lower() == "on":
+        hint = "the event that triggers an alert or a transition is written upon: (upon: purchase)"
+        return Problem(where, f"the key 'on': {differs}", hint)
+    what = "key" if key else "value"
+    quoted = f"quote it ('{text}') to mean the text"
+    if differs.endswith(f"as the text {text!r}"):
+        hint = f"write true or false for a boolean, or {quoted}"
+    else:
+        hint = f"{quoted}, or write the number in plain decimal digits"
+    return Problem(where, f"the {what} {text!r} is ambiguous: {differs}", hint)
+
+
+def _scalar(node: yaml.Node, source: SourceMap, problems: list[Problem], key: bool = False) -> Any:
     # The safe constructor resolves tags, so that 7 is an int and true a bool. A plain
     # value that looks like a type it is not (2026-13-45, an int of 5,000 digits, <<)
     # makes it raise: that value is a problem where it is.
+    unclear = _ambiguous(node, source.file, key)
+    if unclear is not None:
+        problems.append(unclear)
+        return str(node.value)
     try:
         return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, OverflowError) as error:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from streams.cli import graph
 from streams.cli.common import (
     RULES_DEFAULT,
     add_progress_option,
@@ -93,6 +94,7 @@ def register(commands: Commands) -> None:
         "-v", "--verbose", action="store_true", help="list passing tests too (default: failures)"
     )
     test.set_defaults(func=cmd_rules_test)
+    graph.register(rules_commands)
 
 
 def register_diff(rules_commands: Commands) -> None:

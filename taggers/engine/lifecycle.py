@@ -68,7 +68,7 @@ def on_event(plan: Plan, step: Step, event: BehaviourEvent) -> None:
     """Take the first transition from the current stage that this event makes true."""
     lifecycle = plan.rules.lifecycle
     assert lifecycle is not None
-    # An `on:` transition is the user's act in the current stage: an event that
+    # An `upon:` transition is the user's act in the current stage: an event that
     # happened before they entered it (a late purchase from before they went dormant)
     # cannot be that act, even if it arrives now.
     entered = step.profile.stage_since

@@ -132,7 +132,7 @@ class Plan:
         return tuple(a for a in found if a.where is None or a.where(event))
 
     def alerts_on(self, event_type: str) -> tuple[Alert, ...]:
-        """The per-event alerts (``on:``) an event of this type raises (kept per type)."""
+        """The per-event alerts (``upon:``) an event of this type raises (kept per type)."""
         found = self._alerts_on.get(event_type)
         if found is None:
             found = tuple(

@@ -14,7 +14,7 @@ Reader = Callable[[Profile, int, BehaviourEvent | None], Any]
 
 
 def event_dict(event: BehaviourEvent) -> dict[str, Any]:
-    """The event as rules with ``on:`` read it (``event.props.amount``)."""
+    """The event as rules with ``upon:`` read it (``event.props.amount``)."""
     return {
         "event_id": event.event_id,
         "user_id": event.user_id,

@@ -154,7 +154,7 @@ class BaseCompiler:
             if unknown is not None and unknown_name is not None:
                 hint = unknown(unknown_name.group(1)) or hint
             elif not with_event and error.message.startswith("unknown name 'event'"):
-                hint = "`event` is only available in rules with `on:` (per-event rules)"
+                hint = "`event` is only available in rules with `upon:` (per-event rules)"
             self.problem(source.at(path).offset(text, error.offset), error.message, hint)
             return None
         except Exception as error:  # a bug reached by this text: its problem, not a crash

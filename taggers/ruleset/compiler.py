@@ -79,11 +79,11 @@ class RuleSetCompiler(CalendarsCompiler):
         if step.to not in stages:
             self.stage_problem(step.to, stages, source.at((*path, "to")))
             ok = False
-        on = None if step.on is None else self.event_types(step.on, source.at((*path, "on")))
+        on = None if step.upon is None else self.event_types(step.upon, source.at((*path, "upon")))
         when = None
         if step.when is not None:
             when = self.expression(
-                step.when, source, (*path, "when"), expect=BOOL, with_event=step.on is not None
+                step.when, source, (*path, "when"), expect=BOOL, with_event=step.upon is not None
             )
             ok = ok and when is not None
         timer = self.timer(step.since, step.after, source, path)
@@ -157,11 +157,11 @@ class RuleSetCompiler(CalendarsCompiler):
         return alerts
 
     def alert(self, name: str, spec: AlertSpec, source: SourceMap, path: Path_) -> Alert | None:
-        on = None if spec.on is None else self.event_types(spec.on, source.at((*path, "on")))
+        on = None if spec.upon is None else self.event_types(spec.upon, source.at((*path, "upon")))
         when = None
         if spec.when is not None:
             when = self.expression(
-                spec.when, source, (*path, "when"), expect=BOOL, with_event=spec.on is not None
+                spec.when, source, (*path, "when"), expect=BOOL, with_event=spec.upon is not None
             )
             if when is None:
                 return None
@@ -218,14 +218,16 @@ class RuleSetCompiler(CalendarsCompiler):
                         f"unknown name {detail!r}",
                         f"did you mean {close[0]!r}?"
                         if close
-                        else 'details name values, or give one an expression: - n: "orders + 1"',
+                        else 'details name values, or give one an expression: - next: "orders + 1"',
                     )
                     continue
                 name, text = detail, detail
             else:
                 ((name, text),) = detail.items()
                 at = (*at, name)
-            compiled = self.expression(text, source, at, expect=DYN, with_event=spec.on is not None)
+            compiled = self.expression(
+                text, source, at, expect=DYN, with_event=spec.upon is not None
+            )
             if compiled is not None:
                 found.append((name, compiled))
         return tuple(found)

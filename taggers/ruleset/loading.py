@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from taggers.rulefile import RuleFile
+from taggers.model_problems import validation_problems
+from taggers.rulefile import RENAMED_KEYS, RuleFile
 from taggers.ruleset.base import failure
 from taggers.ruleset.compiler import RuleSetCompiler
 from taggers.ruleset.model import LIST_SUFFIX, MAX_LIST_BYTES, MAX_RULE_FILES, RuleSet
@@ -22,22 +22,6 @@ from taggers.yaml_source import (
     load_yaml,
     read_bounded,
 )
-
-
-def _problems_from_validation(error: ValidationError, source: SourceMap) -> Iterable[Problem]:
-    for item in error.errors(include_url=False):
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and "[" in p))
-        message = str(item["msg"]).removeprefix("Value error, ")
-        hint = None
-        if item["type"] == "extra_forbidden":
-            where = source.key(loc)
-            message = f"unknown key {loc[-1]!r}"
-            hint = "check the spelling; docs/rules.md lists every key"
-        else:
-            where = source.at(loc)
-            if item["type"] == "string_pattern_mismatch":
-                hint = "names are lower_case_with_underscores"
-        yield Problem(where, message, hint)
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -94,7 +78,9 @@ def _load_rules(root: Path) -> RuleSet:
         try:
             files.append((RuleFile.model_validate(data or {}), source))
         except ValidationError as error:
-            problems.extend(_problems_from_validation(error, source))
+            problems.extend(
+                validation_problems(error, source, RuleFile, "docs/rules.md", RENAMED_KEYS)
+            )
     compiler = RuleSetCompiler(files, root)
     if problems:
         raise RuleSetError(problems)

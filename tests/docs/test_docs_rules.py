@@ -43,7 +43,7 @@ from tests.support.markdown import Block, Page, shell_lines, spans, table, tagge
 from tests.unit.test_cel_conformance import DOCUMENTED_ONLY, REASONS
 
 DOC = Page(ROOT / "docs" / "rules.md")
-KNOWN_LANGUAGES = frozenset({"yaml", "sh", "json", "text"})
+KNOWN_LANGUAGES = frozenset({"yaml", "sh", "json", "text", "mermaid"})  # mermaid: test_docs_graph
 COUNTEREXAMPLES = frozenset({"purchase_gap > 30"})
 """Expressions the guide shows as mistakes: they must be rejected."""
 BLOCKS = DOC.blocks

@@ -42,7 +42,7 @@ lists:
   bad: {file: FILE}
 alerts:
   words:
-    on: message
+    upon: message
     when: contains_any(event.props.text, lists.bad)
 """
 
@@ -115,7 +115,7 @@ HOSTILE: tuple[Hostile, ...] = (
         "member-chain-1900-links",
         {
             "a.yaml": BASE
-            + 'alerts:\n  t:\n    on: message\n    when: "event.props'
+            + 'alerts:\n  t:\n    upon: message\n    when: "event.props'
             + ".x" * 1899
             + ' == 1"\n'
         },

@@ -16,7 +16,7 @@ tags:
 alerts:
   second_order:
     severity: low
-    on: purchase
+    upon: purchase
     when: "orders >= 2"
     details: [spend, gap, last_at, joined]
 """

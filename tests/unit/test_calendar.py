@@ -283,9 +283,9 @@ def test_calendar_mistakes_are_problems(tmp_path: Path, calendar: str, message: 
 
 
 def test_a_calendar_alert_has_one_trigger(tmp_path: Path) -> None:
-    rules = RULES + "  both: {on: purchase, calendar: {dates: holidays}}\n"
+    rules = RULES + "  both: {upon: purchase, calendar: {dates: holidays}}\n"
     (found,) = problems(tmp_path, rules)
-    assert "an alert has one trigger; found on and calendar" in found
+    assert "an alert has one trigger; found upon and calendar" in found
 
 
 # --- birthdays in member_join ------------------------------------------------------------------

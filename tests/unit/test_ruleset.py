@@ -134,10 +134,22 @@ lifecycle:
 
 def test_unknown_key_is_reported_at_the_key(tmp_path: Path) -> None:
     found = problems(tmp_path, a=BASE + "tags:\n  big:\n    whenn: orders > 1\n")
-    assert (
-        "a.yaml:6:5: unknown key 'whenn' (hint: check the spelling; docs/rules.md lists every"
-        " key)" in found
+    assert "a.yaml:6:5: unknown key 'whenn' (hint: did you mean 'when'?)" in found
+
+
+def test_unknown_key_hints_at_the_keys_of_its_own_section(tmp_path: Path) -> None:
+    text = (
+        "aggregates:\n  orders: {count: purchase, windw: 30d}\n"
+        "lifecycle:\n  initial: a\n  stages: {a: A}\n  transitions:\n"
+        "    - {from: a, to: a, when: 'true', alrt: x}\n"
+        "tags:\n  big: {when: orders > 1, colour: red}\n"
     )
+    assert problems(tmp_path, a=text) == [
+        "a.yaml:2:29: unknown key 'windw' (hint: did you mean 'window'?)",
+        "a.yaml:7:38: unknown key 'alrt' (hint: did you mean 'alert'?)",
+        "a.yaml:9:27: unknown key 'colour' (hint: check the spelling; docs/rules.md lists"
+        " every key)",
+    ]
 
 
 def test_misspelt_event_type(tmp_path: Path) -> None:
@@ -154,7 +166,7 @@ def test_yaml_syntax_error_has_a_position(tmp_path: Path) -> None:
 def test_event_is_only_for_per_event_rules(tmp_path: Path) -> None:
     found = problems(tmp_path, a=BASE + "tags:\n  x: {when: \"event.type == 'view'\"}\n")
     assert len(found) == 1
-    assert "only available in rules with `on:`" in found[0]
+    assert "only available in rules with `upon:`" in found[0]
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -175,12 +187,12 @@ lifecycle:
   initial: prospect
   stages: {prospect: 潜在, new: 新客}
   transitions:
-    - {from: prospect, to: new, on: purchase, alert: welcom}
+    - {from: prospect, to: new, upon: purchase, alert: welcom}
 alerts:
   welcome: {severity: low}
 """
     found = problems(tmp_path, a=BASE, b=lifecycle)
-    assert found == ["b.yaml:5:54: unknown alert 'welcom' (hint: did you mean 'welcome'?)"]
+    assert found == ["b.yaml:5:56: unknown alert 'welcom' (hint: did you mean 'welcome'?)"]
 
 
 def test_a_missing_word_list_file(tmp_path: Path) -> None:
@@ -194,7 +206,7 @@ aggregates:
   orders: {count: purchase}
 alerts:
   big:
-    on: purchase
+    upon: purchase
     details:
       - orders
       - amount: "event.props.amount"
@@ -219,9 +231,9 @@ def test_alert_details_are_names_or_expressions_checked_where_written(tmp_path: 
     assert problems(tmp_path, a=fixed) == [
         "a.yaml:9:37: unknown name 'oders' (hint: did you mean 'orders'?)",
         "a.yaml:11:9: unknown name 'sku_count' (hint: details name values, or give one an"
-        ' expression: - n: "orders + 1")',
+        ' expression: - next: "orders + 1")',
         "a.yaml:16:18: unknown name 'event' (hint: `event` is only available in rules with"
-        " `on:` (per-event rules))",
+        " `upon:` (per-event rules))",
     ]
     good = fixed.replace(" - oders", "").replace("      - sku_count\n", "")
     good = good[: good.index("  later:")]
