@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
