@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ _TIME_OF_DAY: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _YEARLY_TEXT: Final = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 _MIN_YEAR: Final = 1971
 _MAX_YEAR: Final = 2200
+_MAX_REMEMBERED: Final = 4096  # yearly occurrences a calendar keeps; then it starts over
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +50,22 @@ class Calendar:
     yearly: str | None = None
     shift_ms: int = 0
     time_ms: int = 0
+    # Made once, not at each deadline a profile's next date is looked for: the due times
+    # of ``fixed`` (searched), and the yearly occurrences already made, by (local days,
+    # year, month, day) (``on`` is a pure function of them).
+    dues: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    made: dict[tuple[LocalDays, int, int, int], Occurrence] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dues", tuple(o.due for o in self.fixed))
+        object.__setattr__(self, "made", {})
 
     def next_after(self, floor: int, yearly_value: Any, days: LocalDays) -> Occurrence | None:
         """The first occurrence due strictly after ``floor`` (epoch ms), or None."""
         if self.yearly is None:
-            dues = [o.due for o in self.fixed]
-            at = bisect.bisect_right(dues, floor)
+            at = bisect.bisect_right(self.dues, floor)
             return self.fixed[at] if at < len(self.fixed) else None
         found = month_day(yearly_value, days)
         if found is None:
@@ -63,8 +74,15 @@ class Calendar:
         # The occurrence of a year may fall in the year before or after (``before: 30d``
         # on January 10th): look from the year before the floor's.
         start = local_time(max(floor, 0), days.zone).year - 1
+        made = self.made
         for year in range(max(start, _MIN_YEAR), _MAX_YEAR):
-            occurrence = self.on(date(year, month, _day_in(year, month, day)), days)
+            key = (days, year, month, day)
+            occurrence = made.get(key)
+            if occurrence is None:
+                occurrence = self.on(date(year, month, _day_in(year, month, day)), days)
+                if len(made) >= _MAX_REMEMBERED:
+                    made.clear()
+                made[key] = occurrence
             if occurrence.due > floor:
                 return occurrence
         return None

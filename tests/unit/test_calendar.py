@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taggers.calendars import is_birthday
+from taggers.calendars import Calendar, is_birthday
 from taggers.durations import DAY_MS
 from taggers.engine import Engine
 from taggers.events import EventError, decode_event, format_ts, to_epoch_ms
+from taggers.localdays import LocalDays, load_zone
 from taggers.outputs import Alert, Output
 from taggers.replay import Replay
 from taggers.ruleset import load_rules
@@ -130,6 +131,27 @@ def test_birthdays_fire_yearly_before_the_date_and_feb_29_on_feb_28(tmp_path: Pa
         "2028-07-01",
     ]
     assert fired["plain"][0][0] == "2026-06-28T01:00:00.000Z"  # 3 days before, 09:00 local
+
+
+def test_a_yearly_date_is_the_same_whether_made_anew_or_remembered_and_per_zone() -> None:
+    # A calendar remembers the yearly occurrences it made: each zone keeps its own, and
+    # what it remembers is what a calendar that made none gives.
+    def birthday_soon() -> Calendar:
+        return Calendar(yearly="birthday", shift_ms=-3 * DAY_MS, time_ms=9 * 3_600_000)
+
+    remembering = birthday_soon()
+    floors = [
+        to_epoch_ms(f"{year}-{month:02d}-15T00:00:00Z")
+        for year in (2026, 2027)
+        for month in (1, 6, 12)
+    ]
+    for name in ("Asia/Shanghai", "America/New_York", "Asia/Shanghai"):
+        days = LocalDays(load_zone(name), name)
+        for floor in floors:
+            for birthday in ("07-01", "2000-02-29", "01-02"):
+                fresh = birthday_soon().next_after(floor, birthday, days)
+                assert remembering.next_after(floor, birthday, days) == fresh
+    assert remembering.made  # it did remember
 
 
 def test_before_and_after_may_name_a_duration_param(tmp_path: Path) -> None:
