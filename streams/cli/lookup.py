@@ -1,11 +1,12 @@
 """``tagger profile`` and ``tagger schema``: one user's stored profile, and the JSON
-Schemas of events and rule files."""
+Schemas of events, outputs and rule files."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -16,6 +17,8 @@ from taggers.engine import Engine
 from taggers.events import event_json_schema
 from taggers.expr import TIMESTAMP
 from taggers.identity import load_person
+from taggers.json_schema import identified
+from taggers.output_schema import outputs_json_schema
 from taggers.rulefile import RuleFile
 
 if TYPE_CHECKING:
@@ -30,8 +33,19 @@ def register(commands: Commands) -> None:
     profile.add_argument("--json", action="store_true", help="print JSON")
     profile.set_defaults(func=cmd_profile)
 
-    schema = commands.add_parser("schema", help="print a JSON Schema")
-    schema.add_argument("what", choices=["events", "rules"])
+    schema = commands.add_parser(
+        "schema",
+        help="print a JSON Schema (draft 2020-12) of events, outputs or rule files",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: tagger schema outputs > outputs.schema.json\n"
+        "example: tagger schema events > events.schema.json",
+    )
+    schema.add_argument(
+        "what",
+        choices=list(SCHEMAS),
+        help="events: what producers send; outputs: every output kind's record, as the"
+        " worker publishes it; rules: a rule file, for editors (no default: name one)",
+    )
     schema.set_defaults(func=cmd_schema)
 
 
@@ -82,8 +96,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def rules_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a rule file, as a document of its own."""
+    return identified("rules", RuleFile.model_json_schema())
+
+
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "events": event_json_schema,
+    "outputs": outputs_json_schema,
+    "rules": rules_json_schema,
+}
+"""What ``tagger schema`` prints, by name (each schema's ``$id`` ends in its name)."""
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print a JSON Schema."""
-    schema = event_json_schema() if args.what == "events" else RuleFile.model_json_schema()
+    schema = SCHEMAS[args.what]()
     print(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
     return 0
