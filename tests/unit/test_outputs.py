@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from prometheus_client import REGISTRY
 
 from streams import metrics
@@ -339,7 +339,7 @@ def test_the_schema_refuses_a_broken_record(output: Output, breaking: Any) -> No
 
 
 def test_the_schema_refuses_a_wrong_value_of_a_kinds_own_key() -> None:
-    wrong = {
+    wrong: dict[str, dict[str, Any]] = {
         "tag_change": {"op": "toggle"},
         "transition": {"to": None},
         "alert": {"severity": "warning"},
@@ -354,7 +354,7 @@ def test_the_schema_refuses_a_wrong_value_of_a_kinds_own_key() -> None:
 
 
 def test_the_alert_severities_are_a_rule_files() -> None:
-    assert outputs.SEVERITIES == get_args(rulefile.Severity)
+    assert get_args(rulefile.Severity) == outputs.SEVERITIES
 
 
 # Each version of each kind, with the digest of its schema (descriptions left out). What a
