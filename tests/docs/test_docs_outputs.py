@@ -24,26 +24,22 @@ from streams.worker.routing import Outgoing, Topics, routed
 from taggers.outputs import Output, output_to_dict
 from taggers.pipeline import Prepared
 from tests.support import ROOT
-from tests.support.contract import SIMULATE_ARGS, replayed
-from tests.support.markdown import Block, Page, spans, table
+from tests.support.contract import (
+    CHECK,
+    CLOUDEVENT,
+    CONSUMER,
+    OUTPUTS_PAGE,
+    SIMULATE_ARGS,
+    docs_block,
+    replayed,
+    run_block,
+)
+from tests.support.markdown import Page, spans, table
 
-OUTPUTS = Page(ROOT / "docs" / "outputs.md")
+OUTPUTS = OUTPUTS_PAGE
 PAGES = [Page(ROOT / "README.md"), *(Page(p) for p in sorted((ROOT / "docs").glob("*.md")))]
 PYTHON = [b for page in PAGES for b in page.blocks if b.lang == "python"]
-# What each Python block of docs/outputs.md defines or does, by which it is found.
-CHECK, CONSUMER, CLOUDEVENT = "Draft202012Validator(", "def audience(", "def as_cloudevent("
-
-
-def block(marker: str) -> Block:
-    (found,) = [b for b in PYTHON if b.page == OUTPUTS.name and marker in b.text]
-    return found
-
-
-def run_block(code: Block) -> dict[str, Any]:
-    """The names a block defines, run as a module that is not ``__main__``."""
-    namespace: dict[str, Any] = {"__name__": "docs_example"}
-    exec(compile(code.text, code.id, "exec"), namespace)
-    return namespace
+block = docs_block
 
 
 def test_every_python_block_is_one_these_tests_run() -> None:

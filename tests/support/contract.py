@@ -1,6 +1,7 @@
-"""Real events and outputs for the tests of the output contract (the schemas, the headers,
-the consumer of docs/outputs.md): the bundled pack replayed over a simulated shop, with
-bad lines, second ids, forgets and opt-outs, so that every output kind is among them."""
+"""For the tests of the output contract (the schemas, the headers, the Python of
+docs/outputs.md): real events and outputs, the bundled pack replayed over a simulated
+shop with bad lines, second ids, forgets and opt-outs, so that every output kind is among
+them; stock validators of the schemas; the docs' Python blocks, to run."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from taggers.replay import BadLine, Replay
 from taggers.ruleset import load_rules
 from taggers.simulate import SimulationConfig, simulate
 from taggers.store import MemoryStore
+from tests.support import ROOT
+from tests.support.markdown import Block, Page
 
 SIMULATION = SimulationConfig(
     users=80, days=40, seed=4, malformed=0.05, identities=0.2, forgets=0.1, opt_outs=0.1
@@ -31,6 +34,9 @@ SIMULATE_ARGS = (
 """``SIMULATION`` as ``tagger simulate`` options."""
 REPLAY_LINES = frozenset({"error", "profile", "skipped"})
 """The kinds of ``tagger replay --json`` line that are not outputs."""
+OUTPUTS_PAGE = Page(ROOT / "docs" / "outputs.md")
+# What each Python block of docs/outputs.md does or defines, by which it is found.
+CHECK, CONSUMER, CLOUDEVENT = "Draft202012Validator(", "def audience(", "def as_cloudevent("
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +70,16 @@ def validator(name: str) -> Draft202012Validator:
     schema: dict[str, Any] = orjson.loads(orjson.dumps(SCHEMAS[name]()))
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def docs_block(marker: str) -> Block:
+    """The Python block of docs/outputs.md that holds ``marker``."""
+    (found,) = [b for b in OUTPUTS_PAGE.blocks if b.lang == "python" and marker in b.text]
+    return found
+
+
+def run_block(code: Block) -> dict[str, Any]:
+    """The names a block defines, run as a module that is not ``__main__``."""
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(code.text, code.id, "exec"), namespace)
+    return namespace
