@@ -17,7 +17,7 @@ Adding a kind: its dataclass, its member of ``Output``, its ``OutputKind`` in
 ``OUTPUT_KINDS`` and ``kind_of``, its topic setting (in Settings) or ``everywhere``, and
 its rows in the docs; ``tests/unit/test_outputs.py`` says which is missing. Changing what
 a kind writes (a key added, removed or renamed, a value's type or meaning) bumps its
-``version``; ``tests/unit/test_output_schema.py`` fails until it is bumped.
+``version``; ``tests/unit/test_outputs.py`` fails until it is bumped.
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ VALUES_SCHEMA: Final[dict[str, Any]] = {
     "description": "values by name, each in its JSON form (docs/outputs.md, Values)",
 }
 SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
-"""An alert's severities (a rule file's ``severity:``, ``taggers.rulefile.Severity``)."""
+"""An alert's severities: a rule file's ``severity:`` (``taggers.rulefile.Severity``, as a
+test holds it)."""
 
 
 @dataclass(frozen=True, slots=True)
