@@ -34,7 +34,7 @@ from tests.support.stack import pipeline_settings, produce, running_worker, wait
 
 pytestmark = pytest.mark.integration
 
-SHOP = SimulationConfig(users=60, days=30, seed=8, identities=0.2, forgets=0.1, opt_outs=0.1)
+SHOP = SimulationConfig(users=40, days=30, seed=8, identities=0.2, forgets=0.1, opt_outs=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_the_workers_records_keep_the_contract(
         produce(settings, lines)
         wait_for(
             lambda: len(read_all(settings, [topic])) > 0 and audiences_agree(),
-            240,
+            600,  # each check reads the whole topic: slow on a loaded machine, not stuck
             "the consumer's audiences to be Redis's",
         )
         records = read_all(settings, list(output_topics(settings).values()))
@@ -138,8 +138,9 @@ def test_the_one_line_console_consumer_prints_the_records(
         )
         try:
             assert console.stdout is not None
-            ready, _, _ = select.select([console.stdout], [], [], 120)
-            assert ready, "the console consumer printed nothing in 120 s"
+            # The worker starts, decides and sends first: minutes on a loaded machine.
+            ready, _, _ = select.select([console.stdout], [], [], 300)
+            assert ready, "the console consumer printed nothing in 300 s"
             first = console.stdout.readline().decode()
         finally:
             console.kill()
