@@ -34,6 +34,8 @@ from taggers.event_values import (
     MAX_GROUP_ID_LENGTH,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
+    MAX_TS_MS,
+    MIN_TS_MS,
     NUMERIC,
     TYPE_PATTERN,
     to_number,
@@ -45,6 +47,7 @@ from taggers.event_values import MAX_AMOUNT as MAX_AMOUNT  # noqa: PLC0414
 from taggers.event_values import MAX_INTEGER as MAX_INTEGER  # noqa: PLC0414
 from taggers.event_values import MIN_INTEGER as MIN_INTEGER  # noqa: PLC0414
 from taggers.event_values import to_epoch_ms as to_epoch_ms  # noqa: PLC0414
+from taggers.json_schema import identified
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 MAX_PROPS_DEPTH: Final = 8
@@ -100,8 +103,20 @@ def format_ts(ms: int, tz: tzinfo = UTC) -> str:
 
 _TS_SCHEMA: Final = {
     "anyOf": [
-        {"type": "string", "format": "date-time", "description": "ISO-8601 with a time zone"},
-        {"type": "integer", "description": "epoch milliseconds"},
+        {
+            "type": "string",
+            "format": "date-time",
+            # A date, a time, and a time zone at the end (Z or an offset): what
+            # to_epoch_ms accepts; a validator without format checks still sees the zone.
+            "pattern": r"^\d{4}[^T ]*[T ].*(Z|[+-]\d{2}(:?\d{2}(:?\d{2}(\.\d+)?)?)?)$",
+            "description": "ISO-8601 with a time zone",
+        },
+        {
+            "type": "integer",
+            "minimum": MIN_TS_MS,
+            "exclusiveMaximum": MAX_TS_MS,
+            "description": "epoch milliseconds (2000-01-01 to 2100-01-01)",
+        },
     ]
 }
 Timestamp = Annotated[int, BeforeValidator(to_epoch_ms), WithJsonSchema(_TS_SCHEMA)]
@@ -498,11 +513,25 @@ def forget_event(user_id: str, ts: int, event_id: str) -> bytes:
 
 
 def event_json_schema() -> dict[str, Any]:
-    """The JSON Schema of BehaviourEvent, with the known types' props documented."""
+    """The JSON Schema of BehaviourEvent (``tagger schema events``), each known type's props
+    checked by an ``if``/``then`` on its ``type``, so that a stock validator checks them.
+
+    What no schema says, the decoder still checks: bounds of the whole message and of
+    its nesting, times outside 2000..2100, an ``identify`` naming its own ``user_id``."""
     schema = BehaviourEvent.model_json_schema()
-    schema["$defs"] = schema.get("$defs", {})
-    schema["x-event-types"] = {
-        name: {"description": meaning, "props": model.model_json_schema().get("properties", {})}
-        for name, (model, meaning) in EVENT_TYPES.items()
-    }
-    return schema
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    by_type = []
+    for name, (model, meaning) in EVENT_TYPES.items():
+        then: dict[str, Any] = {"description": f"{name}: {meaning}"}
+        if model is not _Props:  # a type whose props are checked
+            props = model.model_json_schema()
+            defs |= props.pop("$defs", {})
+            defs[model.__name__] = props
+            then["properties"] = {"props": {"$ref": f"#/$defs/{model.__name__}"}}
+            if props.get("required"):  # without props, the props {} lack them
+                then["required"] = ["props"]
+        if_type = {"properties": {"type": {"const": name}}, "required": ["type"]}
+        by_type.append({"if": if_type, "then": then})
+    schema["allOf"] = by_type
+    schema["$defs"] = defs
+    return identified("events", schema)

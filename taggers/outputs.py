@@ -6,14 +6,18 @@ or timer deadline that caused it), so a subscriber can drop duplicates after a r
 names the id the event came under (``user_id``) and the person whose profile it is
 (``person_id``): they differ for an event under a linked id (docs/identity.md).
 
-Each output kind is declared once, here, by an ``OutputKind``: its name, the setting that
-names its topic, its metric, its JSON shape and serialisation, and its one-line display.
+Each output kind is declared once, here, by an ``OutputKind``: its name, its schema
+version, the setting that names its topic, its metric, its JSON shape (each key with the
+JSON Schema of its value: ``tagger schema outputs`` is made of these, by
+``taggers.output_schema``) and serialisation, and its one-line display.
 The worker's routing and metrics, the command line and the demo read these declarations;
 ``kind_of`` maps an output to its declaration with a ``match`` that mypy proves exhaustive,
 so a kind added to ``Output`` without one is a type error, not a run-time fall-through.
 Adding a kind: its dataclass, its member of ``Output``, its ``OutputKind`` in
 ``OUTPUT_KINDS`` and ``kind_of``, its topic setting (in Settings) or ``everywhere``, and
-its rows in the docs; ``tests/unit/test_outputs.py`` says which is missing.
+its rows in the docs; ``tests/unit/test_outputs.py`` says which is missing. Changing what
+a kind writes (a key added, removed or renamed, a value's type or meaning) bumps its
+``version``; ``tests/unit/test_outputs.py`` fails until it is bumped.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, assert_never
+from typing import Any, Final, Generic, Literal, TypeVar, assert_never
 
 from mypy_extensions import mypyc_attr
 
+from taggers.event_values import ID_PATTERN, MAX_ID_LENGTH
 from taggers.events import format_ts
 
 
@@ -124,8 +129,39 @@ Output = TagChange | Transition | Alert | IdentityMerge | Forgotten
 OutputT = TypeVar("OutputT", bound=Output)
 
 # The JSON keys every output has, around its kind's own (``OutputKind.fields``).
-HEAD_KEYS = ("kind", "id", "user_id", "person_id")
+HEAD_KEYS = ("kind", "schema_version", "id", "user_id", "person_id")
 TAIL_KEYS = ("at", "reason")
+
+# The Kafka headers of every output record: a consumer routes by them without parsing.
+KIND_HEADER: Final = "tagger-kind"
+VERSION_HEADER: Final = "tagger-schema-version"
+
+# The JSON Schemas of output values, by what they hold (for ``OutputKind.fields``).
+JsonSchema = Mapping[str, Any]
+ID_SCHEMA: Final[dict[str, Any]] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_ID_LENGTH,
+    "pattern": ID_PATTERN,
+    "description": "a user id, as events carry it",
+}
+IDS_SCHEMA: Final[dict[str, Any]] = {"type": "array", "items": ID_SCHEMA, "minItems": 1}
+NAME_SCHEMA: Final[dict[str, Any]] = {"type": "string", "minLength": 1}
+LABEL_SCHEMA: Final[dict[str, Any]] = {
+    "type": ["string", "null"],
+    "description": "the name for people, or null",
+}
+OPTED_OUT_SCHEMA: Final[dict[str, Any]] = {
+    "type": "boolean",
+    "description": "whether the person had opted out of marketing then",
+}
+VALUES_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "values by name, each in its JSON form (docs/outputs.md, Values)",
+}
+SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
+"""An alert's severities: a rule file's ``severity:`` (``taggers.rulefile.Severity``, as a
+test holds it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +183,16 @@ class OutputKind(Generic[OutputT]):
     """One output kind, declared once: everything outside the engine needs to know of it."""
 
     name: str  # the JSON "kind", and the label of tagger_outputs_total{kind}
+    # Its JSON's "schema_version" and the tagger-schema-version header: bumped by any
+    # change to what it writes (docs/outputs.md, Schema versions).
+    version: int
     cls: type[OutputT]
     # The field of the worker's Settings naming its topic; None for a kind sent to
     # ``everywhere``, every other kind's topic (a subscriber of any of them must see it).
     topic_setting: str | None
     plural: str  # how summaries name its outputs: "tag changes"
-    fields: tuple[str, ...]  # its own JSON keys, in order, between the common ones
+    # Its own JSON keys, in order, between the common ones, each with its value's schema.
+    fields: Mapping[str, JsonSchema]
     body: Callable[[OutputT], dict[str, Any]]  # those keys' values
     metric: OutputMetric
     metric_labels: Callable[[OutputT], tuple[str, ...]]  # an output's values of metric.labels
@@ -170,6 +210,11 @@ class OutputKind(Generic[OutputT]):
     def keys(self) -> tuple[str, ...]:
         """Every key of its JSON form, in the order they are written."""
         return (*HEAD_KEYS, *self.fields, *TAIL_KEYS)
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The Kafka headers of its records: its name and its schema version."""
+        return [(KIND_HEADER, self.name.encode()), (VERSION_HEADER, str(self.version).encode())]
 
 
 def _label(record: Mapping[str, Any]) -> str:
@@ -203,10 +248,16 @@ def _describe_alert(record: Mapping[str, Any]) -> str:
 
 TAG_CHANGE = OutputKind(
     name="tag_change",
+    version=1,
     cls=TagChange,
     topic_setting="tag_changes_topic",
     plural="tag changes",
-    fields=("tag", "op", "display", "opted_out"),
+    fields={
+        "tag": NAME_SCHEMA | {"description": "the tag; a family's member: family_value"},
+        "op": {"enum": ["add", "remove"]},
+        "display": LABEL_SCHEMA,
+        "opted_out": OPTED_OUT_SCHEMA,
+    },
     body=lambda o: {"tag": o.tag, "op": o.op, "display": o.display, "opted_out": o.opted_out},
     # A tag family counts under its rule's name (interest, not interest_美妆): bounded.
     metric=OutputMetric(
@@ -219,10 +270,15 @@ TAG_CHANGE = OutputKind(
 )
 TRANSITION = OutputKind(
     name="transition",
+    version=1,
     cls=Transition,
     topic_setting="transitions_topic",
     plural="transitions",
-    fields=("from", "to", "opted_out"),
+    fields={
+        "from": {"type": ["string", "null"], "description": "the stage left; null: first seen"},
+        "to": NAME_SCHEMA | {"description": "the stage entered"},
+        "opted_out": OPTED_OUT_SCHEMA,
+    },
     body=lambda o: {"from": o.from_stage, "to": o.to_stage, "opted_out": o.opted_out},
     metric=OutputMetric(
         "tagger_transitions_total",
@@ -234,10 +290,16 @@ TRANSITION = OutputKind(
 )
 ALERT = OutputKind(
     name="alert",
+    version=1,
     cls=Alert,
     topic_setting="alerts_topic",
     plural="alerts",
-    fields=("name", "severity", "display", "details"),
+    fields={
+        "name": NAME_SCHEMA | {"description": "the alert rule"},
+        "severity": {"enum": list(SEVERITIES)},
+        "display": LABEL_SCHEMA,
+        "details": VALUES_SCHEMA | {"description": "the values its details: list, by name"},
+    },
     body=lambda o: {
         "name": o.name,
         "severity": o.severity,
@@ -252,11 +314,16 @@ ALERT = OutputKind(
 
 IDENTITY_MERGE = OutputKind(
     name="identity_merge",
+    version=1,
     cls=IdentityMerge,
     topic_setting=None,
     everywhere=True,
     plural="identity merges",
-    fields=("absorbed", "survivor", "ids"),
+    fields={
+        "absorbed": ID_SCHEMA | {"description": "the id merged in, now a link to the person"},
+        "survivor": ID_SCHEMA | {"description": "the person (person_id)"},
+        "ids": IDS_SCHEMA | {"description": "every id of the person now, the person's first"},
+    },
     body=lambda o: {"absorbed": o.absorbed, "survivor": o.person_id, "ids": list(o.ids)},
     metric=OutputMetric(
         "tagger_identity_merges_total", "Identity merges sent (two profiles became one)", ()
@@ -267,11 +334,12 @@ IDENTITY_MERGE = OutputKind(
 )
 FORGOTTEN = OutputKind(
     name="forgotten",
+    version=1,
     cls=Forgotten,
     topic_setting=None,
     everywhere=True,
     plural="forgotten",
-    fields=("ids",),
+    fields={"ids": IDS_SCHEMA | {"description": "every id deleted, the person's first"}},
     body=lambda o: {"ids": list(o.ids)},
     metric=OutputMetric("tagger_forgotten_total", "People forgotten (deleted on request)", ()),
     metric_labels=lambda o: (),
@@ -335,13 +403,15 @@ def _reason(reason: Reason) -> dict[str, Any]:
 def output_to_dict(output: Output) -> dict[str, Any]:
     """The JSON form of an output, as written to topics and by ``tagger replay --json``:
     the keys of its kind's ``keys``, in that order."""
+    kind = kind_of(output)
     data: dict[str, Any] = {
         "kind": output.kind,
+        "schema_version": kind.version,
         "id": output.id,
         "user_id": output.user_id,
         "person_id": output.person_id,
     }
-    data |= kind_of(output).body(output)
+    data |= kind.body(output)
     data["at"] = format_ts(output.at)
     data["reason"] = _reason(output.reason)
     return data

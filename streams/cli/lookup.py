@@ -1,11 +1,12 @@
 """``tagger profile``, ``tagger audience`` and ``tagger schema``: one user's stored
-profile, a tag's audience as a file, and the JSON Schemas of events and rule files."""
+profile, a tag's audience as a file, and the JSON Schemas of events, outputs and rule files."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,6 +18,8 @@ from taggers.engine import Engine
 from taggers.events import event_json_schema
 from taggers.expr import TIMESTAMP
 from taggers.identity import load_person
+from taggers.json_schema import identified
+from taggers.output_schema import outputs_json_schema
 from taggers.profile_record import profile_record
 from taggers.rulefile import RuleFile
 
@@ -46,10 +49,18 @@ def register(commands: Commands) -> None:
     schema = command(
         commands,
         "schema",
-        help="print a JSON Schema: of events (for producers) or of rule files (for editors)",
-        example="tagger schema rules > rules.schema.json",
+        help="print a JSON Schema (draft 2020-12) of events, outputs or rule files",
+        example=[
+            "tagger schema outputs > outputs.schema.json",
+            "tagger schema events > events.schema.json",
+        ],
     )
-    schema.add_argument("what", choices=["events", "rules"], help="which schema")
+    schema.add_argument(
+        "what",
+        choices=list(SCHEMAS),
+        help="events: what producers send; outputs: every output kind's record, as the"
+        " worker publishes it; rules: a rule file, for editors (no default: name one)",
+    )
     schema.set_defaults(func=cmd_schema)
 
 
@@ -100,8 +111,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def rules_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a rule file, as a document of its own."""
+    return identified("rules", RuleFile.model_json_schema())
+
+
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "events": event_json_schema,
+    "outputs": outputs_json_schema,
+    "rules": rules_json_schema,
+}
+"""What ``tagger schema`` prints, by name (each schema's ``$id`` ends in its name)."""
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print a JSON Schema."""
-    schema = event_json_schema() if args.what == "events" else RuleFile.model_json_schema()
+    schema = SCHEMAS[args.what]()
     print(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
     return 0

@@ -1,10 +1,11 @@
 """Output routing: which topic each thing a batch gives goes to, and how it is written.
 
 A batch gives dead letters (to the DLQ), re-keyed copies (to the re-keyed input topic,
-keyed by user, with their origin) and outputs (each kind to its topic, keyed by person; a
-kind declared ``everywhere``, as identity merges and forgotten people, to every output
-topic once). The topics of the input sources (``taggers.sources``) and of the output kinds
-(``taggers.outputs``) are the settings their declarations name (``streams.topics``).
+keyed by user, with their origin) and outputs (each kind to its topic, keyed by person,
+with headers naming its kind and schema version; a kind declared ``everywhere``, as
+identity merges and forgotten people, to every output topic once). The topics of the
+input sources (``taggers.sources``) and of the output kinds (``taggers.outputs``) are the
+settings their declarations name (``streams.topics``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from faust.types import TP
 
 from streams.settings import Settings
 from streams.topics import input_topics, output_topics
-from taggers.outputs import Output, kind_of, output_to_dict
+from taggers.outputs import OUTPUT_KINDS, Output, kind_of, output_to_dict
 from taggers.pipeline import Prepared
 from taggers.sources import REKEYED, InputSource
 
@@ -68,6 +69,10 @@ class Topics:
         return sorted(tp for tp in assignment if tp.topic in names)
 
 
+# Made once: the same headers go on every record of a kind (the producer only reads them).
+_HEADERS: dict[str, list[tuple[str, bytes]]] = {kind.name: kind.headers for kind in OUTPUT_KINDS}
+
+
 def output_topics_of(output: Output, topics: Topics) -> tuple[str, ...]:
     """The topics an output goes to: its kind's, or (a kind sent everywhere, such as a
     forgotten person) each output topic once."""
@@ -91,5 +96,6 @@ def routed(batch: Prepared, topics: Topics) -> Iterator[Outgoing]:
         # Keyed by person: a subscriber reads all of one person's outputs in order,
         # whichever of the person's ids their events came under.
         key, value = output.person_id.encode(), orjson.dumps(output_to_dict(output))
+        headers = _HEADERS[output.kind]
         for topic in output_topics_of(output, topics):
-            yield Outgoing(topic, key, value)
+            yield Outgoing(topic, key, value, None, headers)

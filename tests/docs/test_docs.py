@@ -3,7 +3,9 @@ own examples are run by test_docs_rules.py).
 
 - Every ``` block has a language this file checks: ```sh lines are commands that exist
   (``tagger`` ones parse with the real parser, ``python bench/...`` ones name a benchmark
-  and its options), ```yaml blocks are rule files that compile, ```json and ```jsonl parse.
+  and its options, ``python -c`` ones compile), ```yaml blocks are rule files that
+  compile, ```json and ```jsonl parse, ```python blocks (docs/outputs.md's schema check,
+  consumer and CloudEvent) are run over real outputs.
 - Inline ``tagger ...`` spans name real commands and options; every ``TAGGER_*`` variable
   named in any doc is a setting; every relative link reaches a file and heading.
 - docs/configuration.md's table is exactly the settings with their defaults; the tables
@@ -65,7 +67,7 @@ RULES_GUIDE = DOCS / "rules.md"  # its examples: test_docs_rules.py
 PAGES = [Page(ROOT / "README.md"), *(Page(p) for p in sorted(DOCS.glob("*.md")))]
 ALL_PAGES = [*PAGES, Page(ROOT / "deploy" / "README.md")]
 CHECKED = [p for p in PAGES if p.path != RULES_GUIDE]
-KNOWN_LANGUAGES = frozenset({"yaml", "sh", "json", "jsonl", "text"})
+KNOWN_LANGUAGES = frozenset({"yaml", "sh", "json", "jsonl", "text", "python"})
 
 # Commands shown in ```sh blocks that the deploy tests check (docker-compose config,
 # promtool, Kubernetes schemas) or that only change the shell.
@@ -129,6 +131,8 @@ def test_shell_line_runs_a_real_command(where: str, line: str) -> None:
                 pytest.fail(f"{where}: tagger rejects {' '.join(command)!r}")
             _check_options(where, command)
             _check_rules_spelling(where, command, parsed)
+        elif program == "python" and command[1:2] == ["-c"]:
+            compile(command[2], where, "exec")  # a one-line program: it parses
         elif program == "python":
             _check_bench(where, command)
         elif program.startswith("./"):
@@ -420,7 +424,7 @@ def _example() -> tuple[Block, Block, list[str], Block]:
     """The example's rule file, events, command (without ``tagger``) and output."""
     (rules,) = [b for b in OUTPUTS.blocks if b.lang == "yaml"]
     events, output = [b for b in OUTPUTS.blocks if b.lang == "jsonl"]
-    (line,) = [line for _, line in shell_lines(OUTPUTS)]
+    (line,) = [line for _, line in shell_lines(OUTPUTS) if line.startswith("tagger replay")]
     (command,) = shell_commands(line)
     return rules, events, command[1:], output
 

@@ -568,8 +568,9 @@ def test_generated_events_give_the_same_profiles_on_each_store_as_in_memory(
 
 
 def test_the_json_schema_says_numeric_props_take_numeric_text() -> None:
-    props = event_json_schema()["x-event-types"]
-    amount, score = props["purchase"]["props"]["amount"], props["survey"]["props"]["score"]
+    props = event_json_schema()["$defs"]
+    amount = props["PurchaseProps"]["properties"]["amount"]
+    score = props["SurveyProps"]["properties"]["score"]
     for good in (1500.5, "1500.50", " 12 ", 0):
         jsonschema.validate(good, amount)
     for bad in (True, "NaN", "lots", -1, MAX_AMOUNT + 1):

@@ -9,6 +9,7 @@ fields, so a kind added to the union is checked without being listed here; a fie
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import re
 import sys
@@ -18,14 +19,16 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator
 from prometheus_client import REGISTRY
 
 from streams import metrics
 from streams.settings import Settings
 from streams.topics import output_topics, topic_names
 from streams.worker.routing import Topics, routed
-from taggers import outputs
+from taggers import outputs, rulefile
 from taggers.display import OutputTally, describe_output
+from taggers.output_schema import kind_schema, outputs_json_schema
 from taggers.outputs import (
     OUTPUT_KINDS,
     TOPIC_KINDS,
@@ -38,6 +41,7 @@ from taggers.outputs import (
     Transition,
     kind_named,
     kind_of,
+    output_id,
     output_to_dict,
 )
 
@@ -85,11 +89,12 @@ def source_module() -> types.ModuleType:
 SOURCE = source_module()
 
 
-def sample(cls: type[Output]) -> Output:
-    """An output of this kind, from its fields' types (``kind`` keeps its default)."""
+def sample(cls: type[Output], **given: Any) -> Output:
+    """An output of this kind, from its fields' types (``kind`` keeps its default), with
+    the ``given`` fields' values (those it has)."""
     hints = get_type_hints(getattr(SOURCE, cls.__name__))
     values = {
-        f.name: sample_value(f.name, hints[f.name])
+        f.name: given[f.name] if f.name in given else sample_value(f.name, hints[f.name])
         for f in dataclasses.fields(cls)
         if f.default is dataclasses.MISSING
     }
@@ -128,7 +133,7 @@ def test_serialisation_writes_the_declared_shape(output: Output) -> None:
     kind = kind_of(output)
     data = output_to_dict(output)
     assert tuple(data) == kind.keys
-    assert tuple(kind.body(output)) == kind.fields
+    assert tuple(kind.body(output)) == tuple(kind.fields)
     assert orjson.loads(orjson.dumps(data)) == data  # JSON as it is, nothing lost on the way
 
 
@@ -177,6 +182,12 @@ def test_routing_sends_an_output_to_its_topics_keyed_by_person(output: Output) -
     assert [record.topic for record in sent] == want
     assert {record.key for record in sent} == {output.person_id.encode()} != {b"user_id-1"}
     assert {record.value for record in sent} == {orjson.dumps(output_to_dict(output))}
+    # Headers a consumer routes by without parsing the value: the kind and its version.
+    for record in sent:
+        assert record.headers == [
+            ("tagger-kind", kind.name.encode()),
+            ("tagger-schema-version", str(kind.version).encode()),
+        ]
 
 
 def test_count_output_counts_by_kind_and_by_what_it_says(output: Output) -> None:
@@ -267,6 +278,122 @@ def test_an_unknown_kind_is_an_error_not_a_fall_through() -> None:
         OutputTally().add(record)
 
 
+# The schema of each kind (tagger schema outputs) ---------------------------------------
+
+SCHEMA = outputs_json_schema()
+VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def as_written(cls: type[Output]) -> dict[str, Any]:
+    """The JSON of an output of this kind as the engine makes one: a real output id, a
+    severity a rule file can name, read back as a subscriber reads it."""
+    made = sample(cls, id=output_id("u1", "e1", "v1", "tag", "vip"), severity="high")
+    data: dict[str, Any] = orjson.loads(orjson.dumps(output_to_dict(made)))
+    return data
+
+
+def test_every_kind_has_a_schema_of_the_keys_it_writes(output: Output) -> None:
+    """The $defs entry of each member of Output (found from the union, not a list here):
+    exactly its keys, in order, all required, no other; the record it writes is valid."""
+    kind = kind_of(output)
+    assert kind.name in SCHEMA["$defs"], f"{kind.name}: no schema in tagger schema outputs"
+    schema = SCHEMA["$defs"][kind.name]
+    assert list(schema["properties"]) == list(kind.keys) == schema["required"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["schema_version"] == {"const": kind.version}
+    record = as_written(type(output))
+    assert record["schema_version"] == kind.version
+    errors = [error.message for error in VALIDATOR.iter_errors(record)]
+    assert not errors, f"{kind.name}: {errors}"
+
+
+def test_the_schema_is_a_draft_2020_12_document_that_picks_the_kind() -> None:
+    Draft202012Validator.check_schema(SCHEMA)
+    assert (SCHEMA["$schema"], SCHEMA["$id"]) == (
+        "https://json-schema.org/draft/2020-12/schema",
+        "urn:realtime-tagger:schema:outputs",
+    )
+    names = [kind.name for kind in OUTPUT_KINDS]
+    assert list(SCHEMA["$defs"]) == names == SCHEMA["properties"]["kind"]["enum"]
+    assert [rule["then"]["$ref"] for rule in SCHEMA["allOf"]] == [f"#/$defs/{n}" for n in names]
+
+
+@pytest.mark.parametrize(
+    "breaking",
+    [
+        lambda r: {k: v for k, v in r.items() if k != "id"},  # a key missing
+        lambda r: r | {"extra": 1},  # a key it does not write
+        lambda r: r | {"schema_version": r["schema_version"] + 1},  # another version
+        lambda r: r | {"id": "not-an-output-id"},
+        lambda r: r | {"at": "2026-01-01T08:00:00+08:00"},  # not UTC with milliseconds
+        lambda r: r | {"reason": {"rule": "r"}},  # no version, no values
+        lambda r: r | {"person_id": "{u1}"},  # not an id
+        lambda r: r | {"kind": "merge"},  # no such kind
+    ],
+    ids=["missing", "extra", "version", "id", "at", "reason", "person", "kind"],
+)
+def test_the_schema_refuses_a_broken_record(output: Output, breaking: Any) -> None:
+    record = as_written(type(output))
+    assert VALIDATOR.is_valid(record)
+    assert not VALIDATOR.is_valid(breaking(record))
+
+
+def test_the_schema_refuses_a_wrong_value_of_a_kinds_own_key() -> None:
+    wrong: dict[str, dict[str, Any]] = {
+        "tag_change": {"op": "toggle"},
+        "transition": {"to": None},
+        "alert": {"severity": "warning"},
+        "identity_merge": {"ids": []},
+        "forgotten": {"ids": ["u1", 7]},
+    }
+    assert set(wrong) == {kind.name for kind in OUTPUT_KINDS}, "a wrong value for each kind"
+    for kind in OUTPUT_KINDS:
+        record = as_written(kind.cls)
+        assert VALIDATOR.is_valid(record)
+        assert not VALIDATOR.is_valid(record | wrong[kind.name]), kind.name
+
+
+def test_the_alert_severities_are_a_rule_files() -> None:
+    assert get_args(rulefile.Severity) == outputs.SEVERITIES
+
+
+# Each version of each kind, with the digest of its schema (descriptions left out). What a
+# kind writes changed (the test below fails): bump its version in taggers/outputs.py and
+# add the new digest under the new version, keeping the old ones.
+SCHEMA_DIGESTS: dict[str, dict[int, str]] = {
+    "tag_change": {1: "db52ba193547deb8"},
+    "transition": {1: "e20d13784102b4de"},
+    "alert": {1: "6e35fa719a3d2be3"},
+    "identity_merge": {1: "fcc3ad5e990f2e35"},
+    "forgotten": {1: "b5e28d496c232040"},
+}
+
+
+def schema_digest(schema: Any) -> str:
+    """A digest of a schema's constraints: its descriptions and title do not count."""
+
+    def constraints(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: constraints(v) for k, v in node.items() if k not in ("description", "title")}
+        if isinstance(node, list):
+            return [constraints(item) for item in node]
+        return node
+
+    data = orjson.dumps(constraints(schema), option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+@pytest.mark.parametrize("kind", OUTPUT_KINDS, ids=lambda kind: kind.name)
+def test_a_change_to_what_a_kind_writes_bumps_its_version(kind: Any) -> None:
+    versions = SCHEMA_DIGESTS.get(kind.name, {})
+    assert kind.version == max(versions, default=0), f"{kind.name}: its versions {versions}"
+    digest = schema_digest(kind_schema(kind))
+    assert versions[kind.version] == digest, (
+        f"{kind.name} writes something else now ({digest}): bump its version to"
+        f" {kind.version + 1} and pin {{{kind.version + 1}: {digest!r}}} in SCHEMA_DIGESTS"
+    )
+
+
 # The JSON and lines subscribers and people read, byte for byte -------------------------
 
 REASON = Reason(
@@ -281,7 +408,8 @@ FORGET = Reason("forget", "v2", {}, "forget")
 GOLDEN: list[tuple[Output, str, str]] = [
     (
         TagChange("id-t", "u1", "u1", "high_value", "add", "高价值客户", AT, REASON, False),
-        '{"kind":"tag_change","id":"id-t","user_id":"u1","person_id":"u1","tag":"high_value",'
+        '{"kind":"tag_change","schema_version":1,'
+        '"id":"id-t","user_id":"u1","person_id":"u1","tag":"high_value",'
         '"op":"add","display":"高价值客户","opted_out":false,"at":"2026-01-01T00:00:00.000Z",'
         '"reason":{"rule":"high_value","version":"a41c09e2b7d3","values":{"spend_90d":1100.5,'
         '"high_value_spend":1000},"note":"spend_90d >= high_value_spend"}}',
@@ -290,14 +418,16 @@ GOLDEN: list[tuple[Output, str, str]] = [
     ),
     (
         TagChange("id-r", "wecom:wm1", "u1", "interest_美妆", "remove", None, AT + 1, EMPTY, True),
-        '{"kind":"tag_change","id":"id-r","user_id":"wecom:wm1","person_id":"u1",'
+        '{"kind":"tag_change","schema_version":1,'
+        '"id":"id-r","user_id":"wecom:wm1","person_id":"u1",'
         '"tag":"interest_美妆","op":"remove","display":null,"opted_out":true,'
         '"at":"2026-01-01T00:00:00.001Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
         "2026-01-01T00:00:00.001Z  wecom:wm1 (person u1)  tag -interest_美妆 (opted out)",
     ),
     (
         Transition("id-n", "u2", "u2", None, "prospect", AT, EMPTY, False),
-        '{"kind":"transition","id":"id-n","user_id":"u2","person_id":"u2","from":null,'
+        '{"kind":"transition","schema_version":1,'
+        '"id":"id-n","user_id":"u2","person_id":"u2","from":null,'
         '"to":"prospect","opted_out":false,"at":"2026-01-01T00:00:00.000Z",'
         '"reason":{"rule":"lifecycle","version":"v2","values":{}}}',
         "2026-01-01T00:00:00.000Z  u2  stage - -> prospect",
@@ -313,28 +443,32 @@ GOLDEN: list[tuple[Output, str, str]] = [
             Reason("lifecycle", "v2", {"n": 5}, "idle 60d"),
             True,
         ),
-        '{"kind":"transition","id":"id-m","user_id":"u2","person_id":"u2","from":"new",'
+        '{"kind":"transition","schema_version":1,'
+        '"id":"id-m","user_id":"u2","person_id":"u2","from":"new",'
         '"to":"dormant","opted_out":true,"at":"2026-01-01T00:00:00.000Z",'
         '"reason":{"rule":"lifecycle","version":"v2","values":{"n":5},"note":"idle 60d"}}',
         "2026-01-01T00:00:00.000Z  u2  stage new -> dormant (opted out)  because n=5",
     ),
     (
         Alert("id-a", "u3", "u3", "koc", "info", "KOC候选", AT, {"orders": 7}, EMPTY),
-        '{"kind":"alert","id":"id-a","user_id":"u3","person_id":"u3","name":"koc",'
+        '{"kind":"alert","schema_version":1,'
+        '"id":"id-a","user_id":"u3","person_id":"u3","name":"koc",'
         '"severity":"info","display":"KOC候选","details":{"orders":7},'
         '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
         "2026-01-01T00:00:00.000Z  u3  ALERT koc (KOC候选) [info]  with orders=7",
     ),
     (
         Alert("id-b", "member:8812", "u3", "churn_risk", "warning", None, AT, {}, EMPTY),
-        '{"kind":"alert","id":"id-b","user_id":"member:8812","person_id":"u3",'
+        '{"kind":"alert","schema_version":1,'
+        '"id":"id-b","user_id":"member:8812","person_id":"u3",'
         '"name":"churn_risk","severity":"warning","display":null,"details":{},'
         '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"lifecycle","version":"v2","values":{}}}',
         "2026-01-01T00:00:00.000Z  member:8812 (person u3)  ALERT churn_risk [warning]",
     ),
     (
         IdentityMerge("id-i", "u4", "u4", "wecom:wm2", ("u4", "wecom:wm2", "member:9"), AT, MERGE),
-        '{"kind":"identity_merge","id":"id-i","user_id":"u4","person_id":"u4",'
+        '{"kind":"identity_merge","schema_version":1,'
+        '"id":"id-i","user_id":"u4","person_id":"u4",'
         '"absorbed":"wecom:wm2","survivor":"u4","ids":["u4","wecom:wm2","member:9"],'
         '"at":"2026-01-01T00:00:00.000Z","reason":{"rule":"identify","version":"v2",'
         '"values":{},"note":"identify"}}',
@@ -342,7 +476,8 @@ GOLDEN: list[tuple[Output, str, str]] = [
     ),
     (
         Forgotten("id-f", "wecom:wm2", "u4", ("u4", "wecom:wm2"), AT, FORGET),
-        '{"kind":"forgotten","id":"id-f","user_id":"wecom:wm2","person_id":"u4",'
+        '{"kind":"forgotten","schema_version":1,'
+        '"id":"id-f","user_id":"wecom:wm2","person_id":"u4",'
         '"ids":["u4","wecom:wm2"],"at":"2026-01-01T00:00:00.000Z",'
         '"reason":{"rule":"forget","version":"v2","values":{},"note":"forget"}}',
         "2026-01-01T00:00:00.000Z  wecom:wm2 (person u4)  FORGOTTEN (2 ids deleted)",
