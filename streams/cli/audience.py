@@ -8,18 +8,19 @@ import argparse
 import csv
 import sys
 from collections.abc import Iterator
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
-from streams.cli.common import add_rules_option, command, load_or_report, positive, rules_dir
-from streams.settings import load_settings
+from streams.cli.common import add_rules_option, command, positive, read_from_redis
 from taggers.events import format_ts
 from taggers.tag_names import tag_declared, unknown_tag
 
 if TYPE_CHECKING:
     from streams.cli.common import Commands
     from streams.redis_store import RedisStore
+    from taggers.ruleset import RuleSet
 
 PAGE: Final = 1000
 """Members read from Redis at a time."""
@@ -59,25 +60,17 @@ def register(commands: Commands) -> None:
 def cmd_audience(args: argparse.Namespace) -> int:
     """Print a tag's audience: 0 when written, 1 if Redis cannot be read, 2 for a tag
     that does not exist."""
-    from streams.redis_store import RedisStore, client_for, redacted  # noqa: PLC0415
+    return read_from_redis(args.rules, partial(_export, args.tag, args.format, args.limit))
 
-    settings = load_settings()
-    rules = load_or_report(rules_dir(args.rules), sys.stderr)
-    if rules is None:
-        return 1
-    import redis  # noqa: PLC0415
 
-    where = redacted(settings.redis_url)
-    try:
-        store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
-        if not tag_declared(rules, args.tag) and not store.tag_members(args.tag, limit=1):
-            print(f"error: {unknown_tag(rules, args.tag)['error']}", file=sys.stderr)
-            return 2
-        written = write_audience(store, args.tag, args.format, args.limit, sys.stdout)
-    except redis.RedisError as error:  # its text names host and port, never the password
-        print(f"error: cannot read from Redis at {where}: {error}", file=sys.stderr)
-        return 1
-    print(f"{written} members of {args.tag} from {where}", file=sys.stderr)
+def _export(
+    tag: str, form: str, limit: int | None, rules: RuleSet, store: RedisStore, where: str
+) -> int:
+    if not tag_declared(rules, tag) and not store.tag_members(tag, limit=1):
+        print(f"error: {unknown_tag(rules, tag)['error']}", file=sys.stderr)
+        return 2
+    written = write_audience(store, tag, form, limit, sys.stdout)
+    print(f"{written} members of {tag} from {where}", file=sys.stderr)
     return 0
 
 

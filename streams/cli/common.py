@@ -1,6 +1,6 @@
 """What the commands of ``tagger`` share: how a command is declared (help, defaults, an
-example), naming and loading the rule directory, reading input lines, and the argument
-types of their options."""
+example), naming and loading the rule directory, reading from Redis, reading input lines,
+and the argument types of their options."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import os
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, TypeAlias
 
@@ -19,6 +19,8 @@ from taggers.ruleset import RuleSet, load_rules
 from taggers.yaml_source import RuleSetError
 
 if TYPE_CHECKING:
+    from streams.redis_store import RedisStore
+
     # The object ``add_subparsers`` returns, to which each command module adds its own.
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -129,6 +131,26 @@ def load_or_report(directory: Path, err: IO[str]) -> RuleSet | None:
             print(f"error: {problem}", file=err)
         print(f"{len(error.problems)} problem(s) in {directory}; nothing was loaded", file=err)
         return None
+
+
+def read_from_redis(given: str | None, read: Callable[[RuleSet, RedisStore, str], int]) -> int:
+    """Run ``read`` (a command's work: its exit code) with the rule set named by ``given``,
+    a store on the configured Redis, and that Redis's address for messages (no password).
+    A rule set that does not load, or a Redis that cannot be read, is printed and exits 1."""
+    import redis  # noqa: PLC0415  (the commands that never read Redis start without it)
+
+    from streams.redis_store import RedisStore, client_for, redacted  # noqa: PLC0415
+
+    settings = load_settings()
+    rules = load_or_report(rules_dir(given), sys.stderr)
+    if rules is None:
+        return 1
+    where = redacted(settings.redis_url)
+    try:
+        return read(rules, RedisStore(client_for(settings), prefix=settings.redis_prefix), where)
+    except redis.RedisError as error:  # its text names host and port, never the password
+        print(f"error: cannot read from Redis at {where}: {error}", file=sys.stderr)
+        return 1
 
 
 def input_lines(path: str) -> Iterator[bytes]:

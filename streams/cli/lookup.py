@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streams.cli import audience
-from streams.cli.common import add_rules_option, command, load_or_report, rules_dir
-from streams.settings import load_settings
+from streams.cli.common import add_rules_option, command, read_from_redis
 from taggers.display import display_zone, format_value, format_values
 from taggers.engine import Engine
 from taggers.events import event_json_schema
@@ -25,6 +25,8 @@ from taggers.rulefile import RuleFile
 
 if TYPE_CHECKING:
     from streams.cli.common import Commands
+    from streams.redis_store import RedisStore
+    from taggers.ruleset import RuleSet
 
 
 def register(commands: Commands) -> None:
@@ -66,26 +68,18 @@ def register(commands: Commands) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     """Print one user's profile from Redis: stage, tags with reasons, aggregates."""
-    from streams.redis_store import RedisStore, client_for, redacted  # noqa: PLC0415
+    return read_from_redis(args.rules, partial(_print_profile, args.user_id, args.json))
 
-    settings = load_settings()
-    rules = load_or_report(rules_dir(args.rules), sys.stderr)
-    if rules is None:
-        return 1
-    import redis  # noqa: PLC0415
 
-    where = redacted(settings.redis_url)
-    try:
-        store = RedisStore(client_for(settings), prefix=settings.redis_prefix)
-        profile = load_person(store, args.user_id)
-    except redis.RedisError as error:  # its text names host and port, never the password
-        print(f"error: cannot read from Redis at {where}: {error}", file=sys.stderr)
-        return 1
+def _print_profile(
+    user_id: str, as_json: bool, rules: RuleSet, store: RedisStore, where: str
+) -> int:
+    profile = load_person(store, user_id)
     if profile is None:
-        print(f"no profile for user {args.user_id!r} in {where}", file=sys.stderr)
+        print(f"no profile for user {user_id!r} in {where}", file=sys.stderr)
         return 1
     view = profile_record(Engine(rules), profile)
-    if args.json:
+    if as_json:
         print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
         return 0
     tz = display_zone(rules)
